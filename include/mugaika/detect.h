@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	detect 3h
+ * SUMMARY
+ *	content type detection with libmagic
+ * DESCRIPTION
+ *	A struct mg_detect wraps one libmagic cookie; libmagic cookies are
+ *	not thread-safe, so each thread creates its own. Detection looks
+ *	at the first MG_DETECT_SNIFF_BYTES of decoded content only.
+ */
+#ifndef MUGAIKA_DETECT_H
+#define MUGAIKA_DETECT_H
+
+#include <stddef.h>
+
+#define MG_DETECT_SNIFF_BYTES (256 * 1024)
+
+struct mg_detect;
+
+/* Returns a new detector, or NULL with a static reason in *why when
+ * libmagic or its database cannot be loaded. */
+struct mg_detect *mg_detect_new(const char **why);
+/* MIME type ("application/pdf") of buf; borrowed, valid until the
+ * next call on d. "application/octet-stream" when libmagic fails;
+ * "application/x-empty" for len 0. */
+const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len);
+struct mg_detect *mg_detect_free(struct mg_detect *d);
+
+#endif

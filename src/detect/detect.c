@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	detect 3
+ * SUMMARY
+ *	content type detection with libmagic
+ * SYNOPSIS
+ *	#include <mugaika/detect.h>
+ *
+ *	struct mg_detect *mg_detect_new(const char **why);
+ *	const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len);
+ *	struct mg_detect *mg_detect_free(struct mg_detect *d);
+ * DESCRIPTION
+ *	One libmagic cookie per detector, opened with MAGIC_MIME_TYPE so
+ *	the answer is a bare MIME type. The caller passes the first
+ *	MG_DETECT_SNIFF_BYTES of the decoded content (libmagic reads no
+ *	further for the types that matter here).
+ * DIAGNOSTICS
+ *	mg_detect_new returns NULL and a reason when the magic database
+ *	cannot be loaded. mg_detect_buffer never fails: a libmagic error
+ *	reads as application/octet-stream (the most restrictive type).
+ */
+#include <magic.h>
+#include <glib.h>
+
+#include <mugaika/detect.h>
+
+struct mg_detect {
+    magic_t cookie;
+};
+
+struct mg_detect *mg_detect_new(const char **why)
+{
+    struct mg_detect *d;
+    magic_t m = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+
+    if (m == NULL) {
+        *why = "magic_open failed";
+        return NULL;
+    }
+    if (magic_load(m, NULL) != 0) {
+        *why = "cannot load the libmagic database (is libmagic-mgc installed?)";
+        magic_close(m);
+        return NULL;
+    }
+    d = g_new0(struct mg_detect, 1);
+    d->cookie = m;
+    return d;
+}
+
+const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len)
+{
+    const char *t;
+
+    if (len == 0)
+        return "application/x-empty";
+    if (len > MG_DETECT_SNIFF_BYTES)
+        len = MG_DETECT_SNIFF_BYTES;
+    t = magic_buffer(d->cookie, buf, len);
+    return t != NULL ? t : "application/octet-stream";
+}
+
+struct mg_detect *mg_detect_free(struct mg_detect *d)
+{
+    if (d != NULL) {
+        magic_close(d->cookie);
+        g_free(d);
+    }
+    return NULL;
+}
