@@ -91,7 +91,6 @@
     X(UU_TRUNCATED, "uu-truncated", "uuencoded block without end line")                            \
     X(UU_BAD_LINE, "uu-bad-line", "malformed uuencoded line")                                      \
     X(MBOX_FROM, "mbox-from", "leading mbox From_ line skipped")                                   \
-    X(BARE_CR, "mixed-eol", "mixed line endings")                                                  \
     X(TRUNCATED, "truncated", "input ended inside an entity")
 
 enum mg_mime_defect {

@@ -92,30 +92,33 @@ int mg_cli_inspect(int argc, char **argv)
 {
     struct mg_inspect_opts o;
     struct mg_detect *det = NULL;
-    bool json = false, detect = true;
-    int i, rc = 0, first = -1;
+    bool json = false, detect = true, only_files = false;
+    GPtrArray *files;
+    int i, rc = 0;
 
     mg_inspect_opts_default(&o);
+    files = g_ptr_array_new();
+    /* options may stand anywhere before "--" */
     for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
+        if (only_files || argv[i][0] != '-' || argv[i][1] == '\0') {
+            g_ptr_array_add(files, argv[i]);
+        } else if (strcmp(argv[i], "--") == 0) {
+            only_files = true;
+        } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
         } else if (strcmp(argv[i], "--text") == 0) {
             o.text = true;
         } else if (strcmp(argv[i], "--no-detect") == 0) {
             detect = false;
-        } else if (strcmp(argv[i], "--") == 0) {
-            i++;
-            break;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "mugaika inspect: unknown option '%s'\n", argv[i]);
-            return MG_EX_USAGE;
         } else {
-            break;
+            fprintf(stderr, "mugaika inspect: unknown option '%s'\n", argv[i]);
+            g_ptr_array_unref(files);
+            return MG_EX_USAGE;
         }
     }
-    first = i;
-    if (first >= argc) {
+    if (files->len == 0) {
         fputs("usage: mugaika inspect [--json] [--text] [--no-detect] FILE...\n", stderr);
+        g_ptr_array_unref(files);
         return MG_EX_USAGE;
     }
     if (detect) {
@@ -123,15 +126,17 @@ int mg_cli_inspect(int argc, char **argv)
         det = mg_detect_new(&why);
         if (det == NULL) {
             fprintf(stderr, "mugaika: libmagic: %s\n", why);
+            g_ptr_array_unref(files);
             return MG_EX_SOFTWARE;
         }
         o.detect = det;
     }
-    for (i = first; i < argc; i++) {
-        int r = inspect_one(argv[i], &o, json, argc - first == 1);
+    for (guint k = 0; k < files->len; k++) {
+        int r = inspect_one(files->pdata[k], &o, json, files->len == 1);
         if (r != 0 && rc == 0)
             rc = r;
     }
+    g_ptr_array_unref(files);
     fflush(stdout);
     mg_detect_free(det);
     return rc;

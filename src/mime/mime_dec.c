@@ -94,7 +94,7 @@ static size_t b64_step(struct mg_dec *d, const unsigned char *in, size_t len, ch
 
     while (i < len) {
         /* Fast path: four alphabet characters at a quantum boundary. */
-        if (n == 0) {
+        if (n == 0 && d->state == 0) {
             while (i + 4 <= len) {
                 unsigned a = b64_table[in[i]], b = b64_table[in[i + 1]];
                 unsigned c = b64_table[in[i + 2]], e = b64_table[in[i + 3]];

@@ -340,13 +340,43 @@ static void leaf_decoded(struct mg_mime *p, struct entity *e, const char *data, 
         uu_feed(p, e, data, len);
 }
 
+/* Defects the decoder found in its last step, in input order (so the
+ * order does not depend on how the input was split). */
 static void report_dec_defects(struct mg_mime *p, struct entity *e, uint64_t off, bool flush)
 {
     uint64_t bits = e->dec.defects;
 
-    for (unsigned d = 0; bits && d < MG_MIME_DEFECT_COUNT; d++) {
-        if (bits & ((uint64_t)1 << d))
-            defect(p, e, (enum mg_mime_defect)d, flush ? off : off + e->dec.defect_at[d]);
+    while (bits != 0 && !failed(p)) {
+        unsigned best = MG_MIME_DEFECT_COUNT;
+        for (unsigned d = 0; d < MG_MIME_DEFECT_COUNT; d++) {
+            if ((bits & ((uint64_t)1 << d)) &&
+                (best == MG_MIME_DEFECT_COUNT || e->dec.defect_at[d] < e->dec.defect_at[best]))
+                best = d;
+        }
+        bits &= ~((uint64_t)1 << best);
+        defect(p, e, (enum mg_mime_defect)best, flush ? off : off + e->dec.defect_at[best]);
+    }
+}
+
+/* NUL bytes in a 7bit/8bit body, 8-bit bytes in a 7bit body: the
+ * first of each, reported in input order. */
+static void check_raw_bytes(struct mg_mime *p, struct entity *e, const char *data, size_t len,
+                            uint64_t off)
+{
+    const uint64_t nul_bit = (uint64_t)1 << MG_MIME_DEFECT_BODY_NUL;
+    const uint64_t high_bit = (uint64_t)1 << MG_MIME_DEFECT_BODY_8BIT;
+    bool want_nul = e->check_nul && !(e->reported & nul_bit);
+    bool want_high = e->check_7bit && !(e->reported & high_bit);
+
+    for (size_t i = 0; i < len && (want_nul || want_high); i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c == 0 && want_nul) {
+            defect(p, e, MG_MIME_DEFECT_BODY_NUL, off + i);
+            want_nul = false;
+        } else if ((c & 0x80) && want_high) {
+            defect(p, e, MG_MIME_DEFECT_BODY_8BIT, off + i);
+            want_high = false;
+        }
     }
 }
 
@@ -354,16 +384,8 @@ static void report_dec_defects(struct mg_mime *p, struct entity *e, uint64_t off
 static void leaf_write(struct mg_mime *p, struct entity *e, const char *data, size_t len,
                        uint64_t off)
 {
-    if (e->check_nul && memchr(data, 0, len) != NULL)
-        defect(p, e, MG_MIME_DEFECT_BODY_NUL, off + (uint64_t)((const char *)memchr(data, 0, len) - data));
-    if (e->check_7bit && !(e->reported & ((uint64_t)1 << MG_MIME_DEFECT_BODY_8BIT))) {
-        for (size_t i = 0; i < len; i++) {
-            if ((unsigned char)data[i] & 0x80) {
-                defect(p, e, MG_MIME_DEFECT_BODY_8BIT, off + i);
-                break;
-            }
-        }
-    }
+    if (e->check_nul || e->check_7bit)
+        check_raw_bytes(p, e, data, len, off);
     while (len > 0 && !failed(p)) {
         size_t n = len < DECODE_SLICE ? len : DECODE_SLICE;
         size_t w = mg_dec_step(&e->dec, data, n, p->out);
@@ -1209,9 +1231,11 @@ static void run(struct mg_mime *p, const char *buf, size_t len)
             const char *lim = lf ? lf : end;
             const char *cr = memchr(s, '\r', (size_t)(lim - s));
             const char *q = cr ? cr : lim;
+            uint64_t before = p->line_len;
             p->line_len += (uint64_t)(q - s);
             if (p->line_len > p->lim.line_bytes)
-                body_line_long(p, q, buf);
+                body_line_long(p, before <= p->lim.line_bytes ? s + (p->lim.line_bytes - before) : s,
+                               buf);
             content(p, s, (size_t)(q - s), OFF(s));
             if (q == end) {
                 s = end;
@@ -1410,10 +1434,7 @@ enum mg_status mg_mime_finish(struct mg_mime *p)
         if (p->hlen > 0 || p->nstack > 1)
             defect(p, top(p), MG_MIME_DEFECT_HEADER_TRUNCATED, p->pos);
         end_headers(p, p->pos);
-        if (top(p)->info.kind == MG_MIME_MESSAGE) {
-            /* embedded message with nothing in it */
-            p->state = S_BOL;
-        }
+        p->state = S_BOL; /* a message part ends here with nothing in it */
         break;
     case S_DASH:
     case S_DASH_CR:
