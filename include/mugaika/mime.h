@@ -11,9 +11,12 @@
  *	mg_mime_free(p);
  * DESCRIPTION
  *	The parser is fed a message in chunks of any size and calls the
- *	callbacks of a const settings table shared by all parsers. The
- *	sequence of events (with adjacent body spans joined) is the same
- *	whatever the chunk boundaries. Memory is bounded by the limits,
+ *	callbacks of a const settings table shared by all parsers. Each
+ *	entity's own events (with adjacent body spans joined) are the same
+ *	whatever the chunk boundaries, and entities begin and end in the
+ *	same order; only the interleaving of a text part's body-time
+ *	events (body spans, defects) with the events of the uuencoded
+ *	blocks found inside it may differ. Memory is bounded by the limits,
  *	never by the message size. No pointer into a caller's buffer is
  *	kept once mg_mime_execute returns.
  *
@@ -76,6 +79,7 @@
     X(MULTIPART_NO_BOUNDARY, "multipart-no-boundary", "multipart without boundary (leaf)")         \
     X(BOUNDARY_TOO_LONG, "boundary-too-long", "boundary exceeds the limit (opaque)")               \
     X(BOUNDARY_WHITESPACE, "boundary-whitespace", "boundary line with trailing whitespace")        \
+    X(BOUNDARY_LOOKALIKE, "boundary-lookalike", "line starts like a delimiter but is content")     \
     X(MISSING_FINAL_BOUNDARY, "missing-final-boundary", "multipart not closed")                    \
     X(NO_PARTS, "no-parts", "multipart without any body part")                                     \
     X(PARENT_BOUNDARY, "parent-boundary", "part closed by an enclosing boundary")                  \

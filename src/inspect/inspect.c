@@ -23,7 +23,8 @@
  *	The event log has one line per event: "begin PATH ...",
  *	"header PATH NAME: DECODED", "defect PATH CODE @OFFSET",
  *	"end PATH size=N sha256=H". Body bytes are folded into the end
- *	line, so the log does not depend on how the input was chunked.
+ *	line and a part's defects are listed just before it, so the log
+ *	does not depend on how the input was chunked.
  * LIMITS
  *	"text" is capped at text_max bytes per part (then "text_truncated").
  * DIAGNOSTICS
@@ -61,6 +62,7 @@ struct part_rec {
     struct mg_charset_conv *conv;
     GString *text;
     bool text_truncated;
+    GString *defect_log;  /* event log lines of this part's defects */
 };
 
 struct header_rec {
@@ -106,6 +108,8 @@ static void part_free(gpointer data)
     mg_charset_conv_free(r->conv);
     if (r->text)
         g_string_free(r->text, TRUE);
+    if (r->defect_log)
+        g_string_free(r->defect_log, TRUE);
     g_free(r);
 }
 
@@ -195,9 +199,19 @@ static int on_defect(struct mg_mime *p, const struct mg_mime_part *part, enum mg
     struct part_rec *r = part ? find_open(in, part) : NULL;
 
     g_array_append_val(r ? r->defects : in->defects, dr);
-    if (in->events)
-        g_string_append_printf(in->events, "defect %s %s @%" G_GUINT64_FORMAT "\n",
+    if (in->events) {
+        /* A part's defects are logged together before its end line: how
+         * a text part's own events interleave with those of the
+         * uuencoded blocks inside it depends on the chunking. */
+        GString *log = in->events;
+        if (r != NULL) {
+            if (r->defect_log == NULL)
+                r->defect_log = g_string_new(NULL);
+            log = r->defect_log;
+        }
+        g_string_append_printf(log, "defect %s %s @%" G_GUINT64_FORMAT "\n",
                                part ? part->path : "-", mg_mime_defect_code(d), offset);
+    }
     return 0;
 }
 
@@ -246,6 +260,8 @@ static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
             r->conv = mg_charset_conv_free(r->conv);
         }
     }
+    if (in->events && r->defect_log)
+        g_string_append(in->events, r->defect_log->str);
     if (in->events)
         g_string_append_printf(in->events,
                                "end %s size=%" G_GUINT64_FORMAT " sha256=%s end=%" G_GUINT64_FORMAT
@@ -394,7 +410,16 @@ JsonNode *mg_inspect_json(struct mg_inspect *in)
         add_str(b, "sha256", r->sha_hex);
         add_str(b, "detected_type", r->detected);
         if (r->text) {
-            add_str(b, "text", r->text->str);
+            /* a JSON string from json-glib ends at NUL: show U+FFFD */
+            GString *t = g_string_sized_new(r->text->len);
+            for (gsize k = 0; k < r->text->len; k++) {
+                if (r->text->str[k] == '\0')
+                    g_string_append(t, "\xef\xbf\xbd");
+                else
+                    g_string_append_c(t, r->text->str[k]);
+            }
+            add_str(b, "text", t->str);
+            g_string_free(t, TRUE);
             json_builder_set_member_name(b, "text_truncated");
             json_builder_add_boolean_value(b, r->text_truncated);
         }

@@ -25,12 +25,16 @@
  *	(base64-padding).
  *
  *	quoted-printable: "=XX" (either case) decodes; "=" followed by
- *	optional blanks and a line end (LF, CRLF or CR) is a soft break;
- *	any other "=" sequence is kept literally (qp-invalid-escape).
+ *	optional blanks and a line end (LF, CRLF or CR), or by the end of
+ *	the body, is a soft break; any other "=" sequence is kept
+ *	literally (qp-invalid-escape).
  *
  *	x-uuencode: lines before "begin" are skipped; data lines decode
- *	until "end"; malformed lines are decoded as far as they go
- *	(uu-bad-line).
+ *	until "end" (characters missing at the end of a line count as
+ *	zero: mail systems strip trailing blanks); lines with characters
+ *	outside the uuencode range are skipped (uu-bad-line). A line
+ *	yields up to 63 bytes, so callers pass uuencoded input in slices
+ *	of at most a 32nd of the output room.
  *
  *	7bit, 8bit, binary and unknown encodings copy the bytes.
  * LIMITS
@@ -39,6 +43,8 @@
  *	Input defects only, in d->defects; there are no errors.
  */
 #include <string.h>
+
+#include <glib.h>
 
 #include "mime/mime_int.h"
 
@@ -285,12 +291,17 @@ static size_t qp_step(struct mg_dec *d, const unsigned char *in, size_t len, cha
 
 static size_t qp_flush(struct mg_dec *d, char *out)
 {
-    if (d->state == QP_EQ || d->state == QP_HEX1 || d->state == QP_EQ_WS) {
+    size_t w = 0;
+
+    /* "=" (and blanks) at the very end: the line end that followed it
+     * belonged to a delimiter, so it is a soft break. "=X" is not. */
+    if (d->state == QP_HEX1) {
         note(d, MG_MIME_DEFECT_QP_INVALID_ESCAPE, 0);
-        return qp_literal(d, out);
+        w = qp_literal(d, out);
     }
     d->state = QP_TEXT;
-    return 0;
+    d->n = 0;
+    return w;
 }
 
 int mg_uu_is_begin(const char *line, size_t len, const char **name, size_t *name_len)
@@ -329,7 +340,8 @@ size_t mg_uu_decode_line(const char *line, size_t len, char *out, int *bad)
     size_t n, w = 0, i = 1;
 
     *bad = 0;
-    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+    /* Blanks are data (the digit 0); only a CR is a line end. */
+    while (len > 0 && line[len - 1] == '\r')
         len--;
     if (len == 0)
         return 0;
@@ -341,26 +353,18 @@ size_t mg_uu_decode_line(const char *line, size_t len, char *out, int *bad)
     }
     if (*bad)
         return 0;
+    /* Characters missing at the end were trailing blanks that a mail
+     * system stripped: they count as zero, as uudecode does. */
     while (w < n) {
         unsigned v[4];
-        for (int k = 0; k < 4; k++) {
-            if (i + (size_t)k < len) {
-                v[k] = UU_VAL(line[i + (size_t)k]);
-            } else {
-                v[k] = 0;
-                *bad = 1;
-            }
-        }
+        for (size_t k = 0; k < 4; k++)
+            v[k] = i + k < len ? UU_VAL(line[i + k]) : 0;
         i += 4;
         unsigned char b[3] = {(unsigned char)((v[0] << 2) | (v[1] >> 4)),
                               (unsigned char)((v[1] << 4) | (v[2] >> 2)),
                               (unsigned char)((v[2] << 6) | v[3])};
-        for (int k = 0; k < 3 && w < n; k++)
+        for (size_t k = 0; k < 3 && w < n; k++)
             out[w++] = (char)b[k];
-        if (i >= len && w < n) {
-            *bad = 1;
-            break;
-        }
     }
     return w;
 }

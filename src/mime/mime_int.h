@@ -8,7 +8,7 @@
  *	Allocation-free step functions (GMime's encoding-step shape): a
  *	struct mg_dec holds the state carried between calls; mg_dec_step
  *	decodes len input bytes into out, which must have room for
- *	len + MG_DEC_SLACK bytes; mg_dec_flush ends the input. Defects are
+ *	len + MG_DEC_SLACK bytes (x-uuencode: 32 * len + MG_DEC_SLACK); mg_dec_flush ends the input. Defects are
  *	reported as a bit mask of (1 << MG_MIME_DEFECT_*) in d->defects,
  *	with the input index of the first occurrence in the last step in
  *	d->defect_at[] (for the parser's offsets).
@@ -21,7 +21,7 @@
 
 #include <mugaika/mime.h>
 
-#define MG_DEC_SLACK 80
+#define MG_DEC_SLACK 256 /* a held uuencoded line decodes to at most 192 bytes */
 #define MG_DEC_QP_WS_MAX 64
 #define MG_UU_LINE_MAX 256
 
@@ -43,7 +43,7 @@ size_t mg_dec_step(struct mg_dec *d, const char *in, size_t len, char *out);
 size_t mg_dec_flush(struct mg_dec *d, char *out);
 
 /* Decode one uuencoded data line (no line terminator). Writes at most
- * 63 bytes (plus MG_DEC_SLACK room) to out; returns the count. *bad
+ * 63 bytes to out; returns the count. *bad
  * is set when the line is not well-formed uuencode. */
 size_t mg_uu_decode_line(const char *line, size_t len, char *out, int *bad);
 /* Is this line "begin NNN name"? On success *name and *name_len

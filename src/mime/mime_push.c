@@ -386,8 +386,10 @@ static void leaf_write(struct mg_mime *p, struct entity *e, const char *data, si
 {
     if (e->check_nul || e->check_7bit)
         check_raw_bytes(p, e, data, len, off);
+    /* a uuencoded line of 2 bytes can decode to 63 */
+    size_t slice = e->dec.cte == MG_MIME_CTE_UUENCODE ? DECODE_SLICE / 32 : DECODE_SLICE;
     while (len > 0 && !failed(p)) {
-        size_t n = len < DECODE_SLICE ? len : DECODE_SLICE;
+        size_t n = len < slice ? len : slice;
         size_t w = mg_dec_step(&e->dec, data, n, p->out);
         if (e->dec.defects)
             report_dec_defects(p, e, off, false);
@@ -1170,9 +1172,19 @@ static void body_line_long(struct mg_mime *p, const char *at, const char *buf)
         defect(p, e, MG_MIME_DEFECT_LINE_TOO_LONG, OFF(at));
 }
 
-/* Held line lbuf turned out not to be a delimiter: it is content. */
+/* Held line lbuf turned out not to be a delimiter: it is content. A
+ * line that starts with the delimiter of an open multipart is the
+ * classic trick to make parsers disagree: mark that multipart. */
 static void dash_is_content(struct mg_mime *p)
 {
+    for (unsigned i = p->nstack; i > 0; i--) {
+        struct entity *e = &p->stack[i - 1];
+        if (e->info.kind == MG_MIME_MULTIPART && !e->epilogue && p->llen >= 2 + e->boundary_len &&
+            memcmp(p->lbuf + 2, e->boundary, e->boundary_len) == 0) {
+            defect(p, e, MG_MIME_DEFECT_BOUNDARY_LOOKALIKE, p->lstart);
+            break;
+        }
+    }
     release_eol(p);
     content_copy(p, p->lbuf, p->llen, p->lstart);
     p->line_len = p->llen;

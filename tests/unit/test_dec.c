@@ -49,14 +49,21 @@ static const struct dec_case cases[] = {
     {"qp/invalid-escape-literal", MG_MIME_CTE_QP, "a=ZZb", "a=ZZb", 0, D(QP_INVALID_ESCAPE)},
     {"qp/half-escape-literal", MG_MIME_CTE_QP, "a=4xb", "a=4xb", 0, D(QP_INVALID_ESCAPE)},
     {"qp/equals-then-escape", MG_MIME_CTE_QP, "==41", "=A", 0, D(QP_INVALID_ESCAPE)},
-    {"qp/trailing-equals", MG_MIME_CTE_QP, "end=", "end=", 0, D(QP_INVALID_ESCAPE)},
+    /* the line end after a final "=" belonged to the delimiter */
+    {"qp/trailing-equals", MG_MIME_CTE_QP, "end=", "end", 0, 0},
+    {"qp/trailing-equals-blank", MG_MIME_CTE_QP, "end= ", "end", 0, 0},
     {"qp/trailing-half", MG_MIME_CTE_QP, "end=4", "end=4", 0, D(QP_INVALID_ESCAPE)},
     {"qp/blanks-not-break", MG_MIME_CTE_QP, "a= b", "a= b", 0, D(QP_INVALID_ESCAPE)},
     {"uu/block", MG_MIME_CTE_UUENCODE, "junk\nbegin 644 x\n+:&5L;&\\@=V]R;&0*\n`\nend\n",
      "hello world", 0, 0},
     {"uu/crlf", MG_MIME_CTE_UUENCODE, "begin 600 x\r\n#:&D*\r\n`\r\nend\r\n", "hi\n", 0, 0},
     {"uu/no-end", MG_MIME_CTE_UUENCODE, "begin 644 x\n#:&D*\n", "hi\n", 0, D(UU_TRUNCATED)},
-    {"uu/short-line", MG_MIME_CTE_UUENCODE, "begin 644 x\n&:&D\nend\n", "hi\0", 3, D(UU_BAD_LINE)},
+    /* trailing blanks stripped in transit: missing characters are zero */
+    {"uu/short-line", MG_MIME_CTE_UUENCODE, "begin 644 x\n&:&D\nend\n", "hi\0\0\0\0", 6, 0},
+    {"uu/trailing-blanks-are-data", MG_MIME_CTE_UUENCODE, "begin 644 x\n$04%! (\nend\n",
+     "AAA\0", 4, 0},
+    {"uu/out-of-range-line", MG_MIME_CTE_UUENCODE, "begin 644 x\nnot uu\n#:&D*\nend\n", "hi\n",
+     0, D(UU_BAD_LINE)},
     {"7bit/copy", MG_MIME_CTE_7BIT, "as is\r\n=41", "as is\r\n=41", 0, 0},
     {"unknown/copy", MG_MIME_CTE_UNKNOWN, "raw", "raw", 0, 0},
 };

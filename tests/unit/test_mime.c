@@ -260,6 +260,7 @@ static void test_boundary_text_after_is_content(void)
     struct rec *r = parse_s("Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--b x\n--bb\n--b--\n");
 
     assert_leaf(r, "1", "text/plain", "--b x\n--bb");
+    g_assert_true(has_defect(r, "0", "boundary-lookalike"));
     rec_free(r);
 }
 
