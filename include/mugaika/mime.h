@@ -131,39 +131,39 @@ enum mg_mime_origin {
 /* What the parser knows of an entity. Every pointer is borrowed and
  * valid until on_part_end for that entity returns. */
 struct mg_mime_part {
-    const char *path;         /* IMAP-style, see above */
-    unsigned depth;           /* 0 for the top-level entity */
-    unsigned index;           /* 1-based position among its siblings */
+    const char *path; /* IMAP-style, see above */
+    unsigned depth;   /* 0 for the top-level entity */
+    unsigned index;   /* 1-based position among its siblings */
     enum mg_mime_kind kind;
     enum mg_mime_origin origin;
-    const char *content_type; /* lower-case type/subtype as declared, or the default */
-    bool content_type_default;/* no (usable) Content-Type field */
-    const char *charset;      /* declared charset parameter (raw), or NULL */
-    const char *boundary;     /* multipart only */
-    const char *cte_token;    /* lower-case, trimmed CTE token, or NULL when absent */
-    enum mg_mime_cte cte;     /* how the body is decoded */
-    const char *disposition;  /* lower-case token, or NULL */
-    const char *filename;     /* UTF-8: disposition filename, else type name, else NULL */
-    uint64_t offset;          /* of the first header byte */
-    uint64_t body_offset;     /* of the first body byte */
-    uint64_t end_offset;      /* valid in on_part_end: one past the body */
+    const char *content_type;  /* lower-case type/subtype as declared, or the default */
+    bool content_type_default; /* no (usable) Content-Type field */
+    const char *charset;       /* declared charset parameter (raw), or NULL */
+    const char *boundary;      /* multipart only */
+    const char *cte_token;     /* lower-case, trimmed CTE token, or NULL when absent */
+    enum mg_mime_cte cte;      /* how the body is decoded */
+    const char *disposition;   /* lower-case token, or NULL */
+    const char *filename;      /* UTF-8: disposition filename, else type name, else NULL */
+    uint64_t offset;           /* of the first header byte */
+    uint64_t body_offset;      /* of the first body byte */
+    uint64_t end_offset;       /* valid in on_part_end: one past the body */
 };
 
 struct mg_mime_header {
-    const char *name;      /* raw field name (not NUL-terminated: name_len) */
+    const char *name; /* raw field name (not NUL-terminated: name_len) */
     size_t name_len;
-    const char *raw;       /* raw value after the colon, folding kept */
+    const char *raw; /* raw value after the colon, folding kept */
     size_t raw_len;
-    const char *decoded;   /* UTF-8 decoded value, NUL-terminated */
-    uint64_t offset;       /* of the field's first byte */
+    const char *decoded; /* UTF-8 decoded value, NUL-terminated */
+    uint64_t offset;     /* of the field's first byte */
 };
 
 struct mg_mime;
 typedef int (*mg_mime_part_cb)(struct mg_mime *p, const struct mg_mime_part *part);
 typedef int (*mg_mime_header_cb)(struct mg_mime *p, const struct mg_mime_part *part,
                                  const struct mg_mime_header *h);
-typedef int (*mg_mime_data_cb)(struct mg_mime *p, const struct mg_mime_part *part,
-                               const char *data, size_t len);
+typedef int (*mg_mime_data_cb)(struct mg_mime *p, const struct mg_mime_part *part, const char *data,
+                               size_t len);
 typedef int (*mg_mime_defect_cb)(struct mg_mime *p, const struct mg_mime_part *part,
                                  enum mg_mime_defect d, uint64_t offset);
 

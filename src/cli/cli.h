@@ -3,9 +3,9 @@
 #ifndef MUGAIKA_CLI_H
 #define MUGAIKA_CLI_H
 
-#define MG_EX_OK 0
-#define MG_EX_USAGE 64
-#define MG_EX_NOINPUT 66
+#define MG_EX_OK       0
+#define MG_EX_USAGE    64
+#define MG_EX_NOINPUT  66
 #define MG_EX_SOFTWARE 70
 
 /* argv[0] is the sub-command name. Returns the exit status. */

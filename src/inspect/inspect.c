@@ -62,7 +62,7 @@ struct part_rec {
     struct mg_charset_conv *conv;
     GString *text;
     bool text_truncated;
-    GString *defect_log;  /* event log lines of this part's defects */
+    GString *defect_log; /* event log lines of this part's defects */
 };
 
 struct header_rec {
@@ -73,10 +73,10 @@ struct header_rec {
 struct mg_inspect {
     struct mg_inspect_opts o;
     struct mg_mime *parser;
-    GPtrArray *parts;     /* of struct part_rec, document order */
-    GPtrArray *open;      /* borrowed records of open parts */
-    GArray *headers;      /* of struct header_rec: the top-level fields */
-    GArray *defects;      /* message-level */
+    GPtrArray *parts; /* of struct part_rec, document order */
+    GPtrArray *open;  /* borrowed records of open parts */
+    GArray *headers;  /* of struct header_rec: the top-level fields */
+    GArray *defects;  /* message-level */
     GString *events;
     bool finished;
 };
@@ -163,16 +163,14 @@ static int on_part_begin(struct mg_mime *p, const struct mg_mime_part *part)
     g_ptr_array_add(in->parts, r);
     g_ptr_array_add(in->open, r);
     if (in->events)
-        g_string_append_printf(in->events,
-                               "begin %s depth=%u kind=%d origin=%s type=%s charset=%s cte=%s "
-                               "disposition=%s filename=%s offset=%" G_GUINT64_FORMAT
-                               " body=%" G_GUINT64_FORMAT "\n",
-                               r->path, r->depth, (int)r->kind, origin_name(r->origin),
-                               r->content_type, part->charset ? part->charset : "-",
-                               part->cte_token ? part->cte_token : "-",
-                               part->disposition ? part->disposition : "-",
-                               part->filename ? part->filename : "-", part->offset,
-                               part->body_offset);
+        g_string_append_printf(
+            in->events,
+            "begin %s depth=%u kind=%d origin=%s type=%s charset=%s cte=%s "
+            "disposition=%s filename=%s offset=%" G_GUINT64_FORMAT " body=%" G_GUINT64_FORMAT "\n",
+            r->path, r->depth, (int)r->kind, origin_name(r->origin), r->content_type,
+            part->charset ? part->charset : "-", part->cte_token ? part->cte_token : "-",
+            part->disposition ? part->disposition : "-", part->filename ? part->filename : "-",
+            part->offset, part->body_offset);
     return 0;
 }
 
@@ -215,8 +213,7 @@ static int on_defect(struct mg_mime *p, const struct mg_mime_part *part, enum mg
     return 0;
 }
 
-static int on_body(struct mg_mime *p, const struct mg_mime_part *part, const char *data,
-                   size_t len)
+static int on_body(struct mg_mime *p, const struct mg_mime_part *part, const char *data, size_t len)
 {
     struct mg_inspect *in = mg_mime_user(p);
     struct part_rec *r = find_open(in, part);
@@ -263,10 +260,9 @@ static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
     if (in->events && r->defect_log)
         g_string_append(in->events, r->defect_log->str);
     if (in->events)
-        g_string_append_printf(in->events,
-                               "end %s size=%" G_GUINT64_FORMAT " sha256=%s end=%" G_GUINT64_FORMAT
-                               "\n",
-                               r->path, r->size, r->sha_hex ? r->sha_hex : "-", r->end_offset);
+        g_string_append_printf(
+            in->events, "end %s size=%" G_GUINT64_FORMAT " sha256=%s end=%" G_GUINT64_FORMAT "\n",
+            r->path, r->size, r->sha_hex ? r->sha_hex : "-", r->end_offset);
     g_ptr_array_remove(in->open, r);
     return 0;
 }
@@ -331,13 +327,20 @@ static void add_defects(JsonBuilder *b, GArray *defects)
     json_builder_end_array(b);
 }
 
+/* Raw parameter bytes (a charset label, say) need not be UTF-8; JSON
+ * strings must be. */
 static void add_str(JsonBuilder *b, const char *name, const char *v)
 {
     json_builder_set_member_name(b, name);
-    if (v)
-        json_builder_add_string_value(b, v);
-    else
+    if (v == NULL) {
         json_builder_add_null_value(b);
+    } else if (g_utf8_validate(v, -1, NULL)) {
+        json_builder_add_string_value(b, v);
+    } else {
+        char *valid = g_utf8_make_valid(v, -1);
+        json_builder_add_string_value(b, valid);
+        g_free(valid);
+    }
 }
 
 static void add_headers(JsonBuilder *b, GArray *headers)
@@ -438,8 +441,8 @@ static void tree_defects(GString *out, GArray *defects, unsigned indent)
 {
     for (guint i = 0; i < defects->len; i++) {
         struct defect_rec *d = &g_array_index(defects, struct defect_rec, i);
-        g_string_append_printf(out, "%*s! %s at byte %" G_GUINT64_FORMAT ": %s\n", (int)indent,
-                               "", mg_mime_defect_code(d->code), d->offset,
+        g_string_append_printf(out, "%*s! %s at byte %" G_GUINT64_FORMAT ": %s\n", (int)indent, "",
+                               mg_mime_defect_code(d->code), d->offset,
                                mg_mime_defect_desc(d->code));
     }
 }
@@ -468,8 +471,8 @@ void mg_inspect_tree(struct mg_inspect *in, GString *out)
         if (r->filename)
             g_string_append_printf(out, " \"%s\"", r->filename);
         if (r->leaf) {
-            g_string_append_printf(out, " [%s, %" G_GUINT64_FORMAT " bytes", r->cte ? r->cte : "7bit",
-                                   r->size);
+            g_string_append_printf(out, " [%s, %" G_GUINT64_FORMAT " bytes",
+                                   r->cte ? r->cte : "7bit", r->size);
             if (r->detected)
                 g_string_append_printf(out, ", detected %s", r->detected);
             g_string_append(out, "]");

@@ -48,9 +48,9 @@
 
 #include "mime/mime_int.h"
 
-#define B64_BAD 0xff
+#define B64_BAD  0xff
 #define B64_SKIP 0xfe
-#define B64_PAD 0xfd
+#define B64_PAD  0xfd
 
 static unsigned char b64_table[256];
 static int b64_ready;
@@ -333,7 +333,10 @@ int mg_uu_is_end(const char *line, size_t len)
     return len == 3 && memcmp(line, "end", 3) == 0;
 }
 
-#define UU_VAL(c) (((unsigned)(unsigned char)(c) - 0x20) & 0x3f)
+static unsigned uu_val(char c)
+{
+    return ((unsigned)(unsigned char)c - 0x20) & 0x3f;
+}
 
 size_t mg_uu_decode_line(const char *line, size_t len, char *out, int *bad)
 {
@@ -345,7 +348,7 @@ size_t mg_uu_decode_line(const char *line, size_t len, char *out, int *bad)
         len--;
     if (len == 0)
         return 0;
-    n = UU_VAL(line[0]);
+    n = uu_val(line[0]);
     for (size_t k = 0; k < len; k++) {
         unsigned char c = (unsigned char)line[k];
         if (c < 0x20 || c > 0x60)
@@ -358,7 +361,7 @@ size_t mg_uu_decode_line(const char *line, size_t len, char *out, int *bad)
     while (w < n) {
         unsigned v[4];
         for (size_t k = 0; k < 4; k++)
-            v[k] = i + k < len ? UU_VAL(line[i + k]) : 0;
+            v[k] = i + k < len ? uu_val(line[i + k]) : 0;
         i += 4;
         unsigned char b[3] = {(unsigned char)((v[0] << 2) | (v[1] >> 4)),
                               (unsigned char)((v[1] << 4) | (v[2] >> 2)),

@@ -8,10 +8,9 @@
  *	Allocation-free step functions (GMime's encoding-step shape): a
  *	struct mg_dec holds the state carried between calls; mg_dec_step
  *	decodes len input bytes into out, which must have room for
- *	len + MG_DEC_SLACK bytes (x-uuencode: 32 * len + MG_DEC_SLACK); mg_dec_flush ends the input. Defects are
- *	reported as a bit mask of (1 << MG_MIME_DEFECT_*) in d->defects,
- *	with the input index of the first occurrence in the last step in
- *	d->defect_at[] (for the parser's offsets).
+ *	len + MG_DEC_SLACK bytes (x-uuencode: 32 * len + MG_DEC_SLACK); mg_dec_flush ends the input.
+ *Defects are reported as a bit mask of (1 << MG_MIME_DEFECT_*) in d->defects, with the input index
+ *of the first occurrence in the last step in d->defect_at[] (for the parser's offsets).
  */
 #ifndef MUGAIKA_MIME_INT_H
 #define MUGAIKA_MIME_INT_H
@@ -21,20 +20,20 @@
 
 #include <mugaika/mime.h>
 
-#define MG_DEC_SLACK 256 /* a held uuencoded line decodes to at most 192 bytes */
+#define MG_DEC_SLACK     256 /* a held uuencoded line decodes to at most 192 bytes */
 #define MG_DEC_QP_WS_MAX 64
-#define MG_UU_LINE_MAX 256
+#define MG_UU_LINE_MAX   256
 
 struct mg_dec {
     enum mg_mime_cte cte;
     unsigned state;
-    uint32_t acc;  /* base64: bits gathered; qp: first hex digit */
-    unsigned n;    /* base64: sextets in acc; qp: blanks held in ws */
+    uint32_t acc; /* base64: bits gathered; qp: first hex digit */
+    unsigned n;   /* base64: sextets in acc; qp: blanks held in ws */
     char ws[MG_DEC_QP_WS_MAX];
     /* uuencode CTE: line assembly */
     char line[MG_UU_LINE_MAX];
     size_t line_len;
-    uint64_t defects;               /* found in the last step/flush */
+    uint64_t defects; /* found in the last step/flush */
     size_t defect_at[MG_MIME_DEFECT_COUNT];
 };
 

@@ -55,7 +55,7 @@
 #include "mime/mime_int.h"
 
 #define DECODE_SLICE 16384
-#define DASH_SLACK 64 /* blanks allowed after a delimiter */
+#define DASH_SLACK   64 /* blanks allowed after a delimiter */
 #define PATH_MAX_LEN 512
 
 static const char *const defect_codes[] = {
@@ -90,14 +90,14 @@ void mg_mime_limits_default(struct mg_mime_limits *l)
 }
 
 enum mime_state {
-    S_HDR,      /* at the start of a header line, or in one */
-    S_HDR_CR,   /* header line ended with CR; LF may follow */
-    S_BOL,      /* at the start of a body line */
-    S_LINE,     /* in a body line streamed through */
-    S_LINE_CR,  /* body line ended with CR; LF may follow */
-    S_DASH,     /* body line starting with '-' held in lbuf */
-    S_DASH_CR,  /* held line ended with CR; LF may follow */
-    S_REST,     /* after the part limit: everything is body */
+    S_HDR,     /* at the start of a header line, or in one */
+    S_HDR_CR,  /* header line ended with CR; LF may follow */
+    S_BOL,     /* at the start of a body line */
+    S_LINE,    /* in a body line streamed through */
+    S_LINE_CR, /* body line ended with CR; LF may follow */
+    S_DASH,    /* body line starting with '-' held in lbuf */
+    S_DASH_CR, /* held line ended with CR; LF may follow */
+    S_REST,    /* after the part limit: everything is body */
     S_DONE,
 };
 
@@ -109,14 +109,14 @@ struct uu_scan {
     char line[MG_UU_LINE_MAX];
     size_t len;
     bool overflow;
-    bool in_block;    /* a child entity is open */
-    unsigned count;   /* blocks found so far */
+    bool in_block;  /* a child entity is open */
+    unsigned count; /* blocks found so far */
 };
 
 struct entity {
     struct mg_mime_part info;
     char *path;
-    char *child_prefix;   /* for multipart children */
+    char *child_prefix; /* for multipart children */
     char *content_type;
     char *charset;
     char *boundary;
@@ -125,14 +125,14 @@ struct entity {
     char *disposition;
     char *filename;
     unsigned nchildren;
-    bool epilogue;        /* multipart: close delimiter seen */
-    bool digest;          /* multipart/digest: children default to message/rfc822 */
-    bool embedded_root;   /* the root entity of an embedded message */
-    bool text;            /* leaf scanned for uuencode */
+    bool epilogue;      /* multipart: close delimiter seen */
+    bool digest;        /* multipart/digest: children default to message/rfc822 */
+    bool embedded_root; /* the root entity of an embedded message */
+    bool text;          /* leaf scanned for uuencode */
     bool check_7bit;
     bool check_nul;
-    uint64_t reported;    /* defects already reported (once per entity) */
-    uint64_t line_len;    /* current body line length */
+    uint64_t reported; /* defects already reported (once per entity) */
+    uint64_t line_len; /* current body line length */
     struct mg_dec dec;
     struct uu_scan uu;
 };
@@ -144,22 +144,22 @@ struct mg_mime {
     enum mime_state state;
     enum mg_status err;
     uint64_t err_off;
-    uint64_t base;          /* input offset of the current chunk's first byte */
-    uint64_t pos;           /* input offset of the next byte to read */
+    uint64_t base; /* input offset of the current chunk's first byte */
+    uint64_t pos;  /* input offset of the next byte to read */
     bool finished;
 
-    struct entity *stack;   /* [0, depth) open entities */
+    struct entity *stack; /* [0, depth) open entities */
     unsigned nstack;
     unsigned stack_cap;
     unsigned nparts;
-    size_t max_boundary;    /* longest boundary of an open multipart */
+    size_t max_boundary; /* longest boundary of an open multipart */
     unsigned open_multiparts;
 
     /* header block */
     char *hbuf;
     size_t hlen;
-    size_t hline;           /* start of the current line in hbuf */
-    uint64_t hstart;        /* offset of hbuf[0] */
+    size_t hline;    /* start of the current line in hbuf */
+    uint64_t hstart; /* offset of hbuf[0] */
     bool hoverflow;
     bool hline_long;
 
@@ -172,7 +172,7 @@ struct mg_mime {
     /* held line end */
     char eol[2];
     unsigned eol_len;
-    const char *eol_ptr;    /* into the current chunk, or NULL */
+    const char *eol_ptr; /* into the current chunk, or NULL */
     uint64_t eol_off;
 
     /* span of the current chunk waiting to be decoded */
@@ -185,9 +185,9 @@ struct mg_mime {
     uint64_t held;
     uint64_t held_off[MG_MIME_DEFECT_COUNT];
 
-    uint64_t line_len;      /* length of the current body line */
-    char *out;              /* decode buffer */
-    struct entity uu_ent;   /* the open uuencoded child, if any */
+    uint64_t line_len;    /* length of the current body line */
+    char *out;            /* decode buffer */
+    struct entity uu_ent; /* the open uuencoded child, if any */
     char *uu_path;
 };
 
@@ -243,7 +243,6 @@ static void emit_body(struct mg_mime *p, struct entity *e, const char *data, siz
 
 /* ---------------------------------------------------------------- */
 /* entities                                                          */
-
 
 static void entity_fini(struct entity *e)
 {
@@ -630,10 +629,10 @@ static enum mg_mime_cte cte_kind(const char *tok)
         const char *name;
         enum mg_mime_cte cte;
     } table[] = {
-        {"7bit", MG_MIME_CTE_7BIT},          {"8bit", MG_MIME_CTE_8BIT},
-        {"binary", MG_MIME_CTE_BINARY},      {"base64", MG_MIME_CTE_BASE64},
+        {"7bit", MG_MIME_CTE_7BIT},           {"8bit", MG_MIME_CTE_8BIT},
+        {"binary", MG_MIME_CTE_BINARY},       {"base64", MG_MIME_CTE_BASE64},
         {"quoted-printable", MG_MIME_CTE_QP}, {"x-uuencode", MG_MIME_CTE_UUENCODE},
-        {"uuencode", MG_MIME_CTE_UUENCODE},  {"x-uue", MG_MIME_CTE_UUENCODE},
+        {"uuencode", MG_MIME_CTE_UUENCODE},   {"x-uue", MG_MIME_CTE_UUENCODE},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
@@ -913,8 +912,8 @@ static void classify(struct mg_mime *p, struct entity *e, struct mime_fields *mf
               e->info.cte != MG_MIME_CTE_UUENCODE;
     e->check_nul = e->info.kind == MG_MIME_LEAF &&
                    (e->info.cte == MG_MIME_CTE_7BIT || e->info.cte == MG_MIME_CTE_8BIT);
-    e->check_7bit = e->info.kind == MG_MIME_LEAF && e->info.cte == MG_MIME_CTE_7BIT &&
-                    e->cte_token != NULL;
+    e->check_7bit =
+        e->info.kind == MG_MIME_LEAF && e->info.cte == MG_MIME_CTE_7BIT && e->cte_token != NULL;
 
     e->info.content_type = e->content_type;
     e->info.charset = e->charset;
@@ -976,8 +975,7 @@ static bool all_blank(const char *s, size_t n)
 
 /* Is line (without its line end) a delimiter of an open multipart?
  * Returns the stack index, or -1; *final for a close delimiter. */
-static int match_delimiter(struct mg_mime *p, const char *line, size_t n, bool *final,
-                           bool *blanks)
+static int match_delimiter(struct mg_mime *p, const char *line, size_t n, bool *final, bool *blanks)
 {
     if (n < 3 || line[0] != '-' || line[1] != '-' || p->open_multiparts == 0)
         return -1;
@@ -1162,7 +1160,7 @@ static void header_overflow(struct mg_mime *p)
 /* the byte loop                                                     */
 
 /* Offset of chunk position q. */
-#define OFF(q) (p->base + (uint64_t)((q) - buf))
+#define OFF(q) (p->base + (uint64_t)((q)-buf))
 
 static void body_line_long(struct mg_mime *p, const char *at, const char *buf)
 {
@@ -1246,8 +1244,8 @@ static void run(struct mg_mime *p, const char *buf, size_t len)
             uint64_t before = p->line_len;
             p->line_len += (uint64_t)(q - s);
             if (p->line_len > p->lim.line_bytes)
-                body_line_long(p, before <= p->lim.line_bytes ? s + (p->lim.line_bytes - before) : s,
-                               buf);
+                body_line_long(
+                    p, before <= p->lim.line_bytes ? s + (p->lim.line_bytes - before) : s, buf);
             content(p, s, (size_t)(q - s), OFF(s));
             if (q == end) {
                 s = end;
@@ -1470,8 +1468,8 @@ enum mg_status mg_mime_finish(struct mg_mime *p)
     if (p->state != S_HDR && p->state != S_HDR_CR)
         release_eol(p);
     flush_span(p);
-    if (p->nstack > 1 || (p->nstack == 1 && top(p)->info.kind == MG_MIME_MULTIPART &&
-                          !top(p)->epilogue))
+    if (p->nstack > 1 ||
+        (p->nstack == 1 && top(p)->info.kind == MG_MIME_MULTIPART && !top(p)->epilogue))
         defect(p, NULL, MG_MIME_DEFECT_TRUNCATED, p->pos);
     while (p->nstack > 0 && !failed(p)) {
         if (p->state == S_HDR || p->state == S_HDR_CR) {

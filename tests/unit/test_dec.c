@@ -20,8 +20,8 @@ struct dec_case {
     enum mg_mime_cte cte;
     const char *in;
     const char *out;
-    size_t out_len;       /* 0: strlen(out) */
-    uint64_t defects;     /* all defects expected over the run */
+    size_t out_len;   /* 0: strlen(out) */
+    uint64_t defects; /* all defects expected over the run */
 };
 
 #define D(x) ((uint64_t)1 << MG_MIME_DEFECT_##x)
@@ -34,8 +34,7 @@ static const struct dec_case cases[] = {
     {"b64/missing-padding", MG_MIME_CTE_BASE64, "aGVsbG8gd29ybGQ", "hello world", 0,
      D(BASE64_PADDING)},
     {"b64/missing-one-pad", MG_MIME_CTE_BASE64, "aGk", "hi", 0, D(BASE64_PADDING)},
-    {"b64/data-after-padding-kept", MG_MIME_CTE_BASE64, "aGk=aGk=", "hihi", 0,
-     D(BASE64_AFTER_END)},
+    {"b64/data-after-padding-kept", MG_MIME_CTE_BASE64, "aGk=aGk=", "hihi", 0, D(BASE64_AFTER_END)},
     {"b64/lone-sextet", MG_MIME_CTE_BASE64, "aGk=a", "hi", 0,
      D(BASE64_AFTER_END) | D(BASE64_PADDING)},
     {"b64/blanks", MG_MIME_CTE_BASE64, " aG k= \t", "hi", 0, 0},
@@ -60,10 +59,10 @@ static const struct dec_case cases[] = {
     {"uu/no-end", MG_MIME_CTE_UUENCODE, "begin 644 x\n#:&D*\n", "hi\n", 0, D(UU_TRUNCATED)},
     /* trailing blanks stripped in transit: missing characters are zero */
     {"uu/short-line", MG_MIME_CTE_UUENCODE, "begin 644 x\n&:&D\nend\n", "hi\0\0\0\0", 6, 0},
-    {"uu/trailing-blanks-are-data", MG_MIME_CTE_UUENCODE, "begin 644 x\n$04%! (\nend\n",
-     "AAA\0", 4, 0},
-    {"uu/out-of-range-line", MG_MIME_CTE_UUENCODE, "begin 644 x\nnot uu\n#:&D*\nend\n", "hi\n",
-     0, D(UU_BAD_LINE)},
+    {"uu/trailing-blanks-are-data", MG_MIME_CTE_UUENCODE, "begin 644 x\n$04%! (\nend\n", "AAA\0", 4,
+     0},
+    {"uu/out-of-range-line", MG_MIME_CTE_UUENCODE, "begin 644 x\nnot uu\n#:&D*\nend\n", "hi\n", 0,
+     D(UU_BAD_LINE)},
     {"7bit/copy", MG_MIME_CTE_7BIT, "as is\r\n=41", "as is\r\n=41", 0, 0},
     {"unknown/copy", MG_MIME_CTE_UNKNOWN, "raw", "raw", 0, 0},
 };

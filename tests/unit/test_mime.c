@@ -30,8 +30,8 @@ struct rec_part {
 struct rec {
     GPtrArray *parts;
     GString *msg_defects;
-    GString *order;     /* "b:PATH e:PATH " */
-    int fail_on_begin;  /* make the n-th part_begin fail */
+    GString *order;    /* "b:PATH e:PATH " */
+    int fail_on_begin; /* make the n-th part_begin fail */
     int begins;
 };
 
@@ -257,7 +257,8 @@ static void test_boundary_trailing_whitespace(void)
 
 static void test_boundary_text_after_is_content(void)
 {
-    struct rec *r = parse_s("Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--b x\n--bb\n--b--\n");
+    struct rec *r =
+        parse_s("Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--b x\n--bb\n--b--\n");
 
     assert_leaf(r, "1", "text/plain", "--b x\n--bb");
     g_assert_true(has_defect(r, "0", "boundary-lookalike"));
@@ -349,7 +350,8 @@ static void test_raw_8bit_and_nul(void)
 
 static void test_uuencode_in_text(void)
 {
-    struct rec *r = parse_s("Content-Type: text/plain\n\nhi\nbegin 644 a.bin\n#:&D*\n`\nend\nbye\n");
+    struct rec *r =
+        parse_s("Content-Type: text/plain\n\nhi\nbegin 644 a.bin\n#:&D*\n`\nend\nbye\n");
     struct rec_part *u = find(r, "1.u1");
 
     g_assert_true(u->origin == MG_MIME_ORIGIN_UU);
