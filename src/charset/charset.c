@@ -955,7 +955,8 @@ struct mg_charset_conv {
     size_t unit;             /* bytes skipped after an invalid sequence: 1, 2 or 4 */
     guchar carry[CARRY_MAX]; /* incomplete sequence between feeds */
     size_t ncarry;
-    unsigned u8need; /* UTF-8: continuation bytes still expected */
+    GByteArray *lines; /* UTF-7: input held until a line end */
+    unsigned u8need;   /* UTF-8: continuation bytes still expected */
     guchar u8lo, u8hi;
     struct jis_state jis;
 };
@@ -1044,8 +1045,42 @@ static void iconv_feed(struct mg_charset_conv *c, const guchar *p, size_t n, GSt
     c->ncarry = n;
 }
 
+/*
+ * UTF-7 keeps shift state inside glibc's converter, and where a chunk
+ * ends changes how a broken base64 run decodes. A line end always ends
+ * a shifted run (RFC 2152), so UTF-7 is converted one line at a time,
+ * or in UTF7_BLOCK pieces of a longer line: the pieces then depend on
+ * the text alone, never on the chunking.
+ */
+#define UTF7_BLOCK 65536
+
+static void utf7_feed(struct mg_charset_conv *c, const guchar *p, size_t n, GString *out)
+{
+    size_t done = 0;
+
+    if (c->lines == NULL)
+        c->lines = g_byte_array_new();
+    g_byte_array_append(c->lines, p, (guint)n);
+    for (;;) {
+        const guchar *base = c->lines->data + done;
+        size_t left = c->lines->len - done;
+        const guchar *nl = memchr(base, '\n', MIN(left, (size_t)UTF7_BLOCK));
+        size_t take = nl ? (size_t)(nl - base) + 1 : left >= UTF7_BLOCK ? UTF7_BLOCK : 0;
+        if (take == 0)
+            break;
+        iconv_feed(c, base, take, out);
+        done += take;
+    }
+    g_byte_array_remove_range(c->lines, 0, (guint)done);
+}
+
 static void iconv_finish(struct mg_charset_conv *c, GString *out)
 {
+    if (c->lines != NULL && c->lines->len > 0) {
+        iconv_feed(c, c->lines->data, c->lines->len, out);
+        g_byte_array_set_size(c->lines, 0);
+    }
+
     const guchar *cp = c->carry;
     size_t cn = c->ncarry;
     char obuf[64];
@@ -1450,7 +1485,10 @@ static void dec_feed(struct mg_charset_conv *c, const guchar *p, size_t n, GStri
         break;
     }
     case DEC_ICONV:
-        iconv_feed(c, p, n, out);
+        if (c->name == cs_utf7)
+            utf7_feed(c, p, n, out);
+        else
+            iconv_feed(c, p, n, out);
         break;
     }
 }
@@ -1603,6 +1641,8 @@ struct mg_charset_conv *mg_charset_conv_free(struct mg_charset_conv *c)
         iconv_close(c->cd);
     if (c->hold != NULL)
         g_byte_array_unref(c->hold);
+    if (c->lines != NULL)
+        g_byte_array_unref(c->lines);
     g_free(c);
     return NULL;
 }

@@ -1386,6 +1386,33 @@ static void test_large(void)
 
 /* Random inputs (fixed seed): no crash, valid UTF-8, every byte of
  * input accounted for, split-invariant. */
+/* Broken UTF-7 base64 runs (found by fuzz_decode): the output must not
+ * depend on where the chunks end. */
+static void test_utf7_split(void)
+{
+    static const char in[] = "\x9a\x09+3LI x +3LI y \n+3LI z +3LI";
+    const size_t len = sizeof(in) - 1;
+    GString *whole = g_string_new(NULL);
+
+    mg_charset_to_utf8("utf-7", in, len, whole);
+    g_assert_true(g_utf8_validate(whole->str, (gssize)whole->len, NULL));
+    for (size_t a = 0; a <= len; a++) {
+        for (size_t b = a; b <= len; b++) {
+            struct mg_charset_conv *c = mg_charset_conv_new("utf-7");
+            GString *got = g_string_new(NULL);
+            mg_charset_conv_feed(c, in, a, got);
+            mg_charset_conv_feed(c, in + a, b - a, got);
+            mg_charset_conv_feed(c, in + b, len - b, got);
+            mg_charset_conv_finish(c, got);
+            mg_charset_conv_free(c);
+            if (!g_string_equal(got, whole))
+                g_error("utf-7 split %zu/%zu: '%s' != '%s'", a, b, got->str, whole->str);
+            g_string_free(got, TRUE);
+        }
+    }
+    g_string_free(whole, TRUE);
+}
+
 static void test_robust(void)
 {
     static const char *const labels[] = {
@@ -1476,5 +1503,6 @@ int main(int argc, char **argv)
     g_test_add_func("/charset/mimekit", test_mimekit);
     g_test_add_func("/charset/large", test_large);
     g_test_add_func("/charset/robust", test_robust);
+    g_test_add_func("/charset/utf7-split", test_utf7_split);
     return g_test_run();
 }
