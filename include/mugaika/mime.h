@@ -22,7 +22,8 @@
  *
  *	Events, per entity (message, body part, uuencoded block):
  *	  on_part_begin   once the entity's header block is complete;
- *	  on_header       for each header field, in order;
+ *	  on_header       for each header field, in order (fields are
+ *	                  decoded only when on_header or on_defect is set);
  *	  on_defect       for defects found in that header block;
  *	  on_body         transfer-decoded body bytes (leaves only);
  *	  ... child entities (multipart, message/rfc822) ...

@@ -46,6 +46,9 @@
  *	MG_ERR_STATE when execute is called after finish.
  */
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <glib.h>
 
@@ -150,13 +153,15 @@ struct mg_mime {
 
     struct entity *stack; /* [0, depth) open entities */
     unsigned nstack;
-    unsigned stack_cap;
+    unsigned stack_cap;   /* limits.depth + 1 */
+    unsigned stack_alloc; /* entries allocated so far */
     unsigned nparts;
     size_t max_boundary; /* longest boundary of an open multipart */
     unsigned open_multiparts;
 
     /* header block */
     char *hbuf;
+    size_t hcap; /* allocated, at most limits.header_bytes */
     size_t hlen;
     size_t hline;    /* start of the current line in hbuf */
     uint64_t hstart; /* offset of hbuf[0] */
@@ -280,6 +285,11 @@ static struct entity *push_entity(struct mg_mime *p, uint64_t off, bool embedded
     /* classify() keeps containers below the depth limit, so the stack
      * (limits.depth + 1 entries) cannot overflow. */
     g_assert(p->nstack < p->stack_cap);
+    if (p->nstack == p->stack_alloc) {
+        p->stack_alloc = MIN(p->stack_alloc * 2, p->stack_cap);
+        p->stack = g_renew(struct entity, p->stack, p->stack_alloc);
+        parent = top(p);
+    }
     e = &p->stack[p->nstack++];
     memset(e, 0, sizeof(*e));
     e->info.offset = off;
@@ -367,7 +377,19 @@ static void check_raw_bytes(struct mg_mime *p, struct entity *e, const char *dat
     bool want_nul = e->check_nul && !(e->reported & nul_bit);
     bool want_high = e->check_7bit && !(e->reported & high_bit);
 
-    for (size_t i = 0; i < len && (want_nul || want_high); i++) {
+    size_t i = 0;
+
+    /* Skip eight clean bytes at a time (no NUL, no high bit). */
+    while ((want_nul || want_high) && i + 8 <= len) {
+        uint64_t w;
+        memcpy(&w, data + i, 8);
+        uint64_t high = w & 0x8080808080808080u;
+        uint64_t zero = (w - 0x0101010101010101u) & ~w & 0x8080808080808080u;
+        if ((want_high && high) || (want_nul && zero))
+            break;
+        i += 8;
+    }
+    for (; i < len && (want_nul || want_high); i++) {
         unsigned char c = (unsigned char)data[i];
         if (c == 0 && want_nul) {
             defect(p, e, MG_MIME_DEFECT_BODY_NUL, off + i);
@@ -818,10 +840,12 @@ static void emit_field(struct mg_mime *p, struct entity *e, const struct field *
 {
     struct mg_mime_header h;
     unsigned bits = 0;
-    char *name = g_strndup(f->name, f->name_len);
-    char *decoded;
+    char *name, *decoded;
 
     (void)arg;
+    if (p->cb->on_header == NULL && p->cb->on_defect == NULL)
+        return; /* nobody wants the decoded value */
+    name = g_strndup(f->name, f->name_len);
     decoded = mg_hdr_decode(name, f->raw, f->raw_len, &bits);
     g_free(name);
     h.name = f->name;
@@ -1069,6 +1093,10 @@ static size_t hbuf_add(struct mg_mime *p, const char *s, size_t n)
         n = room;
         p->hoverflow = true;
     }
+    if (p->hlen + n > p->hcap) {
+        p->hcap = MIN(MAX(p->hcap * 2, p->hlen + n), p->lim.header_bytes);
+        p->hbuf = g_realloc(p->hbuf, p->hcap);
+    }
     memcpy(p->hbuf + p->hlen, s, n);
     p->hlen += n;
     return n;
@@ -1159,6 +1187,24 @@ static void header_overflow(struct mg_mime *p)
 /* ---------------------------------------------------------------- */
 /* the byte loop                                                     */
 
+/* First CR or LF in [s, end), or end. */
+static const char *find_eol(const char *s, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    while (end - s >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+        if (m != 0)
+            return s + __builtin_ctz((unsigned)m);
+        s += 16;
+    }
+#endif
+    while (s < end && *s != '\n' && *s != '\r')
+        s++;
+    return s;
+}
+
 /* Offset of chunk position q. */
 #define OFF(q) (p->base + (uint64_t)((q)-buf))
 
@@ -1237,10 +1283,7 @@ static void run(struct mg_mime *p, const char *buf, size_t len)
             p->state = S_LINE;
             break;
         case S_LINE: {
-            const char *lf = memchr(s, '\n', (size_t)(end - s));
-            const char *lim = lf ? lf : end;
-            const char *cr = memchr(s, '\r', (size_t)(lim - s));
-            const char *q = cr ? cr : lim;
+            const char *q = find_eol(s, end);
             uint64_t before = p->line_len;
             p->line_len += (uint64_t)(q - s);
             if (p->line_len > p->lim.line_bytes)
@@ -1363,8 +1406,12 @@ struct mg_mime *mg_mime_new(const struct mg_mime_settings *settings,
     p->cb = settings;
     p->user = user;
     p->stack_cap = p->lim.depth + 1;
-    p->stack = g_new0(struct entity, p->stack_cap);
-    p->hbuf = g_malloc(p->lim.header_bytes);
+    /* Both grow on demand up to their limits: most messages are
+     * shallow and have small header blocks. */
+    p->stack_alloc = MIN(p->stack_cap, 8u);
+    p->stack = g_new(struct entity, p->stack_alloc);
+    p->hcap = MIN(p->lim.header_bytes, (size_t)4096);
+    p->hbuf = g_malloc(p->hcap);
     p->lcap = p->lim.boundary_bytes + 4 + DASH_SLACK;
     p->lbuf = g_malloc(p->lcap);
     p->out = g_malloc(DECODE_SLICE + MG_DEC_SLACK);
