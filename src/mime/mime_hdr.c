@@ -1544,9 +1544,52 @@ static char *render_params(const char *raw, size_t len, unsigned *defects)
     return finish(out, true, def, defects);
 }
 
+/* The common case (Received, DKIM-Signature, Date, plain subjects):
+ * printable ASCII with no encoded word needs only unfolding and
+ * trimming. Returns NULL when the value needs the full decoder. */
+static char *plain_value(const char *raw, size_t len)
+{
+    char *out = g_malloc(len + 1);
+    size_t w = 0, i = 0, a = 0;
+
+    while (i < len) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c >= 0x20 && c < 0x7f) {
+            if (c == '=' && i + 1 < len && raw[i + 1] == '?')
+                goto full;
+            out[w++] = (char)c;
+            i++;
+        } else if (c == '\t') {
+            out[w++] = (char)c;
+            i++;
+        } else if (c == '\r' || c == '\n') {
+            i += (c == '\r' && i + 1 < len && raw[i + 1] == '\n') ? 2 : 1;
+            if (i >= len || !is_wsp(raw[i]))
+                out[w++] = ' ';
+        } else {
+            goto full;
+        }
+    }
+    while (w > 0 && is_wsp(out[w - 1]))
+        w--;
+    while (a < w && is_wsp(out[a]))
+        a++;
+    memmove(out, out + a, w - a);
+    out[w - a] = '\0';
+    return out;
+full:
+    g_free(out);
+    return NULL;
+}
+
 char *mg_hdr_decode(const char *name, const char *raw, size_t len, unsigned *defects)
 {
-    switch (field_kind(name)) {
+    enum field_kind kind = field_kind(name);
+    char *fast;
+
+    if ((kind == FK_TEXT || kind == FK_RAW) && (fast = plain_value(raw, len)) != NULL)
+        return fast;
+    switch (kind) {
     case FK_ADDR:
         return mg_hdr_decode_addresses(raw, len, defects);
     case FK_PARAMS:

@@ -191,10 +191,29 @@ struct mg_mime {
     uint64_t held_off[MG_MIME_DEFECT_COUNT];
 
     uint64_t line_len;    /* length of the current body line */
+    GArray *fields;       /* of struct field: the header block split */
     char *out;            /* decode buffer */
     struct entity uu_ent; /* the open uuencoded child, if any */
     char *uu_path;
 };
+
+/* First CR or LF in [s, end), or end. */
+static const char *find_eol(const char *s, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    while (end - s >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+        if (m != 0)
+            return s + __builtin_ctz((unsigned)m);
+        s += 16;
+    }
+#endif
+    while (s < end && *s != '\n' && *s != '\r')
+        s++;
+    return s;
+}
 
 /* ---------------------------------------------------------------- */
 /* callbacks                                                         */
@@ -726,24 +745,20 @@ struct field {
     uint64_t off;
 };
 
-/* Splits the header block into fields; calls fn for each. Lines that
- * are not fields (no colon, bad name, folded line first) are skipped
- * with a defect. Returns false if a callback failed. */
-static void for_each_field(struct mg_mime *p, struct entity *e,
-                           void (*fn)(struct mg_mime *, struct entity *, const struct field *,
-                                      void *),
-                           void *arg)
+/* Splits the header block into p->fields (reused; bounded by the
+ * block). Lines that are not fields (no colon, bad name, a fold before
+ * any field) are skipped with a defect. */
+static void split_fields(struct mg_mime *p, struct entity *e)
 {
     const char *b = p->hbuf, *end = p->hbuf + p->hlen;
     const char *s = b;
 
+    g_array_set_size(p->fields, 0);
     while (s < end && !failed(p)) {
         /* field extent: up to a line end not followed by a blank */
         const char *f = s, *q = s;
         for (;;) {
-            const char *lf = q;
-            while (lf < end && *lf != '\n' && *lf != '\r')
-                lf++;
+            const char *lf = find_eol(q, end);
             if (lf >= end) {
                 q = end;
                 break;
@@ -751,12 +766,9 @@ static void for_each_field(struct mg_mime *p, struct entity *e,
             const char *next = lf + 1;
             if (*lf == '\r' && next < end && *next == '\n')
                 next++;
-            if (next < end && (*next == ' ' || *next == '\t')) {
-                q = next;
-                continue;
-            }
             q = next;
-            break;
+            if (!(next < end && (*next == ' ' || *next == '\t')))
+                break;
         }
         /* trim the final line end */
         const char *fe = q;
@@ -788,7 +800,7 @@ static void for_each_field(struct mg_mime *p, struct entity *e,
             continue;
         }
         struct field fld = {f, (size_t)(ne - f), colon + 1, (size_t)(fe - colon - 1), off};
-        fn(p, e, &fld, arg);
+        g_array_append_val(p->fields, fld);
     }
 }
 
@@ -805,9 +817,9 @@ struct mime_fields {
     uint64_t ct_off;
 };
 
-static void collect_field(struct mg_mime *p, struct entity *e, const struct field *f, void *arg)
+static void collect_field(struct mg_mime *p, struct entity *e, const struct field *f,
+                          struct mime_fields *mf)
 {
-    struct mime_fields *mf = arg;
     unsigned bits = 0;
 
     if (name_is(f, "Content-Type")) {
@@ -836,13 +848,12 @@ static void collect_field(struct mg_mime *p, struct entity *e, const struct fiel
     map_hdr_defects(p, e, bits, f->off);
 }
 
-static void emit_field(struct mg_mime *p, struct entity *e, const struct field *f, void *arg)
+static void emit_field(struct mg_mime *p, struct entity *e, const struct field *f)
 {
     struct mg_mime_header h;
     unsigned bits = 0;
     char *name, *decoded;
 
-    (void)arg;
     if (p->cb->on_header == NULL && p->cb->on_defect == NULL)
         return; /* nobody wants the decoded value */
     name = g_strndup(f->name, f->name_len);
@@ -966,14 +977,17 @@ static void end_headers(struct mg_mime *p, uint64_t body_off)
             break;
         }
     }
-    for_each_field(p, e, collect_field, &mf);
+    split_fields(p, e);
+    for (guint i = 0; i < p->fields->len && !failed(p); i++)
+        collect_field(p, e, &g_array_index(p->fields, struct field, i), &mf);
     classify(p, e, &mf);
     assign_path(p, e);
     e->info.body_offset = body_off;
     p->holding = false;
     if (p->cb->on_part_begin && !failed(p))
         cb_result(p, p->cb->on_part_begin(p, &e->info));
-    for_each_field(p, e, emit_field, NULL);
+    for (guint i = 0; i < p->fields->len && !failed(p); i++)
+        emit_field(p, e, &g_array_index(p->fields, struct field, i));
     for (unsigned d = 0; p->held && d < MG_MIME_DEFECT_COUNT; d++) {
         if (p->held & ((uint64_t)1 << d))
             defect(p, e, (enum mg_mime_defect)d, p->held_off[d]);
@@ -1187,24 +1201,6 @@ static void header_overflow(struct mg_mime *p)
 /* ---------------------------------------------------------------- */
 /* the byte loop                                                     */
 
-/* First CR or LF in [s, end), or end. */
-static const char *find_eol(const char *s, const char *end)
-{
-#ifdef __SSE2__
-    const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
-    while (end - s >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-        int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
-        if (m != 0)
-            return s + __builtin_ctz((unsigned)m);
-        s += 16;
-    }
-#endif
-    while (s < end && *s != '\n' && *s != '\r')
-        s++;
-    return s;
-}
-
 /* Offset of chunk position q. */
 #define OFF(q) (p->base + (uint64_t)((q)-buf))
 
@@ -1294,15 +1290,18 @@ static void run(struct mg_mime *p, const char *buf, size_t len)
                 s = end;
                 break;
             }
-            if (*q == '\n') {
-                hold_eol(p, q, 1, OFF(q));
-                s = q + 1;
-                p->state = S_BOL;
-            } else if (q + 1 < end) {
-                unsigned n = q[1] == '\n' ? 2 : 1;
+            if (*q == '\n' || q + 1 < end) {
+                unsigned n = *q == '\r' && q[1] == '\n' ? 2 : 1;
                 hold_eol(p, q, n, OFF(q));
                 s = q + n;
                 p->state = S_BOL;
+                /* Fast path: a next line that cannot be a delimiter joins
+                 * the span at once (what S_BOL would do). */
+                if (s < end && (*s != '-' || p->open_multiparts == 0)) {
+                    p->line_len = 0;
+                    release_eol(p);
+                    p->state = S_LINE;
+                }
             } else {
                 hold_eol(p, q, 1, OFF(q));
                 s = q + 1;
@@ -1415,6 +1414,7 @@ struct mg_mime *mg_mime_new(const struct mg_mime_settings *settings,
     p->lcap = p->lim.boundary_bytes + 4 + DASH_SLACK;
     p->lbuf = g_malloc(p->lcap);
     p->out = g_malloc(DECODE_SLICE + MG_DEC_SLACK);
+    p->fields = g_array_new(FALSE, FALSE, sizeof(struct field));
     push_entity(p, 0, true);
     return p;
 }
@@ -1430,6 +1430,7 @@ struct mg_mime *mg_mime_free(struct mg_mime *p)
     g_free(p->hbuf);
     g_free(p->lbuf);
     g_free(p->out);
+    g_array_unref(p->fields);
     g_free(p);
     return NULL;
 }
