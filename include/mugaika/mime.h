@@ -11,12 +11,13 @@
  *	mg_mime_free(p);
  * DESCRIPTION
  *	The parser is fed a message in chunks of any size and calls the
- *	callbacks of a const settings table shared by all parsers. Each
- *	entity's own events (with adjacent body spans joined) are the same
- *	whatever the chunk boundaries, and entities begin and end in the
- *	same order; only the interleaving of a text part's body-time
- *	events (body spans, defects) with the events of the uuencoded
- *	blocks found inside it may differ. Memory is bounded by the limits,
+ *	callbacks of a const settings table shared by all parsers.
+ *	Whatever the chunk boundaries: entities begin and end in the same
+ *	order, and each entity's own events are the same in the same order
+ *	(adjacent body spans joined). How the body-time events (body
+ *	spans, defects) of different open entities interleave may differ:
+ *	a container's defect against its open child's body, a text part's
+ *	against the uuencoded block found inside it. Memory is bounded by the limits,
  *	never by the message size. No pointer into a caller's buffer is
  *	kept once mg_mime_execute returns.
  *

@@ -1208,8 +1208,13 @@ static void body_line_long(struct mg_mime *p, const char *at, const char *buf)
 {
     struct entity *e = top(p);
 
-    if (e && e->info.kind == MG_MIME_LEAF)
+    if (e && e->info.kind == MG_MIME_LEAF &&
+        !(e->reported & ((uint64_t)1 << MG_MIME_DEFECT_LINE_TOO_LONG))) {
+        /* the bytes before it first, so the part's defects stay in
+         * input order whatever the chunking */
+        flush_span(p);
         defect(p, e, MG_MIME_DEFECT_LINE_TOO_LONG, OFF(at));
+    }
 }
 
 /* Held line lbuf turned out not to be a delimiter: it is content. A
