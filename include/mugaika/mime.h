@@ -182,7 +182,7 @@ struct mg_mime_settings {
 struct mg_mime_limits {
     size_t header_bytes;   /* one header block (default 256 KiB) */
     size_t line_bytes;     /* body line before line-too-long, header line (default 64 KiB) */
-    size_t boundary_bytes; /* boundary parameter (default 256) */
+    size_t boundary_bytes; /* boundary parameter (default 8 KiB) */
     unsigned depth;        /* nesting depth (default 64) */
     unsigned parts;        /* entities in one message (default 10000) */
     bool uuencode;         /* look for uuencoded blocks in text parts (default true) */

@@ -86,7 +86,7 @@ void mg_mime_limits_default(struct mg_mime_limits *l)
 {
     l->header_bytes = 256 * 1024;
     l->line_bytes = 64 * 1024;
-    l->boundary_bytes = 256;
+    l->boundary_bytes = 8192;
     l->depth = 64;
     l->parts = 10000;
     l->uuencode = true;

@@ -72,6 +72,7 @@ enum cat_id {
     C_JUNK_DELIM,     /* "--boundary" followed by other text: no delimiter */
     C_LENIENT_PARAM,  /* parameter found after a missing ';' */
     C_GMIME_LF_EOL,   /* GMime cuts a byte before a bare-LF delimiter */
+    C_GMIME_LONG_BND, /* GMime cannot match a boundary of several KiB */
     C_BUG_UU_BLANKS,  /* mugaika bug: x-uuencode lines lose trailing blanks */
     C_BUG_QP_SOFT,    /* mugaika bug: final soft line break kept as '=' */
     C_OTHER,          /* anything else */
@@ -96,6 +97,7 @@ static const struct category {
     [C_JUNK_DELIM] = {"delimiter-with-trailing-text", true},
     [C_LENIENT_PARAM] = {"parameter-without-semicolon", true},
     [C_GMIME_LF_EOL] = {"gmime-cut-before-bare-lf-delimiter", true},
+    [C_GMIME_LONG_BND] = {"gmime-long-boundary", true},
     [C_BUG_UU_BLANKS] = {"BUG-uuencode-trailing-blanks", false},
     [C_BUG_QP_SOFT] = {"BUG-qp-final-soft-break", false},
     [C_OTHER] = {"other", false},
@@ -536,6 +538,26 @@ static bool has_junk_delimiter(const char *data, size_t len)
     return found;
 }
 
+/* Length of the longest boundary parameter value in the message. */
+static size_t longest_boundary(const char *data, size_t len)
+{
+    size_t best = 0;
+
+    for (size_t i = 0; i + 9 < len; i++) {
+        if (g_ascii_strncasecmp(data + i, "boundary=", 9) != 0)
+            continue;
+        size_t j = i + 9, n = 0;
+        bool quoted = j < len && data[j] == '"';
+        if (quoted)
+            j++;
+        while (j + n < len && data[j + n] != '\n' && data[j + n] != '\r' &&
+               (quoted ? data[j + n] != '"' : data[j + n] != ';' && data[j + n] != ' '))
+            n++;
+        best = MAX(best, n);
+    }
+    return best;
+}
+
 /* Decides the categories of a message that did not agree exactly;
  * returns their bit mask and sets *detail (owned). */
 static unsigned classify(GPtrArray *mg, GPtrArray *gm, const char *codes, struct cmp *base,
@@ -552,6 +574,10 @@ static unsigned classify(GPtrArray *mg, GPtrArray *gm, const char *codes, struct
         return has_code(codes, "header-no-colon") || has_code(codes, "header-continuation-first")
                    ? 1u << C_GMIME_REJECTS
                    : 1u << C_OTHER;
+    }
+    if (gm->len == 0 && mg->len > 0 && longest_boundary(base->data, base->len) > 4096) {
+        *detail = g_strdup("GMime found no part: boundary of several KiB");
+        return 1u << C_GMIME_LONG_BND;
     }
     c.relaxed = true;
     c.fired = 0;

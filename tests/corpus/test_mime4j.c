@@ -36,8 +36,8 @@
 
 #include "corpus_util.h"
 
-/* Measured 53/64 (mugaika 0.1.0); margin 2. */
-#define MIN_AGREE 51
+/* Measured 55/64 (mugaika 0.1.0); margin 2. */
+#define MIN_AGREE 53
 
 struct tag {
     char *name;
