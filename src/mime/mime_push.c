@@ -1204,17 +1204,25 @@ static void header_overflow(struct mg_mime *p)
 /* Offset of chunk position q. */
 #define OFF(q) (p->base + (uint64_t)((q)-buf))
 
-static void body_line_long(struct mg_mime *p, const char *at, const char *buf)
+/* Body bytes [s, q) of one line, whose length before s was `before`:
+ * content, with line-too-long reported where the line crosses the
+ * limit. The bytes before that point are decoded first, so a part's
+ * defects stay in input order whatever the chunking. */
+static void line_content(struct mg_mime *p, const char *s, const char *q, uint64_t before,
+                         const char *buf)
 {
     struct entity *e = top(p);
+    uint64_t lim = p->lim.line_bytes;
 
-    if (e && e->info.kind == MG_MIME_LEAF &&
+    if (before + (uint64_t)(q - s) > lim && e && e->info.kind == MG_MIME_LEAF &&
         !(e->reported & ((uint64_t)1 << MG_MIME_DEFECT_LINE_TOO_LONG))) {
-        /* the bytes before it first, so the part's defects stay in
-         * input order whatever the chunking */
+        const char *at = before < lim ? s + (lim - before) : s;
+        content(p, s, (size_t)(at - s), OFF(s));
         flush_span(p);
         defect(p, e, MG_MIME_DEFECT_LINE_TOO_LONG, OFF(at));
+        s = at;
     }
+    content(p, s, (size_t)(q - s), OFF(s));
 }
 
 /* Held line lbuf turned out not to be a delimiter: it is content. A
@@ -1285,12 +1293,8 @@ static void run(struct mg_mime *p, const char *buf, size_t len)
             break;
         case S_LINE: {
             const char *q = find_eol(s, end);
-            uint64_t before = p->line_len;
+            line_content(p, s, q, p->line_len, buf);
             p->line_len += (uint64_t)(q - s);
-            if (p->line_len > p->lim.line_bytes)
-                body_line_long(
-                    p, before <= p->lim.line_bytes ? s + (p->lim.line_bytes - before) : s, buf);
-            content(p, s, (size_t)(q - s), OFF(s));
             if (q == end) {
                 s = end;
                 break;
