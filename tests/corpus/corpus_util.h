@@ -96,4 +96,10 @@ void corpus_print(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
  * one-line reports); "(null)" for NULL. Owned. */
 char *corpus_printable(const char *s);
 
+/* A divergence list in $MUGAIKA_CORPUS_LISTS (else "."): lines
+ * "SET/FILE: reason", '#' comments and blank lines skipped. Returns
+ * file -> reason (owned by the caller). A missing or malformed list is
+ * fatal. */
+GHashTable *corpus_read_list(const char *file);
+
 #endif

@@ -279,37 +279,11 @@ out:
     g_free(base);
 }
 
-/* "SET/X.msg: reason" lines; '#' comments and blank lines skipped. */
-static GHashTable *read_list(const char *file)
-{
-    const char *dir = g_getenv("MUGAIKA_CORPUS_LISTS");
-    char *path = g_build_filename(dir ? dir : ".", file, NULL);
-    GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    char *text, **lines;
-    GError *err = NULL;
-
-    if (!g_file_get_contents(path, &text, NULL, &err))
-        g_error("cannot read %s: %s (set MUGAIKA_CORPUS_LISTS)", path, err->message);
-    lines = g_strsplit(text, "\n", -1);
-    for (char **l = lines; *l; l++) {
-        char *colon = strstr(*l, ": ");
-        if (**l == '#' || **l == '\0')
-            continue;
-        if (colon == NULL)
-            g_error("%s: bad line \"%s\"", path, *l);
-        g_hash_table_insert(h, g_strndup(*l, (gsize)(colon - *l)), g_strdup(colon + 2));
-    }
-    g_strfreev(lines);
-    g_free(text);
-    g_free(path);
-    return h;
-}
-
 static void test_mime4j(gconstpointer arg)
 {
     struct run r = {
         .root = arg,
-        .listed = read_list("mime4j-divergences.txt"),
+        .listed = corpus_read_list("mime4j-divergences.txt"),
         .seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
     };
     GPtrArray *files = corpus_list(r.root, "mime4j");
