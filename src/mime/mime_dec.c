@@ -287,18 +287,27 @@ static size_t qp_step(struct mg_dec *d, const unsigned char *in, size_t len, cha
         int h;
 
         switch (d->state) {
-        case QP_TEXT: {
-            const unsigned char *eq = memchr(in + i, '=', len - i);
-            size_t run = eq ? (size_t)(eq - (in + i)) : len - i;
-            memcpy(o, in + i, run);
-            o += run;
-            i += run;
-            if (eq) {
+        case QP_TEXT:
+            /* Plain bytes and complete "=XX" escapes without a state
+             * change (Japanese UTF-8 text is nearly all escapes). */
+            while (i < len) {
+                unsigned char t = in[i];
+                if (t != '=') {
+                    *o++ = (char)t;
+                    i++;
+                    continue;
+                }
+                int hi, lo;
+                if (i + 2 < len && (hi = hexval(in[i + 1])) >= 0 && (lo = hexval(in[i + 2])) >= 0) {
+                    *o++ = (char)((hi << 4) | lo);
+                    i += 3;
+                    continue;
+                }
                 d->state = QP_EQ;
                 i++;
+                break;
             }
             continue;
-        }
         case QP_EQ:
             if ((h = hexval(c)) >= 0) {
                 d->acc = c;
