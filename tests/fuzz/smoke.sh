@@ -20,9 +20,23 @@ set -eu
 
 fuzzer=$1
 corpus=$2
-secs=${MUGAIKA_FUZZ_SECONDS:-$3}
+secs=$3
 artifacts=$4
 shift 4
+
+# By default the run is a fixed number of executions from a fixed seed
+# (-runs=N among the extra arguments), so it is the same run every
+# time; the time limit is only a cap for a slow machine.
+# MUGAIKA_FUZZ_SECONDS asks for a longer, time-bound run instead.
+if [ -n "${MUGAIKA_FUZZ_SECONDS:-}" ]; then
+    secs=$MUGAIKA_FUZZ_SECONDS
+    keep=""
+    for a in "$@"; do
+        case "$a" in -runs=*) ;; *) keep="$keep $a" ;; esac
+    done
+    # shellcheck disable=SC2086
+    set -- $keep
+fi
 
 [ -d "$corpus" ] || { echo "smoke.sh: no corpus directory $corpus" >&2; exit 1; }
 mkdir -p "$artifacts"
