@@ -480,3 +480,30 @@ GHashTable *corpus_read_list(const char *file)
     g_free(path);
     return h;
 }
+
+int corpus_test_main(int argc, char **argv, const char *path, GTestDataFunc fn)
+{
+    char *root;
+    int rc;
+
+    g_test_init(&argc, &argv, NULL);
+    root = corpus_root();
+    g_test_add_data_func(path, root, fn);
+    rc = g_test_run();
+    g_free(root);
+    return rc;
+}
+
+unsigned corpus_check_list(const char *list_name, GHashTable *listed, GHashTable *seen,
+                           unsigned listed_diff, bool only)
+{
+    GHashTableIter it;
+    gpointer k;
+
+    g_hash_table_iter_init(&it, listed);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        if (!only && !g_hash_table_contains(seen, k))
+            g_error("%s: %s is not a corpus file", list_name, (const char *)k);
+    }
+    return g_hash_table_size(listed) - listed_diff;
+}

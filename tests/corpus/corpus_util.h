@@ -102,4 +102,13 @@ char *corpus_printable(const char *s);
  * fatal. */
 GHashTable *corpus_read_list(const char *file);
 
+/* Every line of a divergence list must name a file of the corpus
+ * (unless only part of it ran); returns how many listed files did not
+ * differ (the list is stale for them). Fatal on a stray line. */
+unsigned corpus_check_list(const char *list_name, GHashTable *listed, GHashTable *seen,
+                           unsigned listed_diff, bool only);
+
+/* main() of a corpus test: one GLib test PATH given the corpus root. */
+int corpus_test_main(int argc, char **argv, const char *path, GTestDataFunc fn);
+
 #endif

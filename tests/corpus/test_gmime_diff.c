@@ -714,15 +714,10 @@ static void test_diff(gconstpointer arg)
 
 int main(int argc, char **argv)
 {
-    char *root;
     int rc;
 
-    g_test_init(&argc, &argv, NULL);
-    root = corpus_root();
     g_mime_init();
-    g_test_add_data_func("/corpus/gmime-diff", root, test_diff);
-    rc = g_test_run();
+    rc = corpus_test_main(argc, argv, "/corpus/gmime-diff", test_diff);
     g_mime_shutdown();
-    g_free(root);
     return rc;
 }

@@ -173,13 +173,5 @@ static void test_hostile(gconstpointer arg)
 
 int main(int argc, char **argv)
 {
-    char *root;
-    int rc;
-
-    g_test_init(&argc, &argv, NULL);
-    root = corpus_root();
-    g_test_add_data_func("/corpus/hostile", root, test_hostile);
-    rc = g_test_run();
-    g_free(root);
-    return rc;
+    return corpus_test_main(argc, argv, "/corpus/hostile", test_hostile);
 }
