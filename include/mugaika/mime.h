@@ -13,11 +13,15 @@
  *	The parser is fed a message in chunks of any size and calls the
  *	callbacks of a const settings table shared by all parsers.
  *	Whatever the chunk boundaries: entities begin and end in the same
- *	order, and each entity's own events are the same in the same order
- *	(adjacent body spans joined). How the body-time events (body
- *	spans, defects) of different open entities interleave may differ:
- *	a container's defect against its open child's body, a text part's
- *	against the uuencoded block found inside it. Memory is bounded by the limits,
+ *	order; each entity's fields come in the same order, its defects in
+ *	the same order, and its body bytes (all on_body spans joined) are
+ *	the same. Where a defect falls between the body spans of its own
+ *	entity, or between the events of other open entities (a text part
+ *	and the uuencoded block found inside it), may differ.
+ *
+ *	The struct mg_mime_part passed to a callback is valid during that
+ *	call only (the entity stack may move); its strings stay valid
+ *	until the entity's on_part_end returns. Memory is bounded by the limits,
  *	never by the message size. No pointer into a caller's buffer is
  *	kept once mg_mime_execute returns.
  *

@@ -454,24 +454,36 @@ size_t mg_uu_decode_line(const char *line, size_t len, char *out, int *bad)
     return w;
 }
 
-/* uu CTE states: 0 before begin, 1 in data, 2 after end */
+/* uu CTE states: 0 before begin, 1 in data, 2 after end. Text outside
+ * a block is not decoded: a line that is not blank there is marked
+ * uu-bad-line, so nothing disappears unnoticed; a second "begin" opens
+ * the next block, whose bytes are appended. */
+static bool uu_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+            return false;
+    }
+    return true;
+}
+
 static size_t uu_line(struct mg_dec *d, size_t at, char *o)
 {
     const char *name;
     size_t name_len, w = 0;
     int bad;
 
-    if (d->state == 0) {
+    if (d->state != 1) {
         if (mg_uu_is_begin(d->line, d->line_len, &name, &name_len))
             d->state = 1;
-    } else if (d->state == 1) {
-        if (mg_uu_is_end(d->line, d->line_len)) {
-            d->state = 2;
-        } else {
-            w = mg_uu_decode_line(d->line, d->line_len, o, &bad);
-            if (bad)
-                note(d, MG_MIME_DEFECT_UU_BAD_LINE, at);
-        }
+        else if (!uu_blank(d->line, d->line_len))
+            note(d, MG_MIME_DEFECT_UU_BAD_LINE, at);
+    } else if (mg_uu_is_end(d->line, d->line_len)) {
+        d->state = 2;
+    } else {
+        w = mg_uu_decode_line(d->line, d->line_len, o, &bad);
+        if (bad)
+            note(d, MG_MIME_DEFECT_UU_BAD_LINE, at);
     }
     d->line_len = 0;
     return w;
@@ -489,7 +501,7 @@ static size_t uu_step(struct mg_dec *d, const char *in, size_t len, char *out)
         }
         if (d->line_len < MG_UU_LINE_MAX)
             d->line[d->line_len++] = c;
-        else if (d->state == 1)
+        else
             note(d, MG_MIME_DEFECT_UU_BAD_LINE, i);
     }
     return (size_t)(o - out);

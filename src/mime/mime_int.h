@@ -20,7 +20,7 @@
 
 #include <mugaika/mime.h>
 
-#define MG_DEC_SLACK     256 /* a held uuencoded line decodes to at most 192 bytes */
+#define MG_DEC_SLACK     256 /* >= 63: a held uuencoded line decodes to at most 63 bytes */
 #define MG_DEC_QP_WS_MAX 64
 #define MG_UU_LINE_MAX   256
 

@@ -558,31 +558,28 @@ static void uu_line(struct mg_mime *p, struct entity *e)
     char out[MG_UU_LINE_MAX];
     int bad;
 
-    if (!u->in_block) {
-        if (!u->overflow && p->nparts < p->lim.parts &&
-            mg_uu_is_begin(u->line, u->len, &name, &name_len))
-            uu_open(p, e, name, name_len);
-        return;
-    }
-    if (u->overflow) {
+    if (u->in_block) {
+        if (!u->overflow && mg_uu_is_end(u->line, u->len)) {
+            uu_close(p, e, false);
+            return;
+        }
+        size_t w = u->overflow ? 0 : mg_uu_decode_line(u->line, u->len, out, &bad);
+        if (!u->overflow && !bad) {
+            emit_body(p, &p->uu_ent, out, w);
+            return;
+        }
+        /* Not uuencode any more: the block ended without "end". The
+         * line may open the next block, so it is looked at again. */
         defect(p, &p->uu_ent, MG_MIME_DEFECT_UU_BAD_LINE, p->uu_ent.info.offset);
         uu_close(p, e, true);
-        return;
     }
-    if (mg_uu_is_end(u->line, u->len)) {
-        uu_close(p, e, false);
-        return;
+    /* The first MG_UU_LINE_MAX bytes of a longer line are enough to
+     * see a "begin" line; its name is then cut (and marked). */
+    if (p->nparts < p->lim.parts && mg_uu_is_begin(u->line, u->len, &name, &name_len)) {
+        uu_open(p, e, name, name_len);
+        if (u->overflow)
+            defect(p, &p->uu_ent, MG_MIME_DEFECT_UU_BAD_LINE, p->uu_ent.info.offset);
     }
-    size_t w = mg_uu_decode_line(u->line, u->len, out, &bad);
-    if (bad && w == 0 && u->len > 0 && !(u->len == 1 && u->line[0] == '`')) {
-        /* Not uuencode any more: the block ended without "end". */
-        defect(p, &p->uu_ent, MG_MIME_DEFECT_UU_BAD_LINE, p->uu_ent.info.offset);
-        uu_close(p, e, true);
-        return;
-    }
-    if (bad)
-        defect(p, &p->uu_ent, MG_MIME_DEFECT_UU_BAD_LINE, p->uu_ent.info.offset);
-    emit_body(p, &p->uu_ent, out, w);
 }
 
 static void uu_feed(struct mg_mime *p, struct entity *e, const char *data, size_t len)
@@ -1192,6 +1189,18 @@ static void header_overflow(struct mg_mime *p)
     rest = g_memdup2(p->hbuf + cut, rest_len);
     p->hlen = cut;
     end_headers(p, cut_off);
+    if (p->open_multiparts > 0 && rest_len > 0 && rest[0] == '-' && rest_len <= p->lcap) {
+        /* The cut line may be a delimiter: read it as a body line. A
+         * CR at its end was a line end whose LF did not fit. */
+        bool cr = rest[rest_len - 1] == '\r';
+        p->llen = rest_len - (cr ? 1 : 0);
+        memcpy(p->lbuf, rest, p->llen);
+        p->lstart = cut_off;
+        p->line_len = 0;
+        p->state = cr ? S_DASH_CR : S_DASH;
+        g_free(rest);
+        return;
+    }
     p->state = S_LINE;
     p->line_len = rest_len;
     content_copy(p, rest, rest_len, cut_off);
@@ -1493,7 +1502,10 @@ enum mg_status mg_mime_finish(struct mg_mime *p)
             size_t n = p->hlen - p->hline;
             while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
                 n--;
-            if (line[0] == '-' && (k = match_delimiter(p, line, n, &final, &blanks)) >= 0) {
+            /* a bare CR at the end completes the empty line; a
+             * delimiter ends the block too */
+            if (n == 0 ||
+                (line[0] == '-' && (k = match_delimiter(p, line, n, &final, &blanks)) >= 0)) {
                 header_line(p, p->pos);
                 break;
             }

@@ -53,8 +53,11 @@ static const struct dec_case cases[] = {
     {"qp/trailing-equals-blank", MG_MIME_CTE_QP, "end= ", "end", 0, 0},
     {"qp/trailing-half", MG_MIME_CTE_QP, "end=4", "end=4", 0, D(QP_INVALID_ESCAPE)},
     {"qp/blanks-not-break", MG_MIME_CTE_QP, "a= b", "a= b", 0, D(QP_INVALID_ESCAPE)},
+    /* text outside a block is not decoded, and is marked */
     {"uu/block", MG_MIME_CTE_UUENCODE, "junk\nbegin 644 x\n+:&5L;&\\@=V]R;&0*\n`\nend\n",
-     "hello world", 0, 0},
+     "hello world", 0, D(UU_BAD_LINE)},
+    {"uu/two-blocks", MG_MIME_CTE_UUENCODE,
+     "begin 644 a\n#86)C\n`\nend\n\nbegin 644 b\n#86)C\n`\nend\n", "abcabc", 0, 0},
     {"uu/crlf", MG_MIME_CTE_UUENCODE, "begin 600 x\r\n#:&D*\r\n`\r\nend\r\n", "hi\n", 0, 0},
     {"uu/no-end", MG_MIME_CTE_UUENCODE, "begin 644 x\n#:&D*\n", "hi\n", 0, D(UU_TRUNCATED)},
     /* trailing blanks stripped in transit: missing characters are zero */

@@ -457,6 +457,66 @@ static void test_header_block_limit(void)
     rec_free(r);
 }
 
+/* A delimiter line cut by the header limit still ends the part, so
+ * the next part cannot hide inside an opaque leaf. */
+static void test_header_limit_keeps_delimiter(void)
+{
+    struct mg_mime_limits lim;
+    GString *m = g_string_new("Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+                              "Content-Type: text/plain\nX-Pad: ");
+    struct rec *r;
+
+    mg_mime_limits_default(&lim);
+    lim.header_bytes = 1024;
+    while (m->len < 47 + 1024 - 2)
+        g_string_append_c(m, 'a');
+    g_string_append(m, "\n--b\nContent-Type: text/html\n\n<script>evil()</script>\n--b--\n");
+    for (size_t chunk = 1; chunk <= 64; chunk *= 4) {
+        r = parse(m->str, m->len, &lim, chunk);
+        g_assert_true(has_defect(r, "1", "header-block-too-long"));
+        assert_leaf(r, "2", "text/html", "<script>evil()</script>");
+        rec_free(r);
+    }
+    g_string_free(m, TRUE);
+}
+
+/* A second "begin" line ends the first block and opens its own. */
+static void test_uuencode_begin_inside_block(void)
+{
+    struct rec *r = parse_s("Content-Type: text/plain\n\nbegin 644 readme.txt\n"
+                            "begin 644 evil.exe\n#:&D*\n`\nend\n");
+
+    g_assert_true(has_defect(r, "1.u1", "uu-truncated"));
+    g_assert_cmpstr(find(r, "1.u2")->filename, ==, "evil.exe");
+    g_assert_cmpstr(find(r, "1.u2")->body->str, ==, "hi\n");
+    rec_free(r);
+}
+
+/* A "begin" line longer than the line buffer still opens a block. */
+static void test_uuencode_long_begin_line(void)
+{
+    GString *m = g_string_new("Content-Type: text/plain\n\nbegin 644 ");
+
+    for (int i = 0; i < 300; i++)
+        g_string_append_c(m, 'n');
+    g_string_append(m, ".exe\n#:&D*\n`\nend\n");
+    struct rec *r = parse(m->str, m->len, NULL, 5);
+    g_assert_cmpstr(find(r, "1.u1")->body->str, ==, "hi\n");
+    g_assert_true(has_defect(r, "1.u1", "uu-bad-line"));
+    g_string_free(m, TRUE);
+    rec_free(r);
+}
+
+/* "\r\n\r" at the very end: the bare CR completes the empty line. */
+static void test_final_bare_cr_ends_headers(void)
+{
+    struct rec *r = parse_s("Subject: x\r\n\r");
+
+    g_assert_false(has_defect(r, "1", "header-truncated"));
+    assert_leaf(r, "1", "text/plain", "");
+    rec_free(r);
+}
+
 static void test_callback_error_sticky(void)
 {
     struct rec *r = rec_new();
@@ -525,6 +585,10 @@ int main(int argc, char **argv)
     g_test_add_func("/mime/depth-limit", test_depth_limit);
     g_test_add_func("/mime/part-limit", test_part_limit);
     g_test_add_func("/mime/header-block-limit", test_header_block_limit);
+    g_test_add_func("/mime/header-limit-keeps-delimiter", test_header_limit_keeps_delimiter);
+    g_test_add_func("/mime/uuencode-begin-inside-block", test_uuencode_begin_inside_block);
+    g_test_add_func("/mime/uuencode-long-begin-line", test_uuencode_long_begin_line);
+    g_test_add_func("/mime/final-bare-cr-ends-headers", test_final_bare_cr_ends_headers);
     g_test_add_func("/mime/callback-error-sticky", test_callback_error_sticky);
     g_test_add_func("/mime/execute-after-finish", test_execute_after_finish);
     g_test_add_func("/mime/mbox-from-line", test_mbox_from_line);
