@@ -131,17 +131,25 @@ static const struct text_case text_cases[] = {
     {"empty", S(""), "", 0},
 };
 
+/* Checks one decoder result: valid UTF-8, the expected text and
+ * exactly the expected defect bits. Frees got. */
+static void check_result(const char *what, const char *name, char *got, const char *want,
+                         unsigned def, unsigned want_def)
+{
+    g_test_message("%s: %s", what, name);
+    g_assert_true(g_utf8_validate(got, -1, NULL));
+    g_assert_cmpstr(got, ==, want);
+    g_assert_cmphex(def, ==, want_def);
+    g_free(got);
+}
+
 static void test_text(void)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(text_cases); i++) {
         const struct text_case *c = &text_cases[i];
         unsigned def = 0;
         char *got = mg_hdr_decode_text(c->in, c->len, &def);
-        g_test_message("text: %s", c->name);
-        g_assert_true(g_utf8_validate(got, -1, NULL));
-        g_assert_cmpstr(got, ==, c->want);
-        g_assert_cmphex(def, ==, c->def);
-        g_free(got);
+        check_result("text", c->name, got, c->want, def, c->def);
     }
     /* defects is optional */
     char *got = mg_hdr_decode_text(S("x"), NULL);
@@ -210,11 +218,7 @@ static void test_addresses(void)
         const struct text_case *c = &addr_cases[i];
         unsigned def = 0;
         char *got = mg_hdr_decode_addresses(c->in, c->len, &def);
-        g_test_message("addr: %s", c->name);
-        g_assert_true(g_utf8_validate(got, -1, NULL));
-        g_assert_cmpstr(got, ==, c->want);
-        g_assert_cmphex(def, ==, c->def);
-        g_free(got);
+        check_result("addr", c->name, got, c->want, def, c->def);
     }
 }
 
@@ -568,11 +572,7 @@ static void test_decode(void)
         const struct decode_case *c = &decode_cases[i];
         unsigned def = 0;
         char *got = mg_hdr_decode(c->field, c->in, c->len, &def);
-        g_test_message("decode: %s: %s", c->field ? c->field : "(null)", c->want);
-        g_assert_true(g_utf8_validate(got, -1, NULL));
-        g_assert_cmpstr(got, ==, c->want);
-        g_assert_cmphex(def, ==, c->def);
-        g_free(got);
+        check_result("decode", c->field ? c->field : "(null)", got, c->want, def, c->def);
     }
 }
 
