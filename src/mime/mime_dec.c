@@ -246,7 +246,7 @@ static size_t b64_flush(struct mg_dec *d, char *out)
     return w;
 }
 
-static int hexval(unsigned char c)
+int mg_hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -298,7 +298,8 @@ static size_t qp_step(struct mg_dec *d, const unsigned char *in, size_t len, cha
                     continue;
                 }
                 int hi, lo;
-                if (i + 2 < len && (hi = hexval(in[i + 1])) >= 0 && (lo = hexval(in[i + 2])) >= 0) {
+                if (i + 2 < len && (hi = mg_hex_value(in[i + 1])) >= 0 &&
+                    (lo = mg_hex_value(in[i + 2])) >= 0) {
                     *o++ = (char)((hi << 4) | lo);
                     i += 3;
                     continue;
@@ -309,7 +310,7 @@ static size_t qp_step(struct mg_dec *d, const unsigned char *in, size_t len, cha
             }
             continue;
         case QP_EQ:
-            if ((h = hexval(c)) >= 0) {
+            if ((h = mg_hex_value(c)) >= 0) {
                 d->acc = c;
                 d->state = QP_HEX1;
             } else if (c == '\n') {
@@ -327,8 +328,8 @@ static size_t qp_step(struct mg_dec *d, const unsigned char *in, size_t len, cha
             }
             break;
         case QP_HEX1:
-            if ((h = hexval(c)) >= 0) {
-                *o++ = (char)((hexval((unsigned char)d->acc) << 4) | h);
+            if ((h = mg_hex_value(c)) >= 0) {
+                *o++ = (char)((mg_hex_value((unsigned char)d->acc) << 4) | h);
                 d->state = QP_TEXT;
             } else {
                 note(d, MG_MIME_DEFECT_QP_INVALID_ESCAPE, i);

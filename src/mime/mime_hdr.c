@@ -118,6 +118,8 @@
 #include <mugaika/charset.h>
 #include <mugaika/hdr.h>
 
+#include "mime/mime_int.h"
+
 #define LABEL_MAX   64  /* longer charset labels are treated as unknown */
 #define PARAM_MAX   256 /* parameters parsed per field */
 #define SECTION_MAX 999 /* highest RFC 2231 section number */
@@ -153,17 +155,6 @@ static bool needs_charset(const char *s, size_t n)
             return true;
     }
     return false;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static void set_def(unsigned *def, unsigned bits)
@@ -393,8 +384,8 @@ static void q_decode(const char *t, size_t n, GString *out)
         int hi, lo;
         if (t[i] == '_') {
             g_string_append_c(out, ' ');
-        } else if (t[i] == '=' && i + 2 < n && (hi = hex_value(t[i + 1])) >= 0 &&
-                   (lo = hex_value(t[i + 2])) >= 0) {
+        } else if (t[i] == '=' && i + 2 < n && (hi = mg_hex_value((unsigned char)t[i + 1])) >= 0 &&
+                   (lo = mg_hex_value((unsigned char)t[i + 2])) >= 0) {
             g_string_append_c(out, (char)(hi << 4 | lo));
             i += 2;
         } else {
@@ -1249,7 +1240,8 @@ static void pct_decode(const char *s, size_t n, GString *out, unsigned *def)
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
         if (s[i] == '%') {
-            if (i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 && (lo = hex_value(s[i + 2])) >= 0) {
+            if (i + 2 < n && (hi = mg_hex_value((unsigned char)s[i + 1])) >= 0 &&
+                (lo = mg_hex_value((unsigned char)s[i + 2])) >= 0) {
                 g_string_append_c(out, (char)(hi << 4 | lo));
                 i += 2;
                 continue;

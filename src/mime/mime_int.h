@@ -41,6 +41,9 @@ void mg_dec_init(struct mg_dec *d, enum mg_mime_cte cte);
 size_t mg_dec_step(struct mg_dec *d, const char *in, size_t len, char *out);
 size_t mg_dec_flush(struct mg_dec *d, char *out);
 
+/* Value of a hex digit (either case), or -1. */
+int mg_hex_value(unsigned char c);
+
 /* Decode one uuencoded data line (no line terminator). Writes at most
  * 63 bytes to out; returns the count. *bad
  * is set when the line is not well-formed uuencode. */
