@@ -105,7 +105,7 @@ enum mime_state {
 };
 
 /* uuencode scanner of a text leaf (works on decoded bytes) */
-enum uu_state { UU_BOL, UU_SKIP, UU_TEXTLINE, UU_DATA };
+enum uu_state { UU_BOL, UU_SKIP };
 
 struct uu_scan {
     enum uu_state st;
@@ -166,7 +166,6 @@ struct mg_mime {
     size_t hline;    /* start of the current line in hbuf */
     uint64_t hstart; /* offset of hbuf[0] */
     bool hoverflow;
-    bool hline_long;
 
     /* held body line (possible delimiter) */
     char *lbuf;
@@ -324,7 +323,6 @@ static struct entity *push_entity(struct mg_mime *p, uint64_t off, bool embedded
     p->hline = 0;
     p->hstart = off;
     p->hoverflow = false;
-    p->hline_long = false;
     p->holding = true;
     p->held = 0;
     return e;
