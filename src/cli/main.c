@@ -44,6 +44,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "inspect") == 0)
         return mg_cli_inspect(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sanitize") == 0)
+        return mg_cli_sanitize(argc - 1, argv + 1);
+    if (strcmp(argv[1], "rules") == 0)
+        return mg_cli_rules(argc - 1, argv + 1);
+    if (strcmp(argv[1], "quarantine") == 0)
+        return mg_cli_quarantine(argc - 1, argv + 1);
     fprintf(stderr, "mugaika: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return MG_EX_USAGE;

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	av 3h
+ * SUMMARY
+ *	virus scanning with libclamav
+ * DESCRIPTION
+ *	One engine per process, compiled once from a database directory
+ *	and shared by every thread (libclamav engines are thread-safe for
+ *	scanning once compiled). Reference counted, so a reload can build
+ *	a new engine aside and swap it in. Scans look inside archives and
+ *	documents as libclamav does by default; size limits are raised so
+ *	that nothing is skipped silently, and crossing one is an error,
+ *	never a clean verdict.
+ * DIAGNOSTICS
+ *	GError domain MG_AV_ERROR: MG_AV_ERROR_NO_DATABASE (directory
+ *	missing, unreadable or without signatures: a configuration error),
+ *	MG_AV_ERROR_ENGINE (libclamav failed: a temporary failure).
+ */
+#ifndef MUGAIKA_AV_H
+#define MUGAIKA_AV_H
+
+#include <stddef.h>
+
+#include <glib.h>
+
+#define MG_AV_DEFAULT_DB "/var/lib/clamav"
+
+GQuark mg_av_error_quark(void);
+#define MG_AV_ERROR (mg_av_error_quark())
+enum { MG_AV_ERROR_NO_DATABASE, MG_AV_ERROR_ENGINE };
+
+enum mg_av_verdict {
+    MG_AV_CLEAN,
+    MG_AV_INFECTED,
+    MG_AV_ERROR, /* never treat as clean */
+};
+
+struct mg_av;
+
+/* dbdir NULL: MG_AV_DEFAULT_DB. */
+struct mg_av *mg_av_open(const char *dbdir, GError **err);
+struct mg_av *mg_av_ref(struct mg_av *av);
+void mg_av_unref(struct mg_av *av);
+
+/* *virname (g_free) is set when INFECTED; *err when ERROR. */
+enum mg_av_verdict mg_av_scan_buffer(struct mg_av *av, const void *buf, size_t len, char **virname,
+                                     GError **err);
+/* Scans the whole file behind fd from offset 0 (fd's offset is not used). */
+enum mg_av_verdict mg_av_scan_fd(struct mg_av *av, int fd, char **virname, GError **err);
+
+unsigned mg_av_signatures(const struct mg_av *av);
+/* libclamav version string (static). */
+const char *mg_av_version(void);
+
+#endif

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* placeholder: replaced by the quarantine command */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int mg_cli_quarantine(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fputs("mugaika: quarantine: not built yet\n", stderr);
+    return MG_EX_SOFTWARE;
+}
