@@ -21,6 +21,7 @@
 #define MUGAIKA_AV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <glib.h>
 
@@ -33,7 +34,7 @@ enum { MG_AV_ERROR_NO_DATABASE, MG_AV_ERROR_ENGINE };
 enum mg_av_verdict {
     MG_AV_CLEAN,
     MG_AV_INFECTED,
-    MG_AV_ERROR, /* never treat as clean */
+    MG_AV_FAILED, /* scan failed (*err set): never treat as clean */
 };
 
 struct mg_av;
@@ -43,11 +44,17 @@ struct mg_av *mg_av_open(const char *dbdir, GError **err);
 struct mg_av *mg_av_ref(struct mg_av *av);
 void mg_av_unref(struct mg_av *av);
 
-/* *virname (g_free) is set when INFECTED; *err when ERROR. */
+/* *virname (g_free) is set when INFECTED; *err when FAILED. */
 enum mg_av_verdict mg_av_scan_buffer(struct mg_av *av, const void *buf, size_t len, char **virname,
                                      GError **err);
 /* Scans the whole file behind fd from offset 0 (fd's offset is not used). */
 enum mg_av_verdict mg_av_scan_fd(struct mg_av *av, int fd, char **virname, GError **err);
+
+/* Content that is not in one buffer or file: read through fn (up to
+ * len bytes at off; returns the count, 0 at the end, -1 on error). */
+typedef gssize (*mg_av_pread_fn)(void *handle, void *buf, size_t len, uint64_t off);
+enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
+                                    void *handle, char **virname, GError **err);
 
 unsigned mg_av_signatures(const struct mg_av *av);
 /* libclamav version string (static). */

@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	av 3
+ * SUMMARY
+ *	virus scanning with libclamav
+ * SYNOPSIS
+ *	#include <mugaika/av.h>
+ *
+ *	struct mg_av *mg_av_open(const char *dbdir, GError **err);
+ *	struct mg_av *mg_av_ref(struct mg_av *av);
+ *	void mg_av_unref(struct mg_av *av);
+ *	enum mg_av_verdict mg_av_scan_buffer(struct mg_av *av, const void *buf, size_t len,
+ *	                                     char **virname, GError **err);
+ *	enum mg_av_verdict mg_av_scan_fd(struct mg_av *av, int fd, char **virname, GError **err);
+ *	enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
+ *	                                    void *handle, char **virname, GError **err);
+ *	unsigned mg_av_signatures(const struct mg_av *av);
+ *	const char *mg_av_version(void);
+ * DESCRIPTION
+ *	mg_av_open() initialises libclamav (cl_init, once per process),
+ *	creates an engine, sets its limits, loads every signature file
+ *	of dbdir (NULL: MG_AV_DEFAULT_DB) with CL_DB_STDOPT (signed
+ *	bytecode only) and compiles the engine. The result is owned by
+ *	the caller with one reference. A compiled engine is read-only,
+ *	so any number of threads may scan with it at once.
+ *
+ *	mg_av_ref() adds a reference and returns av; mg_av_unref() drops
+ *	one (NULL is allowed) and frees the engine with the last.
+ *
+ *	mg_av_scan_buffer() scans len bytes of memory in place (no file is
+ *	written for the top level; libclamav may still write temporary
+ *	files for what it extracts). mg_av_scan_fd() scans the regular
+ *	file behind fd from offset 0 to its size at the time of the call.
+ *	It reads with pread(), so the descriptor's offset is neither used
+ *	nor moved. Anything but a regular file is an error.
+ *	mg_av_scan_pread() scans size bytes read through fn(handle, ...)
+ *	as libclamav asks for them (in pages, in any order, possibly more
+ *	than once); fn must return the bytes read, 0 at the end, or -1.
+ *	A failed read, a read returning more than asked, or an end before
+ *	size bytes make the scan fail, whatever libclamav concludes.
+ *	mg_av_scan_fd() is mg_av_scan_pread() over pread(2).
+ *
+ *	Both return MG_AV_INFECTED and set *virname (owned, g_free) to the
+ *	name libclamav reports, verbatim (signatures from unofficial
+ *	databases carry libclamav's ".UNOFFICIAL" suffix); MG_AV_CLEAN;
+ *	or MG_AV_FAILED and set *err. virname and err may be NULL.
+ *
+ *	mg_av_signatures() is the number of signatures cl_load() loaded.
+ *	mg_av_version() is libclamav's version string (static).
+ * SCAN OPTIONS
+ *	Every CL_SCAN_PARSE_* flag (archives, mail, OLE2, PDF, HTML, XML
+ *	documents, PE, ELF, SWF, HWP, OneNote, images), general heuristics
+ *	on, all-match mode off. Heuristic alerts enabled:
+ *	CL_SCAN_HEURISTIC_EXCEEDS_MAX, ENCRYPTED_ARCHIVE, ENCRYPTED_DOC.
+ *	Partial (message/partial) reassembly stays off: it keeps files in
+ *	the temporary directory across scans.
+ * LIMITS
+ *	Fail-closed by design: whatever libclamav cannot look at fully
+ *	must not read as clean. libclamav's own mechanism for this is used:
+ *	with CL_SCAN_HEURISTIC_EXCEEDS_MAX, crossing the file size, scan
+ *	size, recursion, file count or scan time limit is reported as a
+ *	virus named "Heuristics.Limits.Exceeded.<Limit>", and an archive or
+ *	document that it cannot decrypt as "Heuristics.Encrypted.<Type>".
+ *	Those come back as MG_AV_INFECTED with that name: callers may tell
+ *	them from real detections by the "Heuristics." prefix, but must
+ *	never treat them as clean. Heuristic alerts do not take precedence,
+ *	so a real signature match found in the same scan wins.
+ *
+ *	CL_ENGINE_MAX_FILESIZE: libclamav caps it at INT_MAX - 2 bytes
+ *	(2 GiB - 3) whatever is asked for; that value is set. A larger
+ *	input is a Limits.Exceeded verdict.
+ *	CL_ENGINE_MAX_SCANSIZE (the total extracted from one input): not
+ *	capped by libclamav (0 would mean unlimited); it is set to 4 GiB,
+ *	twice the largest single file, so that a maximal message is scanned
+ *	whole while a decompression bomb ends in a Limits.Exceeded verdict
+ *	instead of filling the temporary directory.
+ *	Recursion (17), file count (10000) and scan time (120 s) keep
+ *	libclamav's defaults. The normalisation limits (HTML, script,
+ *	embedded PE, zip type recognition) also keep their defaults: past
+ *	them libclamav skips a normalised view only; the raw bytes are
+ *	still matched against every signature.
+ *
+ *	Temporary files: libclamav's default directory, or $TMPDIR when it
+ *	is set and not empty (read at mg_av_open time). CL_ENGINE_KEEPTMP
+ *	is off, so libclamav removes its per-scan files.
+ * DIAGNOSTICS
+ *	GError domain MG_AV_ERROR. MG_AV_ERROR_NO_DATABASE: the directory
+ *	is missing, is not a directory, is unreadable, holds no signature
+ *	files, holds a malformed one, or yields no signatures; the message
+ *	names the directory, the problem and libclamav's complaints.
+ *	MG_AV_ERROR_ENGINE: cl_init, engine creation or compilation failed
+ *	for another reason (memory, temporary files), or a scan failed;
+ *	the message carries cl_strerror() text. A read error or a short
+ *	read of the file behind fd is an error even when libclamav itself
+ *	would call the result clean.
+ *
+ *	libclamav's own messages go to g_debug() (log domain
+ *	"mugaika-av"), never to stderr.
+ */
+#define G_LOG_DOMAIN "mugaika-av"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <clamav.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include <mugaika/av.h>
+
+#define AV_MAX_SCANSIZE (4LL * 1024 * 1024 * 1024)
+#define AV_LASTERR_SIZE 512
+
+struct mg_av {
+    gint refs;
+    struct cl_engine *engine;
+    unsigned sigs;
+};
+
+/* Context of a scan through a read function: av_read records failures. */
+struct av_reader {
+    mg_av_pread_fn fn;
+    void *handle;
+    uint64_t size;
+    int err; /* errno of the first failed read, or 0 */
+    gboolean failed;
+    gboolean short_read;
+};
+
+/* The error messages libclamav logged on this thread while capture is
+ * on (mg_av_open turns it on around cl_load), joined by "; ", capped. */
+static _Thread_local gboolean av_capture;
+static _Thread_local char av_lasterr[AV_LASTERR_SIZE];
+
+GQuark mg_av_error_quark(void)
+{
+    return g_quark_from_static_string("mg-av-error-quark");
+}
+
+static void av_msg(enum cl_msg severity, const char *fullmsg, const char *msg, void *context)
+{
+    size_t n;
+
+    (void)fullmsg;
+    (void)context;
+    if (msg == NULL)
+        return;
+    n = strcspn(msg, "\r\n");
+    g_debug("libclamav[%d]: %.*s", (int)severity, (int)n, msg);
+    if (av_capture && severity == CL_MSG_ERROR && n > 0) {
+        size_t used = strlen(av_lasterr);
+
+        if (used > 0 && used + 2 < sizeof(av_lasterr)) {
+            memcpy(av_lasterr + used, "; ", 2);
+            used += 2;
+        }
+        if (n > sizeof(av_lasterr) - 1 - used)
+            n = sizeof(av_lasterr) - 1 - used;
+        memcpy(av_lasterr + used, msg, n);
+        av_lasterr[used + n] = '\0';
+    }
+}
+
+/* cl_init once per process; returns its result. */
+static cl_error_t av_init(void)
+{
+    static gsize once;
+    static cl_error_t result;
+
+    if (g_once_init_enter(&once)) {
+        cl_set_clcb_msg(av_msg);
+        result = cl_init(CL_INIT_DEFAULT);
+        g_once_init_leave(&once, 1);
+    }
+    return result;
+}
+
+/* Errors of cl_load/cl_engine_compile that are about the database
+ * files (configuration), as opposed to the machine (memory, temp). */
+static gboolean av_is_db_error(cl_error_t rc)
+{
+    switch (rc) {
+    case CL_EMALFDB:
+    case CL_ECVD:
+    case CL_EVERIFY:
+    case CL_EOPEN:
+    case CL_ESTAT:
+    case CL_EREAD:
+    case CL_EACCES:
+    case CL_EFORMAT:
+    case CL_EPARSE:
+        return TRUE;
+    default:
+        return FALSE;
+    }
+}
+
+#define AV_HINT "(run freshclam, or point --clamav-db at a directory with ClamAV signatures)"
+
+/* Checks that dbdir is a readable directory before libclamav sees it. */
+static gboolean av_check_dir(const char *dbdir, GError **err)
+{
+    GStatBuf st;
+
+    if (g_stat(dbdir, &st) != 0) {
+        int e = errno;
+
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE,
+                    "ClamAV database directory %s: %s " AV_HINT, dbdir,
+                    e == ENOENT ? "does not exist" : g_strerror(e));
+        return FALSE;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE,
+                    "ClamAV database directory %s: not a directory " AV_HINT, dbdir);
+        return FALSE;
+    }
+    if (g_access(dbdir, R_OK | X_OK) != 0) {
+        int e = errno;
+
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE,
+                    "ClamAV database directory %s: not readable: %s " AV_HINT, dbdir,
+                    g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Limits, temporary directory and options; see LIMITS above. */
+static cl_error_t av_configure(struct cl_engine *e, const char **what)
+{
+    const char *tmpdir = g_getenv("TMPDIR");
+    cl_error_t rc;
+
+    *what = "CL_ENGINE_MAX_FILESIZE";
+    if ((rc = cl_engine_set_num(e, CL_ENGINE_MAX_FILESIZE, (long long)INT_MAX - 2)) != CL_SUCCESS)
+        return rc;
+    *what = "CL_ENGINE_MAX_SCANSIZE";
+    if ((rc = cl_engine_set_num(e, CL_ENGINE_MAX_SCANSIZE, AV_MAX_SCANSIZE)) != CL_SUCCESS)
+        return rc;
+    *what = "CL_ENGINE_KEEPTMP";
+    if ((rc = cl_engine_set_num(e, CL_ENGINE_KEEPTMP, 0)) != CL_SUCCESS)
+        return rc;
+    if (tmpdir != NULL && *tmpdir != '\0') {
+        *what = "CL_ENGINE_TMPDIR";
+        if ((rc = cl_engine_set_str(e, CL_ENGINE_TMPDIR, tmpdir)) != CL_SUCCESS)
+            return rc;
+    }
+    return CL_SUCCESS;
+}
+
+/* Sets *err for a failed cl_load/cl_engine_compile. */
+static void av_load_error(const char *dbdir, const char *step, cl_error_t rc, GError **err)
+{
+    gboolean db = av_is_db_error(rc);
+
+    g_set_error(err, MG_AV_ERROR, db ? MG_AV_ERROR_NO_DATABASE : MG_AV_ERROR_ENGINE,
+                "ClamAV database directory %s: %s failed: %s%s%s%s%s", dbdir, step, cl_strerror(rc),
+                av_lasterr[0] != '\0' ? " (" : "", av_lasterr, av_lasterr[0] != '\0' ? ")" : "",
+                db ? " " AV_HINT : "");
+}
+
+struct mg_av *mg_av_open(const char *dbdir, GError **err)
+{
+    struct cl_engine *e = NULL;
+    struct mg_av *av = NULL;
+    const char *what = NULL;
+    unsigned sigs = 0;
+    cl_error_t rc;
+
+    g_return_val_if_fail(err == NULL || *err == NULL, NULL);
+    if (dbdir == NULL)
+        dbdir = MG_AV_DEFAULT_DB;
+    if ((rc = av_init()) != CL_SUCCESS) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE, "libclamav cl_init failed: %s",
+                    cl_strerror(rc));
+        return NULL;
+    }
+    if (!av_check_dir(dbdir, err))
+        return NULL;
+    if ((e = cl_engine_new()) == NULL) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE, "libclamav cl_engine_new failed");
+        return NULL;
+    }
+    if ((rc = av_configure(e, &what)) != CL_SUCCESS) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE, "libclamav: setting %s failed: %s", what,
+                    cl_strerror(rc));
+        goto out;
+    }
+
+    av_capture = TRUE;
+    av_lasterr[0] = '\0';
+    rc = cl_load(dbdir, e, &sigs, CL_DB_STDOPT);
+    if (rc != CL_SUCCESS) {
+        av_load_error(dbdir, "loading signatures", rc, err);
+        goto out;
+    }
+    if (sigs == 0) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE,
+                    "ClamAV database directory %s: no signatures loaded " AV_HINT, dbdir);
+        goto out;
+    }
+    if ((rc = cl_engine_compile(e)) != CL_SUCCESS) {
+        av_load_error(dbdir, "compiling the engine", rc, err);
+        goto out;
+    }
+
+    av = g_new0(struct mg_av, 1);
+    av->refs = 1;
+    av->engine = e;
+    av->sigs = sigs;
+    e = NULL;
+out:
+    av_capture = FALSE;
+    av_lasterr[0] = '\0';
+    if (e != NULL)
+        cl_engine_free(e);
+    return av;
+}
+
+struct mg_av *mg_av_ref(struct mg_av *av)
+{
+    g_return_val_if_fail(av != NULL, NULL);
+    g_atomic_int_inc(&av->refs);
+    return av;
+}
+
+void mg_av_unref(struct mg_av *av)
+{
+    if (av == NULL)
+        return;
+    if (!g_atomic_int_dec_and_test(&av->refs))
+        return;
+    cl_engine_free(av->engine);
+    g_free(av);
+}
+
+static void av_read_error(const struct av_reader *r, GError **err);
+
+/* The common tail of all scans: map, scan, classify. */
+static enum mg_av_verdict av_scan_map(struct mg_av *av, cl_fmap_t *map, const struct av_reader *r,
+                                      char **virname, GError **err)
+{
+    struct cl_scan_options o;
+    const char *name = NULL;
+    unsigned long scanned = 0;
+    cl_error_t rc;
+
+    memset(&o, 0, sizeof(o));
+    o.general = CL_SCAN_GENERAL_HEURISTICS;
+    o.parse = CL_SCAN_PARSE_ARCHIVE | CL_SCAN_PARSE_ELF | CL_SCAN_PARSE_PDF | CL_SCAN_PARSE_SWF |
+              CL_SCAN_PARSE_HWP3 | CL_SCAN_PARSE_XMLDOCS | CL_SCAN_PARSE_MAIL | CL_SCAN_PARSE_OLE2 |
+              CL_SCAN_PARSE_HTML | CL_SCAN_PARSE_PE | CL_SCAN_PARSE_ONENOTE | CL_SCAN_PARSE_IMAGE |
+              CL_SCAN_PARSE_IMAGE_FUZZY_HASH;
+    o.heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX | CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE |
+                  CL_SCAN_HEURISTIC_ENCRYPTED_DOC;
+
+    rc = cl_scanmap_callback(map, NULL, &name, &scanned, av->engine, &o, NULL);
+    if (rc == CL_VIRUS) {
+        if (virname != NULL)
+            *virname = g_strdup(name != NULL ? name : "Unknown");
+        return MG_AV_INFECTED;
+    }
+    if (rc != CL_CLEAN) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE, "libclamav scan failed: %s",
+                    cl_strerror(rc));
+        return MG_AV_FAILED;
+    }
+    /* libclamav reads past failed reads as if the data were empty. */
+    if (r != NULL && (r->failed || r->short_read)) {
+        av_read_error(r, err);
+        return MG_AV_FAILED;
+    }
+    return MG_AV_CLEAN;
+}
+
+enum mg_av_verdict mg_av_scan_buffer(struct mg_av *av, const void *buf, size_t len, char **virname,
+                                     GError **err)
+{
+    enum mg_av_verdict v;
+    cl_fmap_t *map;
+
+    g_return_val_if_fail(av != NULL, MG_AV_FAILED);
+    g_return_val_if_fail(buf != NULL || len == 0, MG_AV_FAILED);
+    if (virname != NULL)
+        *virname = NULL;
+    if ((map = cl_fmap_open_memory(buf != NULL ? buf : "", len)) == NULL) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE,
+                    "libclamav cannot map a buffer of %zu bytes", len);
+        return MG_AV_FAILED;
+    }
+    v = av_scan_map(av, map, NULL, virname, err);
+    cl_fmap_close(map);
+    return v;
+}
+
+/* clcb_pread over struct av_reader: reads in full, records failures. */
+static off_t av_read(void *handle, void *buf, size_t count, off_t offset)
+{
+    struct av_reader *r = handle;
+    uint64_t want = count;
+    size_t got = 0;
+
+    if (offset < 0 || (uint64_t)offset >= r->size)
+        want = 0;
+    else if (want > r->size - (uint64_t)offset)
+        want = r->size - (uint64_t)offset;
+    while (got < count) {
+        gssize n;
+
+        errno = 0;
+        n = r->fn(r->handle, (char *)buf + got, count - got, (uint64_t)offset + got);
+        if (n < 0 || (size_t)n > count - got) {
+            if (!r->failed)
+                r->err = n < 0 ? errno : 0;
+            r->failed = TRUE;
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got < want)
+        r->short_read = TRUE;
+    return (off_t)got;
+}
+
+static void av_read_error(const struct av_reader *r, GError **err)
+{
+    const char *why;
+
+    if (r->failed)
+        why = r->err != 0 ? g_strerror(r->err) : "the read function failed or returned too much";
+    else
+        why = "content shorter than its size (file truncated?)";
+    g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE,
+                "reading the content to scan failed: %s (%" G_GUINT64_FORMAT " bytes expected)",
+                why, r->size);
+}
+
+enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
+                                    void *handle, char **virname, GError **err)
+{
+    struct av_reader r = {.fn = fn, .handle = handle, .size = size};
+    enum mg_av_verdict v;
+    cl_fmap_t *map;
+    char probe;
+
+    g_return_val_if_fail(av != NULL, MG_AV_FAILED);
+    g_return_val_if_fail(fn != NULL, MG_AV_FAILED);
+    if (virname != NULL)
+        *virname = NULL;
+    if (size == 0) /* libclamav maps no empty handle; an empty buffer is the same */
+        return mg_av_scan_buffer(av, "", 0, virname, err);
+    if (size > SIZE_MAX || size > (uint64_t)G_MAXINT64) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE,
+                    "cannot scan %" G_GUINT64_FORMAT " bytes: too large to map", size);
+        return MG_AV_FAILED;
+    }
+    /* libclamav does not even read tiny inputs, and reads past failed
+     * reads: content that cannot be read must be caught here. */
+    if (av_read(&r, &probe, 1, 0) != 1) {
+        av_read_error(&r, err);
+        return MG_AV_FAILED;
+    }
+    if ((map = cl_fmap_open_handle(&r, 0, (size_t)size, av_read, 1)) == NULL) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE,
+                    "libclamav cannot map %" G_GUINT64_FORMAT " bytes", size);
+        return MG_AV_FAILED;
+    }
+    v = av_scan_map(av, map, &r, virname, err);
+    cl_fmap_close(map);
+    return v;
+}
+
+/* mg_av_pread_fn over a file descriptor (handle: int *). */
+static gssize av_fd_read(void *handle, void *buf, size_t len, uint64_t off)
+{
+    const int *fd = handle;
+    ssize_t n;
+
+    if (off > (uint64_t)G_MAXINT64) {
+        errno = EINVAL;
+        return -1;
+    }
+    do
+        n = pread(*fd, buf, len, (off_t)off);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+enum mg_av_verdict mg_av_scan_fd(struct mg_av *av, int fd, char **virname, GError **err)
+{
+    enum mg_av_verdict v;
+    struct stat st;
+
+    g_return_val_if_fail(av != NULL, MG_AV_FAILED);
+    if (virname != NULL)
+        *virname = NULL;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE, "cannot scan descriptor %d: %s", fd,
+                    g_strerror(e));
+        return MG_AV_FAILED;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE,
+                    "cannot scan descriptor %d: not a regular file", fd);
+        return MG_AV_FAILED;
+    }
+    v = mg_av_scan_pread(av, (uint64_t)st.st_size, av_fd_read, &fd, virname, err);
+    if (v == MG_AV_FAILED && err != NULL && *err != NULL)
+        g_prefix_error(err, "descriptor %d: ", fd);
+    return v;
+}
+
+unsigned mg_av_signatures(const struct mg_av *av)
+{
+    g_return_val_if_fail(av != NULL, 0);
+    return av->sigs;
+}
+
+const char *mg_av_version(void)
+{
+    return cl_retver();
+}
