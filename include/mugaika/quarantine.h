@@ -16,6 +16,9 @@
  *	returns an id, the original is durable.
  *	Ids are 20 characters "YYYYMMDD-" plus 11 characters [0-9a-z],
  *	unique, safe to put in a header or a file name.
+ *	A struct mg_quarantine may be shared by threads (one SQLite
+ *	connection behind a mutex); several processes may open the same
+ *	directory (SQLite's write lock orders them).
  * DIAGNOSTICS
  *	GError domain MG_QUARANTINE_ERROR: MG_QUARANTINE_ERROR_IO (disk
  *	full, permission, ...: a temporary failure),
@@ -58,6 +61,10 @@ struct mg_qwrite;
 
 /* Creates dir (and its layout) when missing. */
 struct mg_quarantine *mg_quarantine_open(const char *dir, GError **err);
+/* Opens a quarantine that must already exist (dir and index.sqlite);
+ * creates no directory. A missing one: MG_QUARANTINE_ERROR_NOT_FOUND.
+ * For the read commands of the CLI. */
+struct mg_quarantine *mg_quarantine_open_existing(const char *dir, GError **err);
 void mg_quarantine_close(struct mg_quarantine *q);
 const char *mg_quarantine_dir(const struct mg_quarantine *q);
 
@@ -70,15 +77,23 @@ bool mg_qwrite_commit(struct mg_qwrite *w, struct mg_qrecord *rec, GError **err)
 void mg_qwrite_abort(struct mg_qwrite *w);
 
 /* Records newest first; limit 0: all. Fills a GPtrArray of
- * struct mg_qrecord * (free with mg_qrecord_free). */
+ * struct mg_qrecord * whose free function is mg_qrecord_free (so
+ * g_ptr_array_unref releases everything). */
 bool mg_quarantine_list(struct mg_quarantine *q, unsigned limit, GPtrArray **out, GError **err);
 bool mg_quarantine_get(struct mg_quarantine *q, const char *id, struct mg_qrecord *out,
                        GError **err);
-/* Writes the original bytes (decompressed, hash verified) to fd. */
+/* Writes the original bytes (decompressed, hash verified) to fd.
+ * The bytes are verified while they stream into fd: on
+ * MG_QUARANTINE_ERROR_CORRUPT some bytes may already have been
+ * written. Callers that must not show unverified bytes call
+ * mg_quarantine_verify first or write to a temporary file. */
 bool mg_quarantine_export(struct mg_quarantine *q, const char *id, int fd, GError **err);
+/* Decompresses and checks size and SHA-256 without writing anything. */
+bool mg_quarantine_verify(struct mg_quarantine *q, const char *id, GError **err);
 /* Deletes rows older than days and objects no row refers to any more;
  * *removed counts rows. */
 bool mg_quarantine_expire(struct mg_quarantine *q, unsigned days, unsigned *removed, GError **err);
+/* Clears and frees a record allocated by mg_quarantine_list; NULL is fine. */
 void mg_qrecord_free(struct mg_qrecord *r);
 
 #endif
