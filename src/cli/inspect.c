@@ -5,7 +5,8 @@
  * SUMMARY
  *	mugaika inspect: what the parser understood of a message
  * SYNOPSIS
- *	mugaika inspect [--json] [--text] [--no-detect] FILE...
+ *	mugaika inspect [--json] [--text] [--no-detect] [--rules DIR]
+ *		[--clamav-db DIR] FILE...
  * DESCRIPTION
  *	Streams each FILE ("-" for standard input) through the push
  *	parser in 64 KiB reads, so memory stays bounded whatever the
@@ -13,6 +14,13 @@
  *	one JSON object per file (indented for one file, one object per
  *	line for several). --text adds the UTF-8 text of text parts.
  *	--no-detect skips libmagic.
+ *
+ *	Each leaf also shows the rule and the action the policy would
+ *	apply (the built-in policy, or --rules DIR): the same pipeline as
+ *	`mugaika sanitize` runs alongside, without a quarantine. Virus
+ *	findings count only with --clamav-db (no engine is loaded
+ *	otherwise). With --no-detect there is no policy either (rules
+ *	match on the detected type).
  * DIAGNOSTICS
  *	A file that cannot be read: "mugaika: FILE: reason" on stderr and
  *	exit 66 (the other files are still inspected). Usage errors: 64.
@@ -27,14 +35,96 @@
 #include <json-glib/json-glib.h>
 
 #include <mugaika/inspect.h>
+#include <mugaika/sanitize.h>
 
 #include "cli/cli.h"
 
 #define READ_CHUNK 65536
 
-/* Returns 0, or an exit status. */
-static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, bool pretty)
+struct policy {
+    struct mg_rules *rules;
+    struct mg_av *av;
+};
+
+/* path -> "rule\taction" of every leaf, from the sanitising pipeline */
+static GHashTable *policy_map(struct mg_sanitize *s)
 {
+    GHashTable *m = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    JsonNode *parts = mg_sanitize_parts_json(s);
+    JsonArray *a = json_node_get_array(parts);
+
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonObject *p = json_array_get_object_element(a, i);
+        if (!json_object_get_boolean_member(p, "leaf") || json_object_get_null_member(p, "rule"))
+            continue;
+        const char *forced = json_object_get_null_member(p, "forced")
+                                 ? NULL
+                                 : json_object_get_string_member(p, "forced");
+        g_hash_table_insert(m, g_strdup(json_object_get_string_member(p, "path")),
+                            g_strdup_printf("%s\t%s%s%s", json_object_get_string_member(p, "rule"),
+                                            json_object_get_string_member(p, "action"),
+                                            forced != NULL ? "\t" : "", forced ? forced : ""));
+    }
+    json_node_unref(parts);
+    return m;
+}
+
+static void policy_json(JsonNode *root, GHashTable *m)
+{
+    JsonArray *a = json_object_get_array_member(json_node_get_object(root), "parts");
+
+    for (guint i = 0; a != NULL && i < json_array_get_length(a); i++) {
+        JsonObject *p = json_array_get_object_element(a, i);
+        const char *v = g_hash_table_lookup(m, json_object_get_string_member(p, "path"));
+        char **f = v != NULL ? g_strsplit(v, "\t", 3) : NULL;
+        if (f != NULL) {
+            json_object_set_string_member(p, "rule", f[0]);
+            json_object_set_string_member(p, "action", f[1]);
+            if (f[2] != NULL)
+                json_object_set_string_member(p, "forced", f[2]);
+        } else {
+            json_object_set_null_member(p, "rule");
+            json_object_set_null_member(p, "action");
+        }
+        g_strfreev(f);
+    }
+}
+
+/* Appends "  -> rule R: action" to each part line of the tree. */
+static char *policy_tree(const char *tree, GHashTable *m)
+{
+    GString *o = g_string_new(NULL);
+    char **lines = g_strsplit(tree, "\n", -1);
+
+    for (char **l = lines; *l != NULL; l++) {
+        const char *p = *l;
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        char *path = g_strndup(p, n);
+        const char *v = g_hash_table_lookup(m, path);
+        g_string_append(o, *l);
+        if (v != NULL) {
+            char **f = g_strsplit(v, "\t", 3);
+            g_string_append_printf(o, "  -> rule %s: %s", f[0], f[1]);
+            if (f[2] != NULL)
+                g_string_append_printf(o, " (%s)", f[2]);
+            g_strfreev(f);
+        }
+        if (l[1] != NULL)
+            g_string_append_c(o, '\n');
+        g_free(path);
+    }
+    g_strfreev(lines);
+    return g_string_free(o, FALSE);
+}
+
+/* Returns 0, or an exit status. */
+static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, bool pretty,
+                       struct policy *pol)
+{
+    struct mg_sanitize *san = NULL;
+    GHashTable *map = NULL;
     int fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
     struct mg_inspect *in;
     char *buf;
@@ -46,6 +136,14 @@ static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, b
         return MG_EX_NOINPUT;
     }
     in = mg_inspect_new(o);
+    if (pol->rules != NULL) {
+        struct mg_sanitize_opts so;
+        mg_sanitize_opts_default(&so);
+        so.rules = pol->rules;
+        so.av = pol->av;
+        so.detect = o->detect;
+        san = mg_sanitize_new(&so);
+    }
     buf = g_malloc(READ_CHUNK);
     while ((n = read(fd, buf, READ_CHUNK)) != 0) {
         if (n < 0) {
@@ -56,23 +154,44 @@ static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, b
         }
         if ((st = mg_inspect_feed(in, buf, (size_t)n)) != MG_OK)
             break;
+        if (san != NULL)
+            mg_sanitize_feed(san, buf, (size_t)n);
     }
     g_free(buf);
     if (fd != STDIN_FILENO)
         close(fd);
     if (n < 0) {
         mg_inspect_free(in);
+        mg_sanitize_free(san);
         return MG_EX_NOINPUT;
+    }
+    if (san != NULL) {
+        GError *e = NULL;
+        enum mg_verdict v = mg_sanitize_finish(san, &e);
+        if (v == MG_VERDICT_TEMPFAIL || v == MG_VERDICT_INTERNAL) {
+            fprintf(stderr, "mugaika: %s: policy: %s\n", file, e != NULL ? e->message : "failed");
+            g_clear_error(&e);
+            mg_sanitize_free(san);
+            mg_inspect_free(in);
+            return v == MG_VERDICT_TEMPFAIL ? MG_EX_TEMPFAIL : MG_EX_SOFTWARE;
+        }
+        g_clear_error(&e);
+        map = policy_map(san);
+        mg_sanitize_free(san);
     }
     if (st == MG_OK)
         st = mg_inspect_finish(in);
     if (st != MG_OK) {
         fprintf(stderr, "mugaika: %s: parser: %s\n", file, mg_status_str(st));
         mg_inspect_free(in);
+        if (map != NULL)
+            g_hash_table_unref(map);
         return MG_EX_SOFTWARE;
     }
     if (json) {
         JsonNode *root = mg_inspect_json(in);
+        if (map != NULL)
+            policy_json(root, map);
         char *text = json_to_string(root, pretty);
         fputs(text, stdout);
         fputc('\n', stdout);
@@ -81,10 +200,18 @@ static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, b
     } else {
         GString *out = g_string_new(NULL);
         mg_inspect_tree(in, out);
-        fprintf(stdout, "%s\n%s", file, out->str);
+        if (map != NULL) {
+            char *t = policy_tree(out->str, map);
+            fprintf(stdout, "%s\n%s", file, t);
+            g_free(t);
+        } else {
+            fprintf(stdout, "%s\n%s", file, out->str);
+        }
         g_string_free(out, TRUE);
     }
     mg_inspect_free(in);
+    if (map != NULL)
+        g_hash_table_unref(map);
     return 0;
 }
 
@@ -93,6 +220,9 @@ int mg_cli_inspect(int argc, char **argv)
     struct mg_inspect_opts o;
     struct mg_detect *det = NULL;
     bool json = false, detect = true, only_files = false;
+    const char *rules_dir = NULL, *db = NULL;
+    struct policy pol = {NULL, NULL};
+    GError *e = NULL;
     GPtrArray *files;
     int i, rc = 0;
 
@@ -110,6 +240,12 @@ int mg_cli_inspect(int argc, char **argv)
             o.text = true;
         } else if (strcmp(argv[i], "--no-detect") == 0) {
             detect = false;
+        } else if ((strcmp(argv[i], "--rules") == 0 || strcmp(argv[i], "--clamav-db") == 0) &&
+                   i + 1 < argc) {
+            if (strcmp(argv[i], "--rules") == 0)
+                rules_dir = argv[++i];
+            else
+                db = argv[++i];
         } else {
             fprintf(stderr, "mugaika inspect: unknown option '%s'\n", argv[i]);
             g_ptr_array_unref(files);
@@ -117,7 +253,9 @@ int mg_cli_inspect(int argc, char **argv)
         }
     }
     if (files->len == 0) {
-        fputs("usage: mugaika inspect [--json] [--text] [--no-detect] FILE...\n", stderr);
+        fputs("usage: mugaika inspect [--json] [--text] [--no-detect] [--rules DIR]\n"
+              "                       [--clamav-db DIR] FILE...\n",
+              stderr);
         g_ptr_array_unref(files);
         return MG_EX_USAGE;
     }
@@ -130,14 +268,36 @@ int mg_cli_inspect(int argc, char **argv)
             return MG_EX_SOFTWARE;
         }
         o.detect = det;
+        pol.rules = mg_rules_load(rules_dir, &e);
+        if (pol.rules == NULL) {
+            fprintf(stderr, "mugaika: inspect: rules:\n%s\n", e->message);
+            g_clear_error(&e);
+            mg_detect_free(det);
+            g_ptr_array_unref(files);
+            return MG_EX_CONFIG;
+        }
+        if (db != NULL && (pol.av = mg_av_open(db, &e)) == NULL) {
+            fprintf(stderr, "mugaika: inspect: antivirus: %s\n", e->message);
+            rc = g_error_matches(e, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE) ? MG_EX_CONFIG
+                                                                          : MG_EX_TEMPFAIL;
+            g_clear_error(&e);
+            mg_rules_unref(pol.rules);
+            mg_detect_free(det);
+            g_ptr_array_unref(files);
+            return rc;
+        }
     }
     for (guint k = 0; k < files->len; k++) {
-        int r = inspect_one(files->pdata[k], &o, json, files->len == 1);
+        int r = inspect_one(files->pdata[k], &o, json, files->len == 1, &pol);
         if (r != 0 && rc == 0)
             rc = r;
     }
     g_ptr_array_unref(files);
     fflush(stdout);
+    if (pol.av != NULL)
+        mg_av_unref(pol.av);
+    if (pol.rules != NULL)
+        mg_rules_unref(pol.rules);
     mg_detect_free(det);
     return rc;
 }

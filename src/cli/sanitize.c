@@ -1,13 +1,232 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* placeholder: replaced by the sanitize command */
+/*
+ * NAME
+ *	sanitize 1
+ * SUMMARY
+ *	mugaika sanitize: one internet mail in, one safe mail out
+ * SYNOPSIS
+ *	mugaika sanitize [--rules DIR] [--quarantine DIR] [--clamav-db DIR]
+ *		[--lang ja|en] [--audit FILE|-] [--spool DIR]
+ *		[--sender ADDR] [--recipient ADDR]... [FILE|-]
+ * DESCRIPTION
+ *	Streams FILE (default standard input) through the sanitising
+ *	pipeline in 64 KiB reads and writes the rebuilt message to
+ *	standard output: only once the whole message was decided, the
+ *	original committed to the quarantine and the result scanned
+ *	again. --rules: policy directory (default: the built-in policy);
+ *	--quarantine: default /var/lib/mugaika/quarantine; --clamav-db:
+ *	default /var/lib/clamav (required: without a database nothing is
+ *	sanitised); --audit: append one JSON line per message to FILE
+ *	("-": standard error); --sender/--recipient: the SMTP envelope
+ *	(default: From, To and Cc).
+ * DIAGNOSTICS
+ *	Exit status (../shared/DESIGN.md section 4): 0 a message was
+ *	written; 1 the policy rejects the message (reason on stderr,
+ *	nothing written); 64 usage; 66 input unreadable; 70 internal
+ *	error; 75 temporary failure (AV engine, quarantine or spool I/O:
+ *	retry later); 78 configuration error (rules, AV database). Nothing
+ *	is written to standard output unless the status is 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include <mugaika/sanitize.h>
 
 #include "cli/cli.h"
 
+#define READ_CHUNK 65536
+
+static void usage(void)
+{
+    fputs("usage: mugaika sanitize [--rules DIR] [--quarantine DIR] [--clamav-db DIR]\n"
+          "                        [--lang ja|en] [--audit FILE|-] [--spool DIR]\n"
+          "                        [--sender ADDR] [--recipient ADDR]... [FILE|-]\n",
+          stderr);
+}
+
+static int verdict_status(enum mg_verdict v)
+{
+    switch (v) {
+    case MG_VERDICT_ACCEPT:
+        return MG_EX_OK;
+    case MG_VERDICT_REJECT:
+        return MG_EX_REJECT;
+    case MG_VERDICT_TEMPFAIL:
+        return MG_EX_TEMPFAIL;
+    case MG_VERDICT_INTERNAL:
+    default:
+        return MG_EX_SOFTWARE;
+    }
+}
+
+static void write_audit(const char *path, struct mg_sanitize *s)
+{
+    JsonNode *n;
+    char *line;
+    FILE *f;
+
+    if (path == NULL)
+        return;
+    n = mg_sanitize_audit(s);
+    line = json_to_string(n, FALSE);
+    json_node_unref(n);
+    f = strcmp(path, "-") == 0 ? stderr : fopen(path, "ae");
+    if (f == NULL) {
+        fprintf(stderr, "mugaika: sanitize: audit file %s: %s\n", path, g_strerror(errno));
+    } else {
+        fprintf(f, "%s\n", line);
+        if (f != stderr && fclose(f) != 0)
+            fprintf(stderr, "mugaika: sanitize: audit file %s: %s\n", path, g_strerror(errno));
+    }
+    g_free(line);
+}
+
 int mg_cli_sanitize(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("mugaika: sanitize: not built yet\n", stderr);
-    return MG_EX_SOFTWARE;
+    char *rules_dir = NULL, *qdir = NULL, *db = NULL, *lang = NULL, *audit = NULL, *spool = NULL;
+    char *sender = NULL;
+    char **rcpts = NULL;
+    GOptionEntry entries[] = {
+        {"rules", 0, 0, G_OPTION_ARG_FILENAME, &rules_dir, "policy directory", "DIR"},
+        {"quarantine", 0, 0, G_OPTION_ARG_FILENAME, &qdir, "quarantine directory", "DIR"},
+        {"clamav-db", 0, 0, G_OPTION_ARG_FILENAME, &db, "ClamAV database directory", "DIR"},
+        {"lang", 0, 0, G_OPTION_ARG_STRING, &lang, "language of the notice (ja, en)", "LANG"},
+        {"audit", 0, 0, G_OPTION_ARG_FILENAME, &audit, "audit log file (- for stderr)", "FILE"},
+        {"spool", 0, 0, G_OPTION_ARG_FILENAME, &spool, "directory for temporary files", "DIR"},
+        {"sender", 0, 0, G_OPTION_ARG_STRING, &sender, "envelope sender", "ADDR"},
+        {"recipient", 0, 0, G_OPTION_ARG_STRING_ARRAY, &rcpts, "envelope recipient", "ADDR"},
+        {NULL, 0, 0, 0, NULL, NULL, NULL},
+    };
+    GOptionContext *ctx = g_option_context_new("[FILE|-]");
+    GError *e = NULL;
+    struct mg_sanitize_opts o;
+    struct mg_rules *rules = NULL;
+    struct mg_av *av = NULL;
+    struct mg_quarantine *q = NULL;
+    struct mg_detect *det = NULL;
+    struct mg_sanitize *s = NULL;
+    const char *file = "-", *why = NULL;
+    int fd = -1, rc = MG_EX_OK;
+    char *buf = NULL;
+
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_option_context_set_help_enabled(ctx, TRUE);
+    if (!g_option_context_parse(ctx, &argc, &argv, &e)) {
+        fprintf(stderr, "mugaika: sanitize: %s\n", e->message);
+        usage();
+        rc = MG_EX_USAGE;
+        goto out;
+    }
+    if (argc > 2 || (lang != NULL && strcmp(lang, "ja") != 0 && strcmp(lang, "en") != 0)) {
+        if (argc > 2)
+            fputs("mugaika: sanitize: one input at a time\n", stderr);
+        else
+            fprintf(stderr, "mugaika: sanitize: --lang: '%s' is neither ja nor en\n", lang);
+        usage();
+        rc = MG_EX_USAGE;
+        goto out;
+    }
+    if (argc == 2)
+        file = argv[1];
+
+    /* configuration first: a bad policy or database is reported even
+     * when the input is fine */
+    rules = mg_rules_load(rules_dir, &e);
+    if (rules == NULL) {
+        fprintf(stderr, "mugaika: sanitize: rules:\n%s\n", e->message);
+        rc = MG_EX_CONFIG;
+        goto out;
+    }
+    av = mg_av_open(db, &e);
+    if (av == NULL) {
+        fprintf(stderr, "mugaika: sanitize: antivirus: %s\n", e->message);
+        rc = g_error_matches(e, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE) ? MG_EX_CONFIG
+                                                                      : MG_EX_TEMPFAIL;
+        goto out;
+    }
+    det = mg_detect_new(&why);
+    if (det == NULL) {
+        fprintf(stderr, "mugaika: sanitize: type detection: %s\n", why);
+        rc = MG_EX_CONFIG;
+        goto out;
+    }
+    q = mg_quarantine_open(qdir != NULL ? qdir : MG_QUARANTINE_DEFAULT_DIR, &e);
+    if (q == NULL) {
+        fprintf(stderr, "mugaika: sanitize: quarantine: %s\n", e->message);
+        rc = MG_EX_TEMPFAIL;
+        goto out;
+    }
+
+    fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "mugaika: sanitize: %s: %s\n", file, g_strerror(errno));
+        rc = MG_EX_NOINPUT;
+        goto out;
+    }
+    mg_sanitize_opts_default(&o);
+    o.rules = rules;
+    o.av = av;
+    o.quarantine = q;
+    o.detect = det;
+    if (lang != NULL)
+        o.lang = lang;
+    o.spool_dir = spool;
+    o.sender = sender;
+    o.recipients = (const char *const *)rcpts;
+    s = mg_sanitize_new(&o);
+    buf = g_malloc(READ_CHUNK);
+    for (;;) {
+        ssize_t n = read(fd, buf, READ_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "mugaika: sanitize: %s: %s\n", file, g_strerror(errno));
+            rc = MG_EX_NOINPUT;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        mg_sanitize_feed(s, buf, (size_t)n);
+    }
+    rc = verdict_status(mg_sanitize_finish(s, &e));
+    if (rc == MG_EX_OK) {
+        if (!mg_sanitize_write(s, STDOUT_FILENO, &e)) {
+            fprintf(stderr, "mugaika: sanitize: %s\n", e->message);
+            rc = MG_EX_TEMPFAIL;
+        }
+    } else if (rc == MG_EX_REJECT) {
+        fprintf(stderr, "mugaika: sanitize: rejected: %s\n", e->message);
+    } else {
+        fprintf(stderr, "mugaika: sanitize: %s: %s\n", file, e != NULL ? e->message : "failed");
+    }
+    write_audit(audit, s);
+out:
+    g_clear_error(&e);
+    g_free(buf);
+    if (fd > STDIN_FILENO)
+        close(fd);
+    mg_sanitize_free(s);
+    if (q != NULL)
+        mg_quarantine_close(q);
+    mg_detect_free(det);
+    if (av != NULL)
+        mg_av_unref(av);
+    if (rules != NULL)
+        mg_rules_unref(rules);
+    g_option_context_free(ctx);
+    g_free(rules_dir);
+    g_free(qdir);
+    g_free(db);
+    g_free(lang);
+    g_free(audit);
+    g_free(spool);
+    g_free(sender);
+    g_strfreev(rcpts);
+    return rc;
 }

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	sanitize 3h
+ * SUMMARY
+ *	the sanitising pipeline: one message in, one rebuilt message out
+ * SYNOPSIS
+ *	struct mg_sanitize *s = mg_sanitize_new(&opts);
+ *	while (input) mg_sanitize_feed(s, buf, len);
+ *	switch (mg_sanitize_finish(s, &err)) {
+ *	case MG_VERDICT_ACCEPT: mg_sanitize_write(s, fd, &err); ...
+ *	}
+ *	mg_sanitize_free(s);
+ * DESCRIPTION
+ *	The message is fed in chunks of any size to the push parser.
+ *	Each leaf is transfer-decoded and spooled (memory for small parts,
+ *	a file in spool_dir for large ones), then typed with libmagic,
+ *	scanned by libclamav and given an action by the first matching
+ *	rule. At finish the original is committed to the quarantine and
+ *	a new message is built from scratch (GMime's writer): the safe
+ *	header fields, decoded and re-encoded; a text/plain UTF-8 body
+ *	made of a notice (when anything was converted, removed or held)
+ *	and the text; attachments only as actions produced them. The
+ *	rebuilt message is scanned again before it is released.
+ *
+ *	Nothing the parser did not understand reaches the output: opaque
+ *	leaves (limits, broken structure) are dropped whatever the rules
+ *	say, infected items are always dropped, and any error makes the
+ *	verdict TEMPFAIL or INTERNAL, never ACCEPT.
+ */
+#ifndef MUGAIKA_SANITIZE_H
+#define MUGAIKA_SANITIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include <mugaika/av.h>
+#include <mugaika/detect.h>
+#include <mugaika/html.h>
+#include <mugaika/mime.h>
+#include <mugaika/quarantine.h>
+#include <mugaika/rules.h>
+
+struct mg_sanitize_opts {
+    struct mg_rules *rules;           /* required (a reference is taken) */
+    struct mg_av *av;                 /* NULL: no scanning (tests of other stages only) */
+    struct mg_quarantine *quarantine; /* NULL: nothing kept (tests only; no id) */
+    struct mg_detect *detect;         /* required; one per thread */
+    const char *lang;                 /* "ja" (default) or "en" */
+    const char *sender;               /* envelope sender, or NULL: From */
+    const char *const *recipients;    /* envelope recipients, or NULL: To and Cc */
+    const char *spool_dir;            /* NULL: g_get_tmp_dir() */
+    struct mg_mime_limits limits;
+    size_t spool_memory;    /* bytes of part content held in memory (8 MiB) */
+    int64_t html_budget_us; /* per HTML part (2 s) */
+};
+void mg_sanitize_opts_default(struct mg_sanitize_opts *o);
+
+/* GError domain of this module; the code is the enum mg_verdict. */
+GQuark mg_sanitize_error_quark(void);
+#define MG_SANITIZE_ERROR (mg_sanitize_error_quark())
+
+enum mg_verdict {
+    MG_VERDICT_ACCEPT,   /* a rebuilt message is ready (sanitised, or a notice) */
+    MG_VERDICT_REJECT,   /* the policy refuses the message */
+    MG_VERDICT_TEMPFAIL, /* try again later (AV engine, quarantine, spool I/O) */
+    MG_VERDICT_INTERNAL, /* a bug or an impossible state */
+};
+const char *mg_verdict_name(enum mg_verdict v);
+
+struct mg_sanitize;
+struct mg_sanitize *mg_sanitize_new(const struct mg_sanitize_opts *o);
+/* Never fails for bad input; errors are kept for finish. */
+void mg_sanitize_feed(struct mg_sanitize *s, const char *buf, size_t len);
+/* Decides, quarantines the original, builds the message. *err is set
+ * for every verdict but ACCEPT (REJECT: the reason, for the SMTP reply). */
+enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err);
+/* Writes the rebuilt message (after ACCEPT). */
+bool mg_sanitize_write(struct mg_sanitize *s, int fd, GError **err);
+/* The quarantine id ("" without a quarantine), the X-Mugaika-Result
+ * value; valid after finish. */
+const char *mg_sanitize_quarantine_id(const struct mg_sanitize *s);
+const char *mg_sanitize_result(const struct mg_sanitize *s);
+/* The audit record (one JSON object; caller owns it); after finish. */
+JsonNode *mg_sanitize_audit(const struct mg_sanitize *s);
+/* Per-part records (path, types, flags, rule, action, reason) as a
+ * JSON array, for inspect; after finish. Caller owns it. */
+JsonNode *mg_sanitize_parts_json(const struct mg_sanitize *s);
+struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s);
+
+#endif

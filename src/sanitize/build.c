@@ -1,0 +1,1054 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	build 3
+ * SUMMARY
+ *	the rebuilt message: safe header fields, notice, text, attachments
+ * SYNOPSIS
+ *	bool sz_build(struct mg_sanitize *s);
+ * DESCRIPTION
+ *	Writes a new message, from scratch, into a temporary file
+ *	(s->out_fd): GMime formats and encodes it (header encoding and
+ *	folding, RFC 2231 file names, base64); only what the actions
+ *	produced is in it.
+ *
+ *	Header fields: those of the safe list, in their original order,
+ *	decoded and re-encoded (address lists re-parsed from their decoded
+ *	form, so every display name is a clean UTF-8 encoded word), plus
+ *	X-Mugaika-Result.
+ *
+ *	Body: text/plain; charset=utf-8. A notice first when anything was
+ *	converted, removed or held (Japanese by default), then the text of
+ *	every body part in document order: plain text converted to UTF-8,
+ *	HTML converted to text, each embedded message under a small header
+ *	block. Text is cleaned line by line: line ends to LF, control
+ *	characters other than tab removed, uuencoded blocks removed (they
+ *	were handled as attachments of their own).
+ *
+ *	Attachments: kept items with their decoded bytes, HTML converted to
+ *	a .txt file, all with safe file names and base64.
+ *
+ *	The multipart boundary is derived from the content, so sanitising
+ *	a sanitised message again gives the same bytes apart from
+ *	X-Mugaika-Result: all its parts are kept as they are, no notice is
+ *	added, and the header fields are a fixed point of decode+encode.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gmime/gmime.h>
+
+#include <mugaika/charset.h>
+#include <mugaika/html.h>
+
+#include "mime/mime_int.h"
+#include "sanitize/sanitize_int.h"
+
+#define LINE_CAP   (64 * 1024) /* a longer line is broken here */
+#define CHUNK      (64 * 1024)
+#define NOTICE_MAX 200 /* lines about single items; then a count */
+
+/* --- text sink: cleaned UTF-8 lines appended to the spool -------------- */
+
+struct sink {
+    struct mg_sanitize *s;
+    GString *line;
+    GString *out;
+    struct sz_extent region;
+    bool started;
+    bool prev_cr;
+    bool strip_uu;
+    bool in_uu;
+    bool nonascii;
+    bool text_seen; /* a non-empty line was written */
+    size_t max_line;
+    GChecksum *sha;
+};
+
+static void sink_init(struct sink *k, struct mg_sanitize *s)
+{
+    memset(k, 0, sizeof *k);
+    k->s = s;
+    k->line = g_string_new(NULL);
+    k->out = g_string_new(NULL);
+    k->sha = g_checksum_new(G_CHECKSUM_SHA256);
+}
+
+static bool sink_flush(struct sink *k)
+{
+    struct sz_extent e;
+
+    if (k->out->len == 0)
+        return true;
+    if (!sz_spool_write(k->s, k->out->str, k->out->len, &e))
+        return false;
+    if (!k->started) {
+        k->region = e;
+        k->started = true;
+    } else {
+        k->region.len += e.len;
+    }
+    g_checksum_update(k->sha, (const guchar *)k->out->str, (gssize)k->out->len);
+    g_string_truncate(k->out, 0);
+    return true;
+}
+
+/* One complete line (no terminator), valid UTF-8. */
+static void sink_line(struct sink *k, const char *p, size_t len)
+{
+    const char *end = p + len;
+    size_t start = k->out->len;
+
+    if (k->strip_uu) {
+        const char *name;
+        size_t name_len;
+        if (k->in_uu) {
+            if (mg_uu_is_end(p, len))
+                k->in_uu = false;
+            return;
+        }
+        if (mg_uu_is_begin(p, len, &name, &name_len)) {
+            k->in_uu = true;
+            return;
+        }
+    }
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x80) {
+            if ((c >= 0x20 && c != 0x7f) || c == '\t')
+                g_string_append_c(k->out, (char)c);
+            p++;
+            continue;
+        }
+        const char *next = g_utf8_find_next_char(p, end);
+        if (next == NULL)
+            next = end;
+        gunichar u = g_utf8_get_char_validated(p, (gssize)(next - p));
+        if (u != (gunichar)-1 && u != (gunichar)-2 && !(u >= 0x80 && u < 0xa0)) {
+            g_string_append_len(k->out, p, next - p);
+            k->nonascii = true;
+        }
+        p = next;
+    }
+    /* trailing blanks carry nothing and would make the text unstable */
+    while (k->out->len > start &&
+           (k->out->str[k->out->len - 1] == ' ' || k->out->str[k->out->len - 1] == '\t'))
+        g_string_truncate(k->out, k->out->len - 1);
+    if (k->out->len - start > k->max_line)
+        k->max_line = k->out->len - start;
+    /* blank lines before the first text carry nothing (and a text of
+     * blank lines only would not even look like text to libmagic) */
+    if (k->out->len == start && !k->text_seen)
+        return;
+    k->text_seen = true;
+    g_string_append_c(k->out, '\n');
+}
+
+static bool sink_text(struct sink *k, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (c == '\n' && k->prev_cr) {
+            k->prev_cr = false;
+            continue;
+        }
+        k->prev_cr = c == '\r';
+        if (c == '\r' || c == '\n') {
+            sink_line(k, k->line->str, k->line->len);
+            g_string_truncate(k->line, 0);
+        } else {
+            g_string_append_c(k->line, c);
+            if (k->line->len >= LINE_CAP) {
+                /* cut at a character boundary */
+                const char *cut = g_utf8_find_prev_char(k->line->str, k->line->str + k->line->len);
+                size_t at =
+                    cut != NULL && cut > k->line->str ? (size_t)(cut - k->line->str) : k->line->len;
+                sink_line(k, k->line->str, at);
+                g_string_erase(k->line, 0, (gssize)at);
+            }
+        }
+        if (k->out->len >= CHUNK && !sink_flush(k))
+            return false;
+    }
+    return true;
+}
+
+/* End of one source text: its last line, uu state reset. */
+static bool sink_end_item(struct sink *k)
+{
+    if (k->line->len > 0) {
+        sink_line(k, k->line->str, k->line->len);
+        g_string_truncate(k->line, 0);
+    }
+    k->prev_cr = false;
+    k->in_uu = false;
+    return sink_flush(k);
+}
+
+static void sink_fini(struct sink *k)
+{
+    g_string_free(k->line, TRUE);
+    g_string_free(k->out, TRUE);
+    g_checksum_free(k->sha);
+}
+
+/* --- item texts ------------------------------------------------------------ */
+
+static bool emit_plain(struct mg_sanitize *s, struct sz_item *it, struct sink *k)
+{
+    struct mg_charset_conv *conv = mg_charset_conv_new(it->charset);
+    char *buf = g_malloc(CHUNK);
+    GString *u = g_string_new(NULL);
+    uint64_t off = 0;
+    bool ok = true;
+
+    k->strip_uu = it->has_uu;
+    while (ok && off < it->c.size) {
+        gssize n = sz_content_read(s, &it->c, off, buf, CHUNK);
+        if (n <= 0) {
+            ok = false;
+            break;
+        }
+        off += (uint64_t)n;
+        mg_charset_conv_feed(conv, buf, (size_t)n, u);
+        ok = sink_text(k, u->str, u->len);
+        g_string_truncate(u, 0);
+    }
+    if (ok) {
+        mg_charset_conv_finish(conv, u);
+        ok = sink_text(k, u->str, u->len) && sink_end_item(k);
+    }
+    k->strip_uu = false;
+    mg_charset_conv_free(conv);
+    g_string_free(u, TRUE);
+    g_free(buf);
+    return ok;
+}
+
+static bool emit_html(struct mg_sanitize *s, struct sz_item *it, struct sink *k)
+{
+    const char *label = it->charset != NULL ? mg_charset_canon(it->charset) : NULL;
+    struct mg_charset_conv *conv;
+    struct mg_html_opts ho;
+    struct mg_html *h;
+    char *buf = g_malloc(CHUNK);
+    GString *u = g_string_new(NULL);
+    uint64_t off = 0;
+    bool ok = true;
+
+    if (label == NULL) {
+        gssize n = sz_content_read(s, &it->c, 0, buf, 4096);
+        if (n < 0)
+            ok = false;
+        else
+            label = mg_html_meta_charset(buf, (size_t)n);
+    }
+    conv = mg_charset_conv_new(label);
+    mg_html_opts_default(&ho);
+    ho.lang = s->lang;
+    ho.defang_urls = g_strcmp0(mg_rule_option(it->rule, "urls"), "plain") != 0;
+    ho.budget_us = s->o.html_budget_us;
+    h = mg_html_new(&ho);
+    while (ok && off < it->c.size) {
+        gssize n = sz_content_read(s, &it->c, off, buf, CHUNK);
+        if (n <= 0) {
+            ok = false;
+            break;
+        }
+        off += (uint64_t)n;
+        mg_charset_conv_feed(conv, buf, (size_t)n, u);
+        mg_html_feed(h, u->str, u->len);
+        g_string_truncate(u, 0);
+    }
+    if (ok) {
+        mg_charset_conv_finish(conv, u);
+        mg_html_feed(h, u->str, u->len);
+        g_string_truncate(u, 0);
+        s->html_flags |= mg_html_finish(h, u);
+        ok = sink_text(k, u->str, u->len) && sink_end_item(k);
+    }
+    mg_html_free(h);
+    mg_charset_conv_free(conv);
+    g_string_free(u, TRUE);
+    g_free(buf);
+    return ok;
+}
+
+/* --- notice ---------------------------------------------------------------- */
+
+struct words {
+    const char *title, *intro, *rule_line, *quarantine, *held, *body, *noname;
+    const char *html_body, *html_active, *text_file, *infected, *opaque, *no_handler, *dropped,
+        *dropped_body, *unscanned, *forwarded, *from, *subject, *date, *more;
+};
+
+static const struct words ja = {
+    .title = "【無害化処理のお知らせ】",
+    .intro = "このメールはインターネットから届いたため、安全のために次の処理を行いました。",
+    .rule_line = "――――――――――――――――――――――――――――――",
+    .quarantine = "原本は隔離して保管しています（隔離ID: {1}）。必要な場合は、この隔離IDを添えて"
+                  "管理者にお問い合わせください。",
+    .held = "・このメールは保留されました。本文と添付ファイルはお届けしていません。",
+    .body = "本文",
+    .noname = "名前なし",
+    .html_body = "・HTML形式の本文をテキストに変換しました。",
+    .html_active = "・本文に含まれていたスクリプトやフォームなどの動的な内容は削除しました。",
+    .text_file = "・添付ファイル「{1}」（HTML）をテキストファイル「{2}」に変換しました。",
+    .infected = "・{1}「{2}」からウイルス（{3}）が検出されたため、削除しました。",
+    .opaque = "・解析できない部分（{1}）を削除しました。",
+    .no_handler = "・添付ファイル「{1}」（{2}、{3}）は安全な形式に変換できないため、削除しました。",
+    .dropped = "・添付ファイル「{1}」（{2}、{3}）を削除しました。",
+    .dropped_body = "・本文の一部（{1}）を削除しました。",
+    .unscanned =
+        "・添付ファイル「{1}」（{2}、{3}）はウイルス検査を最後まで行えなかったため、削除しました。",
+    .forwarded = "---------- 添付されていたメッセージ ----------",
+    .from = "差出人",
+    .subject = "件名",
+    .date = "日時",
+    .more = "・ほか {1} 件を削除しました。",
+};
+
+static const struct words en = {
+    .title = "[Sanitisation notice]",
+    .intro = "This mail came from the internet. For safety, the following was done:",
+    .rule_line = "------------------------------------------------------------",
+    .quarantine = "The original is kept in quarantine (quarantine ID: {1}). If you need it, ask "
+                  "your administrator and quote this ID.",
+    .held = "- This mail has been held: its text and attachments are not delivered.",
+    .body = "message text",
+    .noname = "no name",
+    .html_body = "- The HTML message text was converted to plain text.",
+    .html_active = "- Active content in the message text (scripts, forms and the like) was "
+                   "removed.",
+    .text_file = "- The attachment \"{1}\" (HTML) was converted to the text file \"{2}\".",
+    .infected = "- A virus ({3}) was found in the {1} \"{2}\"; it was removed.",
+    .opaque = "- A part that could not be analysed ({1}) was removed.",
+    .no_handler = "- The attachment \"{1}\" ({2}, {3}) cannot be made safe yet; it was removed.",
+    .dropped = "- The attachment \"{1}\" ({2}, {3}) was removed.",
+    .dropped_body = "- A part of the message text ({1}) was removed.",
+    .unscanned = "- The attachment \"{1}\" ({2}, {3}) could not be fully checked for viruses; it "
+                 "was removed.",
+    .forwarded = "---------- Attached message ----------",
+    .from = "From",
+    .subject = "Subject",
+    .date = "Date",
+    .more = "- {1} more items were removed.",
+};
+
+/* Appends tmpl with {1}, {2}, {3} replaced by a, b, c. */
+static void fill(GString *out, const char *tmpl, const char *a, const char *b, const char *c)
+{
+    for (const char *p = tmpl; *p != '\0'; p++) {
+        if (p[0] == '{' && p[1] >= '1' && p[1] <= '3' && p[2] == '}') {
+            const char *v = p[1] == '1' ? a : p[1] == '2' ? b : c;
+            g_string_append(out, v != NULL ? v : "");
+            p += 2;
+        } else {
+            g_string_append_c(out, *p);
+        }
+    }
+}
+
+static const struct words *W(const struct mg_sanitize *s)
+{
+    return strcmp(s->lang, "en") == 0 ? &en : &ja;
+}
+
+static char *display_name(const struct mg_sanitize *s, const struct sz_item *it)
+{
+    if (it->filename != NULL)
+        return sz_display_name(it->filename);
+    return g_strdup(it->role == MG_ROLE_BODY ? W(s)->body : W(s)->noname);
+}
+
+/* The notice lines, or an empty string when everything was kept as it is. */
+static char *notice(struct mg_sanitize *s)
+{
+    const struct words *w = W(s);
+    GString *n = g_string_new(NULL);
+    bool html_body = false, any = s->held;
+    const char *html_note = NULL;
+    unsigned lines = 0, more = 0;
+
+    for (guint i = 0; i < s->items->len; i++) {
+        struct sz_item *it = g_ptr_array_index(s->items, i);
+        char *name, *size;
+        const char *extra;
+
+        if (it->kind != MG_MIME_LEAF || it->forced == SZ_FORCED_ALTERNATIVE)
+            continue;
+        if (it->action == MG_ACTION_KEEP && it->forced == SZ_FORCED_NONE)
+            continue;
+        any = true;
+        if (it->action == MG_ACTION_TEXT && it->role == MG_ROLE_BODY &&
+            it->forced == SZ_FORCED_NONE) {
+            if (strcmp(it->declared, "text/html") == 0 && !html_body) {
+                html_body = true;
+                html_note = mg_rule_notice(it->rule, s->lang);
+            }
+            continue;
+        }
+        if (lines >= NOTICE_MAX) {
+            more++;
+            continue;
+        }
+        lines++;
+        name = display_name(s, it);
+        size = g_format_size(it->c.size);
+        extra = mg_rule_notice(it->rule, s->lang);
+        switch (it->forced) {
+        case SZ_FORCED_INFECTED:
+            fill(n, w->infected,
+                 it->role == MG_ROLE_BODY     ? w->body
+                 : strcmp(s->lang, "en") == 0 ? "attachment"
+                                              : "添付ファイル",
+                 name, it->virus != NULL ? it->virus : "?");
+            extra = NULL;
+            break;
+        case SZ_FORCED_OPAQUE:
+            fill(n, w->opaque, it->declared, NULL, NULL);
+            extra = NULL;
+            break;
+        case SZ_FORCED_UNSCANNED:
+            fill(n, w->unscanned, name, it->detected, size);
+            extra = NULL;
+            break;
+        case SZ_FORCED_NO_HANDLER:
+        case SZ_FORCED_NOT_TEXT:
+            fill(n, w->no_handler, name, it->detected, size);
+            break;
+        default:
+            if (it->action == MG_ACTION_TEXT)
+                fill(n, w->text_file, name, it->out_name != NULL ? it->out_name : "?", NULL);
+            else if (it->role == MG_ROLE_BODY && it->action == MG_ACTION_DROP)
+                fill(n, w->dropped_body, it->detected, NULL, NULL);
+            else
+                fill(n, w->dropped, name, it->detected, size);
+            break;
+        }
+        if (extra != NULL && *extra != '\0')
+            g_string_append_printf(n, "%s%s", strcmp(s->lang, "en") == 0 ? " " : "", extra);
+        g_string_append_c(n, '\n');
+        g_free(name);
+        g_free(size);
+    }
+    if (!any) {
+        g_string_free(n, TRUE);
+        return g_strdup("");
+    }
+    if (more > 0) {
+        char num[16];
+        g_snprintf(num, sizeof num, "%u", more);
+        fill(n, w->more, num, NULL, NULL);
+        g_string_append_c(n, '\n');
+    }
+    if (html_body) {
+        g_string_prepend_c(n, '\n');
+        if (s->html_flags & MG_HTML_ACTIVE) {
+            g_string_prepend(n, w->html_active);
+            g_string_prepend_c(n, '\n');
+        }
+        if (html_note != NULL) {
+            g_string_prepend(n, html_note);
+            g_string_prepend(n, strcmp(s->lang, "en") == 0 ? "- " : "・");
+        } else {
+            g_string_prepend(n, w->html_body);
+        }
+    }
+    if (s->held) {
+        g_string_prepend_c(n, '\n');
+        g_string_prepend(n, w->held);
+    }
+    g_string_prepend_c(n, '\n');
+    g_string_prepend(n, w->intro);
+    g_string_prepend_c(n, '\n');
+    g_string_prepend(n, w->title);
+    if (s->qid[0] != '\0') {
+        fill(n, w->quarantine, s->qid, NULL, NULL);
+        g_string_append_c(n, '\n');
+    }
+    g_string_append_printf(n, "%s\n\n", w->rule_line);
+    return g_string_free(n, FALSE);
+}
+
+/* --- header fields ---------------------------------------------------------- */
+
+enum hkind { H_ADDR, H_TEXT, H_TOKEN };
+
+/* The fields that cross. All but Received appear once: the first one
+ * wins, as for Content-Type (docs/parser.md), so a reader never sees
+ * two different Subjects or senders. */
+static const struct {
+    const char *name;
+    enum hkind kind;
+    bool repeats;
+} safe_fields[] = {
+    {"Return-Path", H_TOKEN, false},
+    {"Received", H_TEXT, true},
+    {"Date", H_TOKEN, false},
+    {"From", H_ADDR, false},
+    {"Sender", H_ADDR, false},
+    {"Reply-To", H_ADDR, false},
+    {"To", H_ADDR, false},
+    {"Cc", H_ADDR, false},
+    {"Subject", H_TEXT, false},
+    {"Message-ID", H_TOKEN, false},
+    {"In-Reply-To", H_TOKEN, false},
+    {"References", H_TOKEN, false},
+    {"Auto-Submitted", H_TOKEN, false},
+    {"List-Id", H_TEXT, false},
+    {"Precedence", H_TOKEN, false},
+};
+
+/* Printable ASCII only, runs of blanks as one space. */
+static char *token_value(const char *raw)
+{
+    GString *o = g_string_new(NULL);
+
+    for (const char *p = raw; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == ' ' || c == '\t') {
+            if (o->len > 0 && o->str[o->len - 1] != ' ')
+                g_string_append_c(o, ' ');
+        } else if (c > 0x20 && c < 0x7f) {
+            g_string_append_c(o, (char)c);
+        }
+    }
+    while (o->len > 0 && o->str[o->len - 1] == ' ')
+        g_string_truncate(o, o->len - 1);
+    return g_string_free(o, FALSE);
+}
+
+/* Decoded text without controls, blanks collapsed. An encoded word
+ * the parser left literal (malformed, or in a place RFC 2047 does not
+ * allow it) is decoded the way mail clients do, so that the output
+ * never carries a word that would read differently once decoded. */
+static char *text_value(const char *decoded)
+{
+    GString *o = g_string_new(NULL);
+    char *again =
+        strstr(decoded, "=?") != NULL ? g_mime_utils_header_decode_text(NULL, decoded) : NULL;
+    const char *p, *end;
+
+    if (again != NULL)
+        decoded = again;
+    p = decoded;
+    end = decoded + strlen(decoded);
+
+    while (p < end) {
+        const char *next = g_utf8_find_next_char(p, end);
+        gunichar u;
+        if (next == NULL)
+            next = end;
+        u = g_utf8_get_char_validated(p, (gssize)(next - p));
+        if (u == ' ' || u == '\t' || u == '\r' || u == '\n') {
+            if (o->len > 0 && o->str[o->len - 1] != ' ')
+                g_string_append_c(o, ' ');
+        } else if (u != (gunichar)-1 && u != (gunichar)-2 && u >= 0x20 && u != 0x7f &&
+                   !(u >= 0x80 && u < 0xa0)) {
+            g_string_append_len(o, p, next - p);
+        }
+        p = next;
+    }
+    while (o->len > 0 && o->str[o->len - 1] == ' ')
+        g_string_truncate(o, o->len - 1);
+    g_free(again);
+    return g_string_free(o, FALSE);
+}
+
+/* Sets a token field (printable ASCII, single spaces) as raw text,
+ * folded at spaces: GMime would encode a long word as text. */
+static void append_token(GMimeObject *msg, const char *name, const char *v)
+{
+    GMimeHeaderList *l = g_mime_object_get_header_list(msg);
+    GString *raw = g_string_new(NULL);
+    size_t col = strlen(name) + 1;
+    char **words = g_strsplit(v, " ", -1);
+
+    for (char **w = words; *w != NULL; w++) {
+        size_t n = strlen(*w);
+        if (n == 0)
+            continue;
+        if (raw->len > 0 && col + 1 + n > 78) {
+            g_string_append(raw, "\n");
+            col = 0;
+        }
+        g_string_append_c(raw, ' ');
+        g_string_append(raw, *w);
+        col += 1 + n;
+    }
+    g_string_append_c(raw, '\n');
+    g_mime_object_append_header(msg, name, "x", NULL);
+    g_mime_header_set_raw_value(
+        g_mime_header_list_get_header_at(l, g_mime_header_list_get_count(l) - 1), raw->str);
+    g_strfreev(words);
+    g_string_free(raw, TRUE);
+}
+
+static void add_mailbox(InternetAddressList *out, InternetAddress *a)
+{
+    const char *spec;
+
+    if (!INTERNET_ADDRESS_IS_MAILBOX(a))
+        return;
+    spec = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+    if (spec != NULL && *spec != '\0')
+        internet_address_list_add(out, a);
+}
+
+/* Mailboxes only: group syntax is flattened into its members, empty
+ * groups and addresses vanish (they would not survive a second pass). */
+static char *addr_once(const char *value)
+{
+    char *clean = text_value(value);
+    InternetAddressList *l = internet_address_list_parse(NULL, clean);
+    InternetAddressList *out = internet_address_list_new();
+    char *v = NULL;
+
+    for (int i = 0; l != NULL && i < internet_address_list_length(l); i++) {
+        InternetAddress *a = internet_address_list_get_address(l, i);
+        if (INTERNET_ADDRESS_IS_GROUP(a)) {
+            InternetAddressList *m = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a));
+            for (int j = 0; m != NULL && j < internet_address_list_length(m); j++)
+                add_mailbox(out, internet_address_list_get_address(m, j));
+        } else {
+            add_mailbox(out, a);
+        }
+    }
+    if (internet_address_list_length(out) > 0)
+        v = internet_address_list_to_string(out, NULL, FALSE);
+    if (l != NULL)
+        g_object_unref(l);
+    g_object_unref(out);
+    g_free(clean);
+    return v;
+}
+
+/* Address list: parsed from its decoded form and formatted again
+ * (unencoded UTF-8: GMime encodes display names when writing). Done
+ * until it no longer changes, so the result is a fixed point. */
+static char *addr_value(const char *decoded)
+{
+    char *v = addr_once(decoded);
+
+    for (int i = 0; v != NULL && i < 3; i++) {
+        char *w = addr_once(v);
+        bool same = g_strcmp0(v, w) == 0;
+        g_free(v);
+        v = w;
+        if (same)
+            break;
+    }
+    return v;
+}
+
+static void copy_headers(struct mg_sanitize *s, GMimeObject *msg)
+{
+    struct sz_item *top = s->items->len > 0 ? g_ptr_array_index(s->items, 0) : NULL;
+    unsigned received = 0;
+    bool seen[G_N_ELEMENTS(safe_fields)] = {false};
+
+    if (top == NULL || top->hdrs == NULL)
+        return;
+    for (guint i = 0; i < top->hdrs->len; i++) {
+        struct sz_hdr *h = &g_array_index(top->hdrs, struct sz_hdr, i);
+        char *v = NULL;
+        for (size_t f = 0; f < G_N_ELEMENTS(safe_fields); f++) {
+            if (g_ascii_strcasecmp(h->name, safe_fields[f].name) != 0)
+                continue;
+            if (strcmp(safe_fields[f].name, "Received") == 0 && ++received > 100)
+                break;
+            if (seen[f] && !safe_fields[f].repeats)
+                break;
+            switch (safe_fields[f].kind) {
+            case H_ADDR:
+                v = addr_value(h->decoded);
+                break;
+            case H_TEXT:
+                v = text_value(h->decoded);
+                break;
+            case H_TOKEN: {
+                char *t = text_value(h->decoded);
+                v = token_value(t);
+                g_free(t);
+                break;
+            }
+            }
+            if (v != NULL && *v != '\0' && strlen(v) <= 16384) {
+                if (safe_fields[f].kind == H_TOKEN)
+                    append_token(msg, safe_fields[f].name, v);
+                else
+                    g_mime_object_append_header(msg, safe_fields[f].name, v, "utf-8");
+                seen[f] = true;
+            }
+            break;
+        }
+        g_free(v);
+    }
+}
+
+/* --- parts ------------------------------------------------------------------ */
+
+/* A stream over an item's content: memory, or spool extents. */
+static GMimeStream *content_stream(struct mg_sanitize *s, struct sz_item *it)
+{
+    GMimeStream *cat;
+
+    if (it->c.extents == NULL)
+        return g_mime_stream_mem_new_with_buffer(it->c.mem != NULL ? (const char *)it->c.mem->data
+                                                                   : "",
+                                                 it->c.mem != NULL ? it->c.mem->len : 0);
+    cat = g_mime_stream_cat_new();
+    for (guint i = 0; i < it->c.extents->len; i++) {
+        struct sz_extent *e = &g_array_index(it->c.extents, struct sz_extent, i);
+        GMimeStream *fs = g_mime_stream_fs_new_with_bounds(s->spool_fd, (gint64)e->off,
+                                                           (gint64)(e->off + e->len));
+        g_mime_stream_fs_set_owner(GMIME_STREAM_FS(fs), FALSE);
+        g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), fs);
+        g_object_unref(fs);
+    }
+    return cat;
+}
+
+static GMimeStream *region_stream(struct mg_sanitize *s, const struct sz_extent *e)
+{
+    GMimeStream *fs =
+        g_mime_stream_fs_new_with_bounds(s->spool_fd, (gint64)e->off, (gint64)(e->off + e->len));
+
+    g_mime_stream_fs_set_owner(GMIME_STREAM_FS(fs), FALSE);
+    return fs;
+}
+
+static GMimePart *new_part(const char *type, GMimeStream *content, GMimeContentEncoding enc)
+{
+    char *slash = strchr(type, '/');
+    char *major = slash != NULL ? g_strndup(type, (gsize)(slash - type)) : g_strdup("application");
+    GMimePart *part = g_mime_part_new_with_type(major, slash != NULL ? slash + 1 : "octet-stream");
+    GMimeDataWrapper *dw =
+        g_mime_data_wrapper_new_with_stream(content, GMIME_CONTENT_ENCODING_DEFAULT);
+
+    g_mime_part_set_content(part, dw);
+    g_mime_part_set_content_encoding(part, enc);
+    g_object_unref(dw);
+    g_free(major);
+    return part;
+}
+
+static void add_attachment(GMimeMultipart *mp, GMimePart *part, const char *name,
+                           const char *charset)
+{
+    GMimeContentDisposition *cd = g_mime_content_disposition_new();
+
+    if (charset != NULL)
+        g_mime_object_set_content_type_parameter(GMIME_OBJECT(part), "charset", charset);
+    g_mime_content_disposition_set_disposition(cd, GMIME_DISPOSITION_ATTACHMENT);
+    g_mime_content_disposition_set_parameter(cd, "filename", name);
+    g_mime_object_set_content_disposition(GMIME_OBJECT(part), cd);
+    g_object_unref(cd);
+    g_mime_multipart_add(mp, GMIME_OBJECT(part));
+}
+
+static bool is_html_type(const struct sz_item *it)
+{
+    return strcmp(it->declared, "text/html") == 0 || strcmp(it->detected, "text/html") == 0 ||
+           strcmp(it->detected, "application/xhtml+xml") == 0;
+}
+
+/* Texts of embedded messages: a small header block before them. */
+static bool emit_message_header(struct mg_sanitize *s, guint msg_index, struct sink *k)
+{
+    const struct words *w = W(s);
+    struct sz_item *root = NULL;
+    GString *b = g_string_new(NULL);
+    bool ok;
+
+    for (guint j = msg_index + 1; j < s->items->len; j++) {
+        struct sz_item *c = g_ptr_array_index(s->items, j);
+        if (c->parent == (int)msg_index) {
+            root = c;
+            break;
+        }
+    }
+    g_string_append_printf(b, "\n%s\n", w->forwarded);
+    if (root != NULL && root->hdrs != NULL) {
+        static const char *const names[] = {"From", "Subject", "Date"};
+        const char *labels[] = {w->from, w->subject, w->date};
+        for (unsigned f = 0; f < G_N_ELEMENTS(names); f++) {
+            for (guint i = 0; i < root->hdrs->len; i++) {
+                struct sz_hdr *h = &g_array_index(root->hdrs, struct sz_hdr, i);
+                if (g_ascii_strcasecmp(h->name, names[f]) == 0) {
+                    char *v = text_value(h->decoded);
+                    g_string_append_printf(b, "%s: %s\n", labels[f], v);
+                    g_free(v);
+                    break;
+                }
+            }
+        }
+    }
+    g_string_append_c(b, '\n');
+    ok = sink_text(k, b->str, b->len) && sink_end_item(k);
+    g_string_free(b, TRUE);
+    return ok;
+}
+
+static bool build_body_text(struct mg_sanitize *s, struct sink *k)
+{
+    bool first = true;
+
+    for (guint i = 0; i < s->items->len; i++) {
+        struct sz_item *it = g_ptr_array_index(s->items, i);
+        bool ok = true;
+
+        if (it->kind == MG_MIME_MESSAGE) {
+            if (!emit_message_header(s, i, k))
+                return false;
+            first = true;
+            continue;
+        }
+        if (it->kind != MG_MIME_LEAF || it->role != MG_ROLE_BODY || it->forced != SZ_FORCED_NONE)
+            continue;
+        if (it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT)
+            continue;
+        if (!first && !sink_text(k, "\n", 1))
+            return false;
+        first = false;
+        if (it->action == MG_ACTION_TEXT && is_html_type(it))
+            ok = emit_html(s, it, k);
+        else
+            ok = emit_plain(s, it, k);
+        if (!ok)
+            return false;
+        it->emitted = true;
+    }
+    return true;
+}
+
+static int open_out(struct mg_sanitize *s)
+{
+    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        char *path = g_build_filename(dir, "mugaika-out-XXXXXX", NULL);
+        fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            (void)unlink(path);
+        g_free(path);
+    }
+    if (fd < 0)
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "spool directory %s: %s", dir, g_strerror(errno));
+    return fd;
+}
+
+/* SHA-256 of notice + the text region: names the boundary. */
+static bool hash_body(struct mg_sanitize *s, const char *notice_text, const struct sink *k,
+                      GChecksum *h)
+{
+    char *buf;
+    uint64_t off = 0;
+
+    g_checksum_update(h, (const guchar *)notice_text, (gssize)strlen(notice_text));
+    if (!k->started)
+        return true;
+    buf = g_malloc(CHUNK);
+    while (off < k->region.len) {
+        ssize_t n = pread(s->spool_fd, buf, (size_t)MIN((uint64_t)CHUNK, k->region.len - off),
+                          (off_t)(k->region.off + off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: %s", n < 0 ? g_strerror(errno) : "short");
+            g_free(buf);
+            return false;
+        }
+        g_checksum_update(h, (const guchar *)buf, n);
+        off += (uint64_t)n;
+    }
+    g_free(buf);
+    return true;
+}
+
+static bool ascii_only(const char *p)
+{
+    for (; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            return false;
+    return true;
+}
+
+static size_t longest_line(const char *p)
+{
+    size_t best = 0, cur = 0;
+
+    for (; *p != '\0'; p++) {
+        if (*p == '\n') {
+            best = MAX(best, cur);
+            cur = 0;
+        } else {
+            cur++;
+        }
+    }
+    return MAX(best, cur);
+}
+
+bool sz_build(struct mg_sanitize *s)
+{
+    struct sink body;
+    GMimeMessage *msg = NULL;
+    GMimeMultipart *mp = NULL;
+    GMimePart *text_part;
+    GMimeStream *bs, *out;
+    GChecksum *bh = g_checksum_new(G_CHECKSUM_SHA256);
+    char *note = NULL;
+    unsigned n_att = 0;
+    bool ok = false;
+    GPtrArray *atts = g_ptr_array_new_with_free_func(g_object_unref);
+
+    sink_init(&body, s);
+    if (!s->held && !build_body_text(s, &body))
+        goto done;
+
+    /* attachments (not for a held message) */
+    for (guint i = 0; !s->held && i < s->items->len; i++) {
+        struct sz_item *it = g_ptr_array_index(s->items, i);
+        GMimePart *part = NULL;
+        const char *charset = NULL;
+
+        if (it->kind != MG_MIME_LEAF || it->role != MG_ROLE_ATTACHMENT ||
+            it->forced != SZ_FORCED_NONE)
+            continue;
+        if (it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT)
+            continue;
+        n_att++;
+        g_free(it->out_name);
+        g_free(it->out_type);
+        /* A kept text with a uuencoded block in it is rewritten without
+         * the block (the block is an item of its own): some clients
+         * decode uuencode in text, and the file must not reach them. */
+        if (it->action == MG_ACTION_KEEP &&
+            !(it->has_uu && g_str_has_prefix(it->detected, "text/"))) {
+            /* an empty file is inert and has no type of its own */
+            it->out_type = g_strdup(
+                strcmp(it->detected, "application/x-empty") == 0 ? "text/plain" : it->detected);
+            if (g_str_has_prefix(it->out_type, "text/")) {
+                charset = it->charset != NULL ? mg_charset_canon(it->charset) : NULL;
+                if (charset == NULL) {
+                    gssize n =
+                        sz_content_read(s, &it->c, 0, s->sniff,
+                                        (size_t)MIN(it->c.size, (uint64_t)MG_DETECT_SNIFF_BYTES));
+                    if (n < 0)
+                        goto done;
+                    charset = mg_charset_sniff(s->sniff, (size_t)n);
+                }
+            }
+            it->out_name = sz_safe_filename(it->filename, it->out_type, n_att);
+            GMimeStream *cs = content_stream(s, it);
+            part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
+            g_object_unref(cs);
+            g_checksum_update(bh, (const guchar *)it->sha_hex, -1);
+        } else {
+            struct sink k;
+            sink_init(&k, s);
+            bool emitted = is_html_type(it) ? emit_html(s, it, &k) : emit_plain(s, it, &k);
+            if (!emitted) {
+                sink_fini(&k);
+                goto done;
+            }
+            it->out_type = g_strdup("text/plain");
+            charset = "utf-8";
+            it->out_name = sz_safe_filename(it->filename, it->out_type, n_att);
+            GMimeStream *cs = k.started ? region_stream(s, &k.region) : g_mime_stream_mem_new();
+            part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
+            g_object_unref(cs);
+            g_checksum_update(bh, (const guchar *)g_checksum_get_string(k.sha), -1);
+            sink_fini(&k);
+        }
+        g_checksum_update(bh, (const guchar *)it->out_name, -1);
+        g_checksum_update(bh, (const guchar *)it->out_type, -1);
+        if (charset != NULL)
+            g_checksum_update(bh, (const guchar *)charset, -1);
+        it->emitted = true;
+        g_object_set_data_full(G_OBJECT(part), "mg-name", g_strdup(it->out_name), g_free);
+        g_object_set_data_full(G_OBJECT(part), "mg-charset", g_strdup(charset), g_free);
+        g_ptr_array_add(atts, part);
+    }
+
+    /* the body: notice + text */
+    note = notice(s);
+    if (!hash_body(s, note, &body, bh))
+        goto done;
+    if (body.started) {
+        GMimeStream *cat = g_mime_stream_cat_new();
+        GMimeStream *ms = g_mime_stream_mem_new_with_buffer(note, strlen(note));
+        GMimeStream *rs = region_stream(s, &body.region);
+        g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), ms);
+        g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), rs);
+        g_object_unref(ms);
+        g_object_unref(rs);
+        bs = cat;
+    } else {
+        bs = g_mime_stream_mem_new_with_buffer(note, strlen(note));
+    }
+    text_part = new_part("text/plain", bs,
+                         !body.nonascii && ascii_only(note) && body.max_line <= 998 &&
+                                 longest_line(note) <= 998
+                             ? GMIME_CONTENT_ENCODING_7BIT
+                             : GMIME_CONTENT_ENCODING_BASE64);
+    g_object_unref(bs);
+    g_mime_object_set_content_type_parameter(GMIME_OBJECT(text_part), "charset", "utf-8");
+
+    msg = g_mime_message_new(FALSE);
+    copy_headers(s, GMIME_OBJECT(msg));
+    if (atts->len > 0) {
+        char *boundary = g_strdup_printf("=_mugaika_%.32s", g_checksum_get_string(bh));
+        mp = g_mime_multipart_new_with_subtype("mixed");
+        g_mime_multipart_set_boundary(mp, boundary);
+        g_free(boundary);
+        g_mime_multipart_add(mp, GMIME_OBJECT(text_part));
+        for (guint i = 0; i < atts->len; i++) {
+            GMimePart *part = g_ptr_array_index(atts, i);
+            add_attachment(mp, part, g_object_get_data(G_OBJECT(part), "mg-name"),
+                           g_object_get_data(G_OBJECT(part), "mg-charset"));
+        }
+        g_mime_message_set_mime_part(msg, GMIME_OBJECT(mp));
+        g_object_unref(mp);
+    } else {
+        g_mime_message_set_mime_part(msg, GMIME_OBJECT(text_part));
+    }
+    g_object_unref(text_part);
+    g_mime_object_append_header(GMIME_OBJECT(msg), "X-Mugaika-Result", s->result, NULL);
+
+    if (s->out_fd >= 0)
+        close(s->out_fd);
+    s->out_fd = open_out(s);
+    if (s->out_fd < 0)
+        goto done;
+    out = g_mime_stream_fs_new(s->out_fd);
+    g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), FALSE);
+    if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), NULL, out) < 0 ||
+        g_mime_stream_flush(out) < 0) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "writing the rebuilt message: %s", g_strerror(errno));
+        g_object_unref(out);
+        goto done;
+    }
+    g_object_unref(out);
+    {
+        off_t end = lseek(s->out_fd, 0, SEEK_END);
+        if (end < 0) {
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "spool: %s", g_strerror(errno));
+            goto done;
+        }
+        s->out_len = (uint64_t)end;
+    }
+    ok = s->error == NULL;
+done:
+    if (msg != NULL)
+        g_object_unref(msg);
+    g_ptr_array_unref(atts);
+    g_checksum_free(bh);
+    g_free(note);
+    sink_fini(&body);
+    return ok;
+}

@@ -1,0 +1,1167 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	sanitize 3
+ * SUMMARY
+ *	the sanitising pipeline of one message
+ * SYNOPSIS
+ *	#include <mugaika/sanitize.h>
+ *
+ *	struct mg_sanitize *mg_sanitize_new(const struct mg_sanitize_opts *o);
+ *	void mg_sanitize_feed(struct mg_sanitize *s, const char *buf, size_t len);
+ *	enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err);
+ *	bool mg_sanitize_write(struct mg_sanitize *s, int fd, GError **err);
+ * DESCRIPTION
+ *	Input bytes go two ways as they arrive: into the quarantine
+ *	writer (the original, compressed and hashed) and into the push
+ *	parser. Each leaf's decoded bytes are hashed and spooled; at the
+ *	leaf's end its first MG_DETECT_SNIFF_BYTES go to libmagic, the
+ *	whole content to libclamav, and the rules give it an action.
+ *	Content that no action will use is forgotten at once.
+ *
+ *	At finish: the alternatives of each multipart/alternative are
+ *	resolved (the plain text one unless the rule prefers HTML), the
+ *	message is held or rejected when a rule says so, the original is
+ *	committed to the quarantine (so it is durable before anything is
+ *	delivered), and build.c writes the new message into a temporary
+ *	file, which is scanned once more before mg_sanitize_write may
+ *	copy it out.
+ *
+ *	Forced outcomes, whatever the rules say: infected items are
+ *	dropped; leaves the parser kept opaque (a multipart it could not
+ *	split, an encoded message/rfc822) are dropped, since rebuilding
+ *	only what was understood is the point; actions whose handler does
+ *	not exist yet (disarm, flatten, unpack; text for non-text types)
+ *	drop the item.
+ * LIMITS
+ *	Memory: the parser's limits, one record per entity, a 64 KiB
+ *	write buffer per open leaf, and at most opts.spool_memory bytes of
+ *	small contents; the rest is in the spool file.
+ * DIAGNOSTICS
+ *	Spool, quarantine or AV engine failures give MG_VERDICT_TEMPFAIL,
+ *	impossible states MG_VERDICT_INTERNAL; err says what and where.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gmime/gmime.h>
+
+#include <mugaika/charset.h>
+#include <mugaika/hdr.h>
+
+#include "sanitize/sanitize_int.h"
+
+#define SZ_BUF   (64 * 1024) /* write buffer of an open leaf */
+#define SZ_SMALL (64 * 1024) /* a closed leaf this small may stay in memory */
+
+GQuark mg_sanitize_error_quark(void)
+{
+    return g_quark_from_static_string("mg-sanitize-error-quark");
+}
+
+static const char *const verdict_names[] = {"accept", "reject", "tempfail", "internal"};
+
+const char *mg_verdict_name(enum mg_verdict v)
+{
+    return (unsigned)v < G_N_ELEMENTS(verdict_names) ? verdict_names[v] : "?";
+}
+
+void mg_sanitize_opts_default(struct mg_sanitize_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->lang = "ja";
+    mg_mime_limits_default(&o->limits);
+    o->spool_memory = 8u << 20;
+    o->html_budget_us = 2 * G_USEC_PER_SEC;
+}
+
+void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->error != NULL)
+        return;
+    va_start(ap, fmt);
+    s->error = g_error_new_valist(mg_sanitize_error_quark(), (gint)v, fmt, ap);
+    va_end(ap);
+    s->error_verdict = v;
+}
+
+/* --- spool -------------------------------------------------------------- */
+
+static bool spool_open(struct mg_sanitize *s)
+{
+    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
+
+    if (s->spool_fd >= 0)
+        return true;
+    s->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (s->spool_fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        char *path = g_build_filename(dir, "mugaika-spool-XXXXXX", NULL);
+        s->spool_fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
+        if (s->spool_fd >= 0)
+            (void)unlink(path);
+        g_free(path);
+    }
+    if (s->spool_fd < 0) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "spool directory %s: %s", dir, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+bool sz_spool_write(struct mg_sanitize *s, const void *buf, size_t len, struct sz_extent *ext)
+{
+    const char *p = buf;
+    uint64_t at;
+
+    if (!spool_open(s))
+        return false;
+    at = s->spool_end;
+    while (len > 0) {
+        ssize_t n = pwrite(s->spool_fd, p, len, (off_t)s->spool_end);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "spool write: %s", g_strerror(errno));
+            return false;
+        }
+        p += n;
+        len -= (size_t)n;
+        s->spool_end += (uint64_t)n;
+    }
+    if (ext != NULL) {
+        ext->off = at;
+        ext->len = s->spool_end - at;
+    }
+    return true;
+}
+
+static void extent_add(GArray *extents, const struct sz_extent *e)
+{
+    if (e->len == 0)
+        return;
+    if (extents->len > 0) {
+        struct sz_extent *last = &g_array_index(extents, struct sz_extent, extents->len - 1);
+        if (last->off + last->len == e->off) {
+            last->len += e->len;
+            return;
+        }
+    }
+    g_array_append_val(extents, *e);
+}
+
+static bool content_flush(struct mg_sanitize *s, struct sz_content *c)
+{
+    struct sz_extent e;
+
+    if (c->mem == NULL || c->mem->len == 0)
+        return true;
+    if (!sz_spool_write(s, c->mem->data, c->mem->len, &e))
+        return false;
+    if (c->extents == NULL)
+        c->extents = g_array_new(FALSE, FALSE, sizeof(struct sz_extent));
+    extent_add(c->extents, &e);
+    g_byte_array_set_size(c->mem, 0);
+    return true;
+}
+
+static bool content_append(struct mg_sanitize *s, struct sz_content *c, const char *buf, size_t len)
+{
+    if (c->mem == NULL)
+        c->mem = g_byte_array_sized_new(len < SZ_BUF ? (guint)len : SZ_BUF);
+    c->size += len;
+    if (c->mem->len + len <= SZ_BUF) {
+        g_byte_array_append(c->mem, (const guint8 *)buf, (guint)len);
+        return true;
+    }
+    if (!content_flush(s, c))
+        return false;
+    if (len >= SZ_BUF) {
+        struct sz_extent e;
+        if (!sz_spool_write(s, buf, len, &e))
+            return false;
+        if (c->extents == NULL)
+            c->extents = g_array_new(FALSE, FALSE, sizeof(struct sz_extent));
+        extent_add(c->extents, &e);
+        return true;
+    }
+    g_byte_array_append(c->mem, (const guint8 *)buf, (guint)len);
+    return true;
+}
+
+/* The leaf is complete: small contents stay in memory while the budget
+ * lasts, the rest goes to the spool file. */
+static bool content_close(struct mg_sanitize *s, struct sz_content *c)
+{
+    if (c->mem == NULL)
+        return true;
+    if (c->extents == NULL && c->size <= SZ_SMALL && s->mem_used + c->size <= s->o.spool_memory) {
+        s->mem_used += c->size;
+        return true;
+    }
+    if (!content_flush(s, c))
+        return false;
+    g_byte_array_unref(c->mem);
+    c->mem = NULL;
+    return true;
+}
+
+static void content_forget(struct mg_sanitize *s, struct sz_content *c)
+{
+    if (c->mem != NULL) {
+        if (c->extents == NULL && s->mem_used >= c->mem->len)
+            s->mem_used -= c->mem->len;
+        g_byte_array_unref(c->mem);
+        c->mem = NULL;
+    }
+    if (c->extents != NULL) {
+        g_array_unref(c->extents);
+        c->extents = NULL;
+    }
+}
+
+gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
+                       size_t len)
+{
+    uint64_t base = 0;
+
+    if (off >= c->size || len == 0)
+        return 0;
+    if (c->extents == NULL) {
+        size_t n = (size_t)MIN((uint64_t)len, c->size - off);
+        if (c->mem == NULL || off + n > c->mem->len) {
+            sz_fail(s, MG_VERDICT_INTERNAL, "content read past its buffer");
+            return -1;
+        }
+        memcpy(buf, c->mem->data + off, n);
+        return (gssize)n;
+    }
+    for (guint i = 0; i < c->extents->len; i++) {
+        const struct sz_extent *e = &g_array_index(c->extents, struct sz_extent, i);
+        if (off < base + e->len) {
+            uint64_t in = off - base;
+            size_t n = (size_t)MIN((uint64_t)len, e->len - in);
+            ssize_t r;
+            do
+                r = pread(s->spool_fd, buf, n, (off_t)(e->off + in));
+            while (r < 0 && errno == EINTR);
+            if (r <= 0) {
+                sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: %s",
+                        r < 0 ? g_strerror(errno) : "short file");
+                return -1;
+            }
+            return (gssize)r;
+        }
+        base += e->len;
+    }
+    return 0;
+}
+
+/* --- items -------------------------------------------------------------- */
+
+static void hdr_clear(gpointer p)
+{
+    struct sz_hdr *h = p;
+
+    g_free(h->name);
+    g_free(h->raw);
+    g_free(h->decoded);
+}
+
+static void item_free(gpointer p)
+{
+    struct sz_item *it = p;
+
+    g_free(it->path);
+    g_free(it->declared);
+    g_free(it->charset);
+    g_free(it->cte);
+    g_free(it->disposition);
+    g_free(it->filename);
+    if (it->defects != NULL)
+        g_array_unref(it->defects);
+    if (it->hdrs != NULL)
+        g_array_unref(it->hdrs);
+    if (it->c.mem != NULL)
+        g_byte_array_unref(it->c.mem);
+    if (it->c.extents != NULL)
+        g_array_unref(it->c.extents);
+    if (it->sha != NULL)
+        g_checksum_free(it->sha);
+    g_free(it->detected);
+    g_free(it->virus);
+    g_free(it->out_name);
+    g_free(it->out_type);
+    g_free(it);
+}
+
+static struct sz_item *item_at(struct mg_sanitize *s, int i)
+{
+    return i >= 0 ? g_ptr_array_index(s->items, (guint)i) : NULL;
+}
+
+static int open_top(struct mg_sanitize *s)
+{
+    return s->open->len > 0 ? g_array_index(s->open, int, s->open->len - 1) : -1;
+}
+
+/* Position in s->open of the open entity with this path, or -1. Body
+ * bytes of a text part can come while a uuencoded block inside it is
+ * open, so events are matched by path, not by nesting. */
+static int open_find(struct mg_sanitize *s, const char *path)
+{
+    for (guint i = s->open->len; i-- > 0;) {
+        struct sz_item *o = item_at(s, g_array_index(s->open, int, i));
+        if (strcmp(o->path, path) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* --- envelope ------------------------------------------------------------ */
+
+static const char *top_header(struct mg_sanitize *s, const char *name)
+{
+    struct sz_item *top = item_at(s, 0);
+
+    if (top == NULL || top->hdrs == NULL)
+        return NULL;
+    for (guint i = 0; i < top->hdrs->len; i++) {
+        struct sz_hdr *h = &g_array_index(top->hdrs, struct sz_hdr, i);
+        if (g_ascii_strcasecmp(h->name, name) == 0)
+            return h->decoded;
+    }
+    return NULL;
+}
+
+/* Every addr-spec of an address header (decoded UTF-8 value). */
+static void add_addresses(GPtrArray *out, const char *value, unsigned max)
+{
+    InternetAddressList *l;
+
+    if (value == NULL)
+        return;
+    l = internet_address_list_parse(NULL, value);
+    if (l == NULL)
+        return;
+    for (int i = 0; i < internet_address_list_length(l) && out->len < max; i++) {
+        InternetAddress *a = internet_address_list_get_address(l, i);
+        if (INTERNET_ADDRESS_IS_MAILBOX(a)) {
+            const char *spec = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+            if (spec != NULL && *spec != '\0')
+                g_ptr_array_add(out, g_ascii_strdown(spec, -1));
+        } else if (INTERNET_ADDRESS_IS_GROUP(a)) {
+            InternetAddressList *m = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a));
+            for (int j = 0; m != NULL && j < internet_address_list_length(m); j++) {
+                InternetAddress *b = internet_address_list_get_address(m, j);
+                if (INTERNET_ADDRESS_IS_MAILBOX(b) && out->len < max)
+                    g_ptr_array_add(out, g_ascii_strdown(internet_address_mailbox_get_addr(
+                                                             INTERNET_ADDRESS_MAILBOX(b)),
+                                                         -1));
+            }
+        }
+    }
+    g_object_unref(l);
+}
+
+static void envelope(struct mg_sanitize *s)
+{
+    if (s->envelope_done)
+        return;
+    s->envelope_done = true;
+    s->recipients = g_ptr_array_new_with_free_func(g_free);
+    if (s->o.sender != NULL) {
+        s->sender = g_ascii_strdown(s->o.sender, -1);
+    } else {
+        GPtrArray *from = g_ptr_array_new_with_free_func(g_free);
+        add_addresses(from, top_header(s, "From"), 1);
+        if (from->len > 0)
+            s->sender = g_strdup(g_ptr_array_index(from, 0));
+        g_ptr_array_unref(from);
+    }
+    if (s->o.recipients != NULL) {
+        for (const char *const *r = s->o.recipients; *r != NULL; r++)
+            g_ptr_array_add(s->recipients, g_ascii_strdown(*r, -1));
+    } else {
+        add_addresses(s->recipients, top_header(s, "To"), 1000);
+        add_addresses(s->recipients, top_header(s, "Cc"), 1000);
+    }
+    g_ptr_array_add(s->recipients, NULL);
+}
+
+/* --- parser callbacks ---------------------------------------------------- */
+
+static int on_part_begin(struct mg_mime *p, const struct mg_mime_part *part)
+{
+    struct mg_sanitize *s = mg_mime_user(p);
+    struct sz_item *it = g_new0(struct sz_item, 1);
+    struct sz_item *parent;
+    int idx;
+
+    it->path = g_strdup(part->path);
+    it->parent = open_top(s);
+    it->depth = part->depth;
+    it->kind = part->kind;
+    it->origin = part->origin;
+    it->declared = g_strdup(part->content_type);
+    it->declared_default = part->content_type_default;
+    it->charset = g_strdup(part->charset);
+    it->cte = g_strdup(part->cte_token);
+    it->disposition = g_strdup(part->disposition);
+    it->filename = g_strdup(part->filename);
+    parent = item_at(s, it->parent);
+    it->msg_root = parent == NULL || parent->kind == MG_MIME_MESSAGE;
+    if (it->msg_root && part->origin == MG_MIME_ORIGIN_MIME)
+        it->hdrs = g_array_new(FALSE, TRUE, sizeof(struct sz_hdr));
+    if (it->hdrs != NULL)
+        g_array_set_clear_func(it->hdrs, hdr_clear);
+    if (part->kind == MG_MIME_LEAF)
+        it->sha = g_checksum_new(G_CHECKSUM_SHA256);
+    if (parent != NULL && part->origin == MG_MIME_ORIGIN_UU)
+        parent->has_uu = true;
+    g_ptr_array_add(s->items, it);
+    idx = (int)s->items->len - 1;
+    g_array_append_val(s->open, idx);
+    return 0;
+}
+
+static char *unfold(const char *raw, size_t len)
+{
+    GString *o = g_string_sized_new(len);
+
+    for (size_t i = 0; i < len; i++) {
+        char c = raw[i];
+        if (c == '\r' || c == '\n')
+            continue;
+        g_string_append_c(o, c);
+    }
+    g_strstrip(o->str);
+    o->len = strlen(o->str);
+    return g_string_free(o, FALSE);
+}
+
+static int on_header(struct mg_mime *p, const struct mg_mime_part *part,
+                     const struct mg_mime_header *h)
+{
+    struct mg_sanitize *s = mg_mime_user(p);
+    int at = open_find(s, part->path);
+    struct sz_item *it = at >= 0 ? item_at(s, g_array_index(s->open, int, at)) : NULL;
+    struct sz_hdr rec;
+
+    if (it == NULL || it->hdrs == NULL || it->hdrs->len >= 1000)
+        return 0;
+    rec.name = g_strndup(h->name, h->name_len);
+    rec.raw = unfold(h->raw, h->raw_len);
+    rec.decoded = g_strdup(h->decoded);
+    g_array_append_val(it->hdrs, rec);
+    return 0;
+}
+
+static int on_defect(struct mg_mime *p, const struct mg_mime_part *part, enum mg_mime_defect d,
+                     uint64_t offset)
+{
+    struct mg_sanitize *s = mg_mime_user(p);
+    struct sz_item *it = NULL;
+
+    (void)offset;
+    if (part != NULL) {
+        /* the entity with this path among the open ones */
+        for (guint i = s->open->len; i-- > 0;) {
+            struct sz_item *o = item_at(s, g_array_index(s->open, int, i));
+            if (strcmp(o->path, part->path) == 0) {
+                it = o;
+                break;
+            }
+        }
+    }
+    if (it == NULL) {
+        if (s->defects->len < 1000)
+            g_array_append_val(s->defects, d);
+        return 0;
+    }
+    if (it->defects == NULL)
+        it->defects = g_array_new(FALSE, FALSE, sizeof(enum mg_mime_defect));
+    if (it->defects->len < 100)
+        g_array_append_val(it->defects, d);
+    return 0;
+}
+
+static int on_body(struct mg_mime *p, const struct mg_mime_part *part, const char *data, size_t len)
+{
+    struct mg_sanitize *s = mg_mime_user(p);
+    int at = open_find(s, part->path);
+    struct sz_item *it = at >= 0 ? item_at(s, g_array_index(s->open, int, at)) : NULL;
+
+    if (it == NULL || it->sha == NULL) {
+        sz_fail(s, MG_VERDICT_INTERNAL, "body bytes outside a leaf");
+        return 1;
+    }
+    g_checksum_update(it->sha, (const guchar *)data, (gssize)len);
+    return content_append(s, &it->c, data, len) ? 0 : 1;
+}
+
+/* Role: text that belongs to the message text, or an attachment. */
+static enum mg_item_role item_role(const struct sz_item *it)
+{
+    if (it->origin != MG_MIME_ORIGIN_MIME || it->filename != NULL)
+        return MG_ROLE_ATTACHMENT;
+    if (it->disposition != NULL && strcmp(it->disposition, "attachment") == 0)
+        return MG_ROLE_ATTACHMENT;
+    if (strcmp(it->declared, "text/plain") == 0 || strcmp(it->declared, "text/html") == 0)
+        return MG_ROLE_BODY;
+    return MG_ROLE_ATTACHMENT;
+}
+
+static bool is_opaque(const struct sz_item *it)
+{
+    return g_str_has_prefix(it->declared, "multipart/") ||
+           g_str_has_prefix(it->declared, "message/");
+}
+
+static bool is_html(const char *type)
+{
+    return type != NULL &&
+           (strcmp(type, "text/html") == 0 || strcmp(type, "application/xhtml+xml") == 0);
+}
+
+struct sz_reader {
+    struct mg_sanitize *s;
+    const struct sz_content *c;
+};
+
+static gssize reader_cb(void *handle, void *buf, size_t len, uint64_t off)
+{
+    struct sz_reader *r = handle;
+
+    return sz_content_read(r->s, r->c, off, buf, len);
+}
+
+static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it)
+{
+    GError *e = NULL;
+    char *vir = NULL;
+    enum mg_av_verdict v;
+
+    if (s->o.av == NULL)
+        return true;
+    if (it->c.extents == NULL) {
+        v = mg_av_scan_buffer(s->o.av, it->c.mem != NULL ? it->c.mem->data : (const guint8 *)"",
+                              it->c.mem != NULL ? it->c.mem->len : 0, &vir, &e);
+    } else {
+        struct sz_reader r = {s, &it->c};
+        v = mg_av_scan_pread(s->o.av, it->c.size, reader_cb, &r, &vir, &e);
+    }
+    if (v == MG_AV_FAILED) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of part %s: %s", it->path,
+                e != NULL ? e->message : "engine error");
+        g_clear_error(&e);
+        return false;
+    }
+    if (v == MG_AV_INFECTED && g_str_has_prefix(vir, "Heuristics.Encrypted")) {
+        /* not a finding about malware: the rules decide (hold, drop) */
+        it->flags |= MG_ITEM_ENCRYPTED;
+        g_free(vir);
+    } else if (v == MG_AV_INFECTED && g_str_has_prefix(vir, "Heuristics.Limits")) {
+        /* libclamav could not look at all of it: never passes */
+        it->unscanned = true;
+        g_free(vir);
+    } else if (v == MG_AV_INFECTED) {
+        it->flags |= MG_ITEM_INFECTED;
+        it->virus = vir;
+    }
+    return true;
+}
+
+static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
+{
+    struct mg_sanitize *s = mg_mime_user(p);
+    int at = open_find(s, part->path);
+    struct sz_item *it = at >= 0 ? item_at(s, g_array_index(s->open, int, at)) : NULL;
+    struct mg_rule_subject subj;
+    gssize n;
+
+    if (at >= 0)
+        g_array_remove_index(s->open, (guint)at);
+    if (it == NULL) {
+        sz_fail(s, MG_VERDICT_INTERNAL, "part end without a part");
+        return 1;
+    }
+    if (it->kind != MG_MIME_LEAF)
+        return 0;
+    g_strlcpy(it->sha_hex, g_checksum_get_string(it->sha), sizeof it->sha_hex);
+    if (!content_close(s, &it->c))
+        return 1;
+    n = 0;
+    while ((uint64_t)n < MIN(it->c.size, (uint64_t)MG_DETECT_SNIFF_BYTES)) {
+        gssize r = sz_content_read(
+            s, &it->c, (uint64_t)n, s->sniff + n,
+            (size_t)(MIN(it->c.size, (uint64_t)MG_DETECT_SNIFF_BYTES) - (uint64_t)n));
+        if (r <= 0)
+            return 1;
+        n += r;
+    }
+    it->detected = g_ascii_strdown(mg_detect_buffer(s->o.detect, s->sniff, (size_t)n), -1);
+    it->flags = sz_sniff_flags(s->sniff, (size_t)n, it->detected);
+    if (sz_type_mismatch(it->declared_default ? NULL : it->declared, it->detected) ||
+        (it->filename != NULL && sz_extension_mismatch(it->filename, it->detected)))
+        it->flags |= MG_ITEM_MISMATCH;
+    if (!leaf_scan(s, it))
+        return 1;
+    it->role = item_role(it);
+
+    envelope(s);
+    memset(&subj, 0, sizeof subj);
+    subj.detected_type = it->detected;
+    subj.declared_type = it->declared; /* the RFC default when absent */
+    subj.filename = it->filename;
+    subj.size = it->c.size;
+    subj.sender = s->sender;
+    subj.recipients = (const char *const *)s->recipients->pdata;
+    subj.flags = it->flags;
+    subj.depth = 0;
+    subj.role = it->role;
+    it->rule = mg_rules_match(s->o.rules, &subj);
+    it->action = mg_rule_action(it->rule);
+
+    if (it->flags & MG_ITEM_INFECTED) {
+        if (it->action != MG_ACTION_REJECT && it->action != MG_ACTION_HOLD)
+            it->action = MG_ACTION_DROP;
+        it->forced = SZ_FORCED_INFECTED;
+    } else if (it->unscanned && it->action != MG_ACTION_REJECT && it->action != MG_ACTION_HOLD) {
+        it->action = MG_ACTION_DROP;
+        it->forced = SZ_FORCED_UNSCANNED;
+    } else if (is_opaque(it) && it->action != MG_ACTION_REJECT && it->action != MG_ACTION_HOLD) {
+        it->action = MG_ACTION_DROP;
+        it->forced = SZ_FORCED_OPAQUE;
+    } else if (it->action == MG_ACTION_DISARM || it->action == MG_ACTION_FLATTEN ||
+               it->action == MG_ACTION_UNPACK) {
+        it->action = MG_ACTION_DROP;
+        it->forced = SZ_FORCED_NO_HANDLER;
+    } else if (it->action == MG_ACTION_TEXT && !g_str_has_prefix(it->detected, "text/") &&
+               !is_html(it->detected) && strcmp(it->detected, "application/x-empty") != 0) {
+        it->action = MG_ACTION_DROP;
+        it->forced = SZ_FORCED_NOT_TEXT;
+    }
+    if (it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT)
+        content_forget(s, &it->c);
+    return s->error != NULL;
+}
+
+static const struct mg_mime_settings settings = {
+    .on_part_begin = on_part_begin,
+    .on_header = on_header,
+    .on_defect = on_defect,
+    .on_body = on_body,
+    .on_part_end = on_part_end,
+};
+
+/* --- public -------------------------------------------------------------- */
+
+static gpointer gmime_init(gpointer unused)
+{
+    (void)unused;
+    g_mime_init();
+    return NULL;
+}
+
+struct mg_sanitize *mg_sanitize_new(const struct mg_sanitize_opts *o)
+{
+    static GOnce once = G_ONCE_INIT;
+    struct mg_sanitize *s = g_new0(struct mg_sanitize, 1);
+    GError *e = NULL;
+
+    g_once(&once, gmime_init, NULL);
+
+    s->o = *o;
+    s->o.rules = mg_rules_ref(o->rules);
+    if (o->av != NULL)
+        s->o.av = mg_av_ref(o->av);
+    s->lang = g_strdup(o->lang != NULL && strcmp(o->lang, "en") == 0 ? "en" : "ja");
+    s->o.lang = s->lang;
+    s->o.sender = NULL;
+    s->o.recipients = NULL;
+    s->o.spool_dir = g_strdup(o->spool_dir);
+    if (o->sender != NULL)
+        s->o.sender = g_strdup(o->sender);
+    if (o->recipients != NULL)
+        s->o.recipients = (const char *const *)g_strdupv((char **)o->recipients);
+    s->parser = mg_mime_new(&settings, &o->limits, s);
+    s->items = g_ptr_array_new_with_free_func(item_free);
+    s->open = g_array_new(FALSE, FALSE, sizeof(int));
+    s->defects = g_array_new(FALSE, FALSE, sizeof(enum mg_mime_defect));
+    s->spool_fd = -1;
+    s->out_fd = -1;
+    s->sniff = g_malloc(MG_DETECT_SNIFF_BYTES);
+    s->orig_sha = g_checksum_new(G_CHECKSUM_SHA256);
+    s->t_start = g_get_monotonic_time();
+    if (o->quarantine != NULL) {
+        s->qw = mg_quarantine_write_begin(o->quarantine, &e);
+        if (s->qw == NULL) {
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "quarantine: %s", e->message);
+            g_error_free(e);
+        }
+    }
+    return s;
+}
+
+void mg_sanitize_feed(struct mg_sanitize *s, const char *buf, size_t len)
+{
+    GError *e = NULL;
+
+    if (s->finished || s->error != NULL || len == 0)
+        return;
+    g_checksum_update(s->orig_sha, (const guchar *)buf, (gssize)len);
+    s->orig_size += len;
+    if (s->qw != NULL && !mg_qwrite_feed(s->qw, buf, len, &e)) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "quarantine: %s", e->message);
+        g_error_free(e);
+        return;
+    }
+    if (mg_mime_execute(s->parser, buf, len) != MG_OK && s->error == NULL)
+        sz_fail(s, MG_VERDICT_INTERNAL, "parser: %s", "unexpected error");
+}
+
+/* Is item j inside the subtree of item i (or i itself)? */
+static bool in_subtree(struct mg_sanitize *s, int j, int i)
+{
+    for (int k = j; k >= 0; k = item_at(s, k)->parent)
+        if (k == i)
+            return true;
+    return false;
+}
+
+/* The first body leaf of the subtree of child (or -1) with action a. */
+static int subtree_body(struct mg_sanitize *s, int child, bool html)
+{
+    for (guint j = (guint)child; j < s->items->len; j++) {
+        struct sz_item *it = item_at(s, (int)j);
+        if (!in_subtree(s, (int)j, child))
+            break;
+        if (it->kind == MG_MIME_LEAF && it->role == MG_ROLE_BODY && it->forced == SZ_FORCED_NONE &&
+            (html ? strcmp(it->declared, "text/html") == 0 && it->action == MG_ACTION_TEXT
+                  : strcmp(it->declared, "text/plain") == 0 && it->action == MG_ACTION_KEEP &&
+                        it->c.size > 0))
+            return (int)j;
+    }
+    return -1;
+}
+
+/* multipart/alternative: one child is used, the others are left out. */
+static void resolve_alternatives(struct mg_sanitize *s)
+{
+    for (guint i = 0; i < s->items->len; i++) {
+        struct sz_item *alt = item_at(s, (int)i);
+        int pick = -1, plain = -1, html = -1;
+        bool prefer_html = false;
+
+        if (alt->kind != MG_MIME_MULTIPART || strcmp(alt->declared, "multipart/alternative") != 0)
+            continue;
+        for (guint j = i + 1; j < s->items->len; j++) {
+            struct sz_item *c = item_at(s, (int)j);
+            if (!in_subtree(s, (int)j, (int)i))
+                break;
+            if (c->parent != (int)i)
+                continue;
+            if (plain < 0 && subtree_body(s, (int)j, false) >= 0)
+                plain = (int)j;
+            int h = subtree_body(s, (int)j, true);
+            if (h >= 0) {
+                html = (int)j;
+                if (g_strcmp0(mg_rule_option(item_at(s, h)->rule, "prefer-html"), "true") == 0)
+                    prefer_html = true;
+            }
+        }
+        pick = prefer_html && html >= 0 ? html : plain >= 0 ? plain : html;
+        if (pick < 0)
+            continue; /* nothing readable: every child is handled as it is */
+        for (guint j = i + 1; j < s->items->len; j++) {
+            struct sz_item *c = item_at(s, (int)j);
+            if (!in_subtree(s, (int)j, (int)i))
+                break;
+            if (in_subtree(s, (int)j, pick) || c->kind != MG_MIME_LEAF)
+                continue;
+            if (c->forced == SZ_FORCED_INFECTED || c->action == MG_ACTION_HOLD ||
+                c->action == MG_ACTION_REJECT)
+                continue; /* still reported and still decisive */
+            c->forced = SZ_FORCED_ALTERNATIVE;
+            content_forget(s, &c->c);
+        }
+    }
+}
+
+static char *result_summary(struct mg_sanitize *s)
+{
+    unsigned count[MG_ACTION_COUNT] = {0};
+    GString *r = g_string_new("mugaika/" MUGAIKA_VERSION);
+    const char *virus = NULL;
+    unsigned infected = 0;
+
+    for (guint i = 0; i < s->items->len; i++) {
+        struct sz_item *it = item_at(s, (int)i);
+        if (it->kind != MG_MIME_LEAF || it->forced == SZ_FORCED_ALTERNATIVE)
+            continue;
+        count[it->action]++;
+        if (it->flags & MG_ITEM_INFECTED) {
+            infected++;
+            if (virus == NULL)
+                virus = it->virus;
+        }
+    }
+    g_string_append_printf(r, "; %s",
+                           s->held                    ? "held"
+                           : s->reject_reason != NULL ? "rejected"
+                                                      : "sanitized");
+    if (s->qid[0] != '\0')
+        g_string_append_printf(r, "; quarantine=%s", s->qid);
+    for (unsigned a = 0; a < MG_ACTION_COUNT; a++)
+        if (count[a] > 0)
+            g_string_append_printf(r, "; %s=%u", mg_action_name((enum mg_action)a), count[a]);
+    if (infected > 0) {
+        g_string_append_printf(r, "; infected=%u; virus=", infected);
+        for (const char *v = virus; v != NULL && *v != '\0' && v - virus < 80; v++)
+            g_string_append_c(r, g_ascii_isgraph(*v) && *v != ';' ? *v : '_');
+    }
+    return g_string_free(r, FALSE);
+}
+
+static char *parts_json_string(struct mg_sanitize *s)
+{
+    JsonNode *n = mg_sanitize_parts_json(s);
+    char *str = json_to_string(n, FALSE);
+
+    json_node_unref(n);
+    return str;
+}
+
+static bool quarantine_commit(struct mg_sanitize *s)
+{
+    struct mg_qrecord rec;
+    GError *e = NULL;
+    GString *rcpt = g_string_new(NULL);
+    bool ok;
+
+    if (s->qw == NULL)
+        return true;
+    memset(&rec, 0, sizeof rec);
+    rec.kind = g_strdup("message");
+    rec.message_id = g_strdup(top_header(s, "Message-ID"));
+    rec.sender = g_strdup(s->sender);
+    for (guint i = 0; s->recipients != NULL && i + 1 < s->recipients->len; i++)
+        g_string_append_printf(rcpt, "%s%s", i ? "," : "",
+                               (char *)g_ptr_array_index(s->recipients, i));
+    rec.recipients = g_string_free(rcpt, FALSE);
+    rec.subject = g_strdup(top_header(s, "Subject"));
+    /* the summary without the id (not known yet) */
+    rec.result = result_summary(s);
+    rec.parts_json = parts_json_string(s);
+    ok = mg_qwrite_commit(s->qw, &rec, &e);
+    s->qw = NULL;
+    if (!ok) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "quarantine: %s", e != NULL ? e->message : "commit failed");
+        g_clear_error(&e);
+    } else {
+        g_strlcpy(s->qid, rec.id, sizeof s->qid);
+    }
+    mg_qrecord_clear(&rec);
+    return ok;
+}
+
+/* The rebuilt message must itself be clean: a second, independent look
+ * with the same engine, at the bytes that will be delivered. */
+static bool scan_output(struct mg_sanitize *s, bool *infected)
+{
+    GError *e = NULL;
+    char *vir = NULL;
+    enum mg_av_verdict v;
+
+    *infected = false;
+    if (s->o.av == NULL)
+        return true;
+    v = mg_av_scan_fd(s->o.av, s->out_fd, &vir, &e);
+    if (v == MG_AV_FAILED) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of the rebuilt message: %s",
+                e != NULL ? e->message : "engine error");
+        g_clear_error(&e);
+        return false;
+    }
+    if (v == MG_AV_INFECTED) {
+        *infected = true;
+        g_free(vir);
+    }
+    return true;
+}
+
+enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err)
+{
+    if (s->finished) {
+        if (s->verdict != MG_VERDICT_ACCEPT && err != NULL && s->error != NULL)
+            *err = g_error_copy(s->error);
+        return s->verdict;
+    }
+    s->finished = true;
+    if (s->error == NULL && mg_mime_finish(s->parser) != MG_OK && s->error == NULL)
+        sz_fail(s, MG_VERDICT_INTERNAL, "parser: %s", "unexpected error at end of input");
+    s->t_parsed = g_get_monotonic_time();
+    s->sha_hex = g_strdup(g_checksum_get_string(s->orig_sha));
+    if (s->error == NULL) {
+        envelope(s);
+        resolve_alternatives(s);
+        for (guint i = 0; i < s->items->len; i++) {
+            struct sz_item *it = item_at(s, (int)i);
+            if (it->kind != MG_MIME_LEAF || it->forced == SZ_FORCED_ALTERNATIVE)
+                continue;
+            if (it->action == MG_ACTION_REJECT && s->reject_reason == NULL) {
+                const char *why = mg_rule_notice(it->rule, "en");
+                s->reject_reason =
+                    g_strdup_printf("message refused by policy (rule %s%s%s)", mg_rule_id(it->rule),
+                                    why != NULL ? ": " : "", why != NULL ? why : "");
+            }
+            if (it->action == MG_ACTION_HOLD)
+                s->held = true;
+        }
+        quarantine_commit(s);
+    }
+    if (s->error == NULL) {
+        g_free(s->result);
+        s->result = result_summary(s);
+        if (s->reject_reason == NULL) {
+            bool infected = false;
+            if (sz_build(s) && scan_output(s, &infected) && infected) {
+                /* Something the part scans missed is in the output:
+                 * deliver only the notice, the original stays held. */
+                s->held = true;
+                g_free(s->result);
+                s->result = result_summary(s);
+                if (sz_build(s) && scan_output(s, &infected) && infected)
+                    sz_fail(s, MG_VERDICT_INTERNAL, "the notice-only message does not scan clean");
+            }
+        }
+    }
+    if (s->qw != NULL) {
+        mg_qwrite_abort(s->qw);
+        s->qw = NULL;
+    }
+    s->t_done = g_get_monotonic_time();
+    if (s->error != NULL)
+        s->verdict = s->error_verdict;
+    else if (s->reject_reason != NULL)
+        s->verdict = MG_VERDICT_REJECT;
+    else
+        s->verdict = MG_VERDICT_ACCEPT;
+    if (s->verdict == MG_VERDICT_REJECT && err != NULL)
+        *err = g_error_new_literal(mg_sanitize_error_quark(), MG_VERDICT_REJECT, s->reject_reason);
+    else if (s->verdict != MG_VERDICT_ACCEPT && err != NULL)
+        *err = g_error_copy(s->error);
+    return s->verdict;
+}
+
+bool mg_sanitize_write(struct mg_sanitize *s, int fd, GError **err)
+{
+    char *buf;
+    uint64_t off = 0;
+    bool ok = true;
+
+    if (!s->finished || s->verdict != MG_VERDICT_ACCEPT || s->out_fd < 0) {
+        g_set_error_literal(err, mg_sanitize_error_quark(), MG_VERDICT_INTERNAL,
+                            "no rebuilt message to write");
+        return false;
+    }
+    buf = g_malloc(SZ_BUF);
+    while (ok && off < s->out_len) {
+        ssize_t n =
+            pread(s->out_fd, buf, (size_t)MIN((uint64_t)SZ_BUF, s->out_len - off), (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            g_set_error(err, mg_sanitize_error_quark(), MG_VERDICT_TEMPFAIL, "spool read: %s",
+                        n < 0 ? g_strerror(errno) : "short file");
+            ok = false;
+            break;
+        }
+        for (ssize_t w = 0; w < n;) {
+            ssize_t m = write(fd, buf + w, (size_t)(n - w));
+            if (m < 0 && errno == EINTR)
+                continue;
+            if (m < 0) {
+                g_set_error(err, mg_sanitize_error_quark(), MG_VERDICT_TEMPFAIL, "write: %s",
+                            g_strerror(errno));
+                ok = false;
+                break;
+            }
+            w += m;
+        }
+        off += (uint64_t)n;
+    }
+    g_free(buf);
+    return ok;
+}
+
+const char *mg_sanitize_quarantine_id(const struct mg_sanitize *s)
+{
+    return s->qid;
+}
+
+const char *mg_sanitize_result(const struct mg_sanitize *s)
+{
+    return s->result != NULL ? s->result : "";
+}
+
+static const char *forced_name(enum sz_forced f)
+{
+    static const char *const names[] = {NULL,         "infected",     "not-understood",
+                                        "no-handler", "no-text-form", "alternative"};
+    return (unsigned)f < G_N_ELEMENTS(names) ? names[f] : NULL;
+}
+
+static void add_flags(JsonBuilder *b, unsigned flags)
+{
+    static const char *const names[] = {"encrypted", "macros", "mismatch", "infected"};
+
+    json_builder_set_member_name(b, "flags");
+    json_builder_begin_array(b);
+    for (unsigned i = 0; i < G_N_ELEMENTS(names); i++)
+        if (flags & (1u << i))
+            json_builder_add_string_value(b, names[i]);
+    json_builder_end_array(b);
+}
+
+static void add_str(JsonBuilder *b, const char *name, const char *v)
+{
+    json_builder_set_member_name(b, name);
+    if (v != NULL)
+        json_builder_add_string_value(b, v);
+    else
+        json_builder_add_null_value(b);
+}
+
+static void build_parts(const struct mg_sanitize *s, JsonBuilder *b)
+{
+    json_builder_begin_array(b);
+    for (guint i = 0; i < s->items->len; i++) {
+        const struct sz_item *it = g_ptr_array_index(s->items, i);
+        json_builder_begin_object(b);
+        add_str(b, "path", it->path);
+        json_builder_set_member_name(b, "leaf");
+        json_builder_add_boolean_value(b, it->kind == MG_MIME_LEAF);
+        add_str(b, "content_type", it->declared);
+        add_str(b, "filename", it->filename);
+        if (it->kind == MG_MIME_LEAF) {
+            json_builder_set_member_name(b, "size");
+            json_builder_add_int_value(b, (gint64)it->c.size);
+            add_str(b, "sha256", it->sha_hex[0] != '\0' ? it->sha_hex : NULL);
+            add_str(b, "detected_type", it->detected);
+            add_str(b, "role", it->role == MG_ROLE_BODY ? "body" : "attachment");
+            add_flags(b, it->flags);
+            add_str(b, "virus", it->virus);
+            add_str(b, "rule", it->rule != NULL ? mg_rule_id(it->rule) : NULL);
+            add_str(b, "action", it->rule != NULL ? mg_action_name(it->action) : NULL);
+            add_str(b, "forced", forced_name(it->forced));
+            add_str(b, "output", it->out_name);
+        }
+        json_builder_set_member_name(b, "defects");
+        json_builder_begin_array(b);
+        for (guint j = 0; it->defects != NULL && j < it->defects->len; j++)
+            json_builder_add_string_value(
+                b, mg_mime_defect_code(g_array_index(it->defects, enum mg_mime_defect, j)));
+        json_builder_end_array(b);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+}
+
+JsonNode *mg_sanitize_parts_json(const struct mg_sanitize *s)
+{
+    JsonBuilder *b = json_builder_new();
+    JsonNode *n;
+
+    build_parts(s, b);
+    n = json_builder_get_root(b);
+    g_object_unref(b);
+    return n;
+}
+
+JsonNode *mg_sanitize_audit(const struct mg_sanitize *s)
+{
+    JsonBuilder *b = json_builder_new();
+    JsonNode *n;
+    GDateTime *now = g_date_time_new_now_utc();
+    char *ts = g_date_time_format_iso8601(now);
+
+    json_builder_begin_object(b);
+    add_str(b, "time", ts);
+    add_str(b, "verdict", mg_verdict_name(s->verdict));
+    add_str(b, "quarantine_id", s->qid[0] != '\0' ? s->qid : NULL);
+    add_str(b, "result", s->result);
+    add_str(b, "error", s->error != NULL ? s->error->message : NULL);
+    add_str(b, "message_id",
+            s->envelope_done ? top_header((struct mg_sanitize *)s, "Message-ID") : NULL);
+    add_str(b, "sender", s->sender);
+    json_builder_set_member_name(b, "recipients");
+    json_builder_begin_array(b);
+    for (guint i = 0; s->recipients != NULL && i + 1 < s->recipients->len; i++)
+        json_builder_add_string_value(b, g_ptr_array_index(s->recipients, i));
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "size");
+    json_builder_add_int_value(b, (gint64)s->orig_size);
+    add_str(b, "sha256", s->sha_hex);
+    json_builder_set_member_name(b, "parts");
+    build_parts(s, b);
+    json_builder_set_member_name(b, "defects");
+    json_builder_begin_array(b);
+    for (guint j = 0; j < s->defects->len; j++)
+        json_builder_add_string_value(
+            b, mg_mime_defect_code(g_array_index(s->defects, enum mg_mime_defect, j)));
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "timings_ms");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "parse_scan");
+    json_builder_add_double_value(b, (double)(s->t_parsed - s->t_start) / 1000.0);
+    json_builder_set_member_name(b, "total");
+    json_builder_add_double_value(b, (double)(s->t_done - s->t_start) / 1000.0);
+    json_builder_end_object(b);
+    json_builder_end_object(b);
+    n = json_builder_get_root(b);
+    g_object_unref(b);
+    g_free(ts);
+    g_date_time_unref(now);
+    return n;
+}
+
+struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s)
+{
+    if (s == NULL)
+        return NULL;
+    if (s->qw != NULL)
+        mg_qwrite_abort(s->qw);
+    mg_mime_free(s->parser);
+    g_ptr_array_unref(s->items);
+    g_array_unref(s->open);
+    g_array_unref(s->defects);
+    if (s->spool_fd >= 0)
+        close(s->spool_fd);
+    if (s->out_fd >= 0)
+        close(s->out_fd);
+    g_free(s->sniff);
+    g_checksum_free(s->orig_sha);
+    g_free(s->sender);
+    if (s->recipients != NULL)
+        g_ptr_array_unref(s->recipients);
+    g_clear_error(&s->error);
+    g_free(s->reject_reason);
+    g_free(s->result);
+    g_free(s->sha_hex);
+    mg_rules_unref(s->o.rules);
+    if (s->o.av != NULL)
+        mg_av_unref(s->o.av);
+    g_free((char *)s->o.sender);
+    g_strfreev((char **)s->o.recipients);
+    g_free((char *)s->o.spool_dir);
+    g_free(s->lang);
+    g_free(s);
+    return NULL;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	sanitize_int 3h
+ * SUMMARY
+ *	libmugaika internal: the pipeline's items, spool and writer
+ * DESCRIPTION
+ *	One struct sz_item per entity the parser reported, in document
+ *	order. A leaf's decoded content lives in the message's spool:
+ *	small contents in memory, larger ones as extents of one
+ *	append-only temporary file per message (only open leaves hold a
+ *	write buffer, so memory stays bounded whatever the part count).
+ */
+#ifndef MUGAIKA_SANITIZE_INT_H
+#define MUGAIKA_SANITIZE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include <mugaika/sanitize.h>
+
+/* Why an item did not get its rule's action. */
+enum sz_forced {
+    SZ_FORCED_NONE,
+    SZ_FORCED_INFECTED,    /* AV found something: always dropped */
+    SZ_FORCED_OPAQUE,      /* the parser could not take it apart */
+    SZ_FORCED_NO_HANDLER,  /* the action exists, its handler comes later */
+    SZ_FORCED_NOT_TEXT,    /* action text on content that has no text form yet */
+    SZ_FORCED_ALTERNATIVE, /* another alternative of the same content was used */
+    SZ_FORCED_UNSCANNED,   /* the AV engine could not look at all of it */
+};
+
+struct sz_extent {
+    uint64_t off;
+    uint64_t len;
+};
+
+struct sz_content {
+    GByteArray *mem; /* the whole content (small) or the unflushed tail */
+    GArray *extents; /* of struct sz_extent in the spool file, then mem */
+    uint64_t size;
+};
+
+struct sz_hdr {
+    char *name;
+    char *raw; /* unfolded raw value */
+    char *decoded;
+};
+
+struct sz_item {
+    char *path;
+    int parent; /* index, -1 for the top */
+    unsigned depth;
+    enum mg_mime_kind kind;
+    enum mg_mime_origin origin;
+    char *declared; /* lower-case type/subtype */
+    bool declared_default;
+    char *charset;
+    char *cte;
+    char *disposition;
+    char *filename;
+    GArray *defects; /* of enum mg_mime_defect */
+    GArray *hdrs;    /* of struct sz_hdr: message roots only */
+    bool msg_root;   /* top entity, or the child of a message/rfc822 */
+    /* leaves */
+    struct sz_content c;
+    GChecksum *sha;
+    char sha_hex[65];
+    char *detected;
+    unsigned flags;
+    char *virus;
+    enum mg_item_role role;
+    const struct mg_rule *rule;
+    enum mg_action action; /* what is done (after forcing) */
+    enum sz_forced forced;
+    bool has_uu;    /* a uuencoded block was found inside (text leaves) */
+    bool unscanned; /* the AV engine reached a limit */
+    bool emitted;   /* its text or file is in the output */
+    char *out_name; /* attachment file name in the output */
+    char *out_type; /* attachment content type in the output */
+};
+
+/* The pipeline of one message (sanitize.c; the writer in build.c). */
+struct mg_sanitize {
+    struct mg_sanitize_opts o;
+    char *lang;
+    struct mg_mime *parser;
+    GPtrArray *items; /* of struct sz_item *, document order */
+    GArray *open;     /* of int: indices of open entities */
+    GArray *defects;  /* of enum mg_mime_defect: defects of no entity */
+    /* the spool file: extents of part contents and output texts */
+    int spool_fd;
+    uint64_t spool_end;
+    size_t mem_used;
+    unsigned char *sniff;
+    /* the original */
+    GChecksum *orig_sha;
+    uint64_t orig_size;
+    struct mg_qwrite *qw;
+    /* envelope, from the options or the top-level header */
+    char *sender;
+    GPtrArray *recipients; /* of char *, NULL-terminated */
+    bool envelope_done;
+    /* the first error; it decides the verdict */
+    GError *error;
+    enum mg_verdict error_verdict;
+    /* results */
+    bool finished;
+    enum mg_verdict verdict;
+    bool held;
+    char *reject_reason;
+    char qid[32];
+    char *result;
+    char *sha_hex;
+    int out_fd; /* the rebuilt message, a temporary file */
+    uint64_t out_len;
+    unsigned html_flags; /* MG_HTML_* of the converted HTML */
+    gint64 t_start, t_parsed, t_done;
+};
+
+void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+bool sz_spool_write(struct mg_sanitize *s, const void *buf, size_t len, struct sz_extent *ext);
+/* Reads up to len bytes of c at off; returns the count (0 at the end,
+ * -1 on error after sz_fail). */
+gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
+                       size_t len);
+
+/* build.c: the rebuilt message, written to s->out_fd. */
+bool sz_build(struct mg_sanitize *s);
+
+/* names.c */
+char *sz_safe_filename(const char *name, const char *type, unsigned n);
+char *sz_display_name(const char *name);
+const char *sz_type_extension(const char *type);
+bool sz_extension_mismatch(const char *filename, const char *detected);
+
+/* classify.c */
+unsigned sz_sniff_flags(const unsigned char *buf, size_t len, const char *detected);
+bool sz_type_mismatch(const char *declared, const char *detected);
+
+#endif
