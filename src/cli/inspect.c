@@ -60,10 +60,18 @@ static GHashTable *policy_map(struct mg_sanitize *s)
         const char *forced = json_object_get_null_member(p, "forced")
                                  ? NULL
                                  : json_object_get_string_member(p, "forced");
+        JsonArray *flags = json_object_get_array_member(p, "flags");
+        GString *why = g_string_new(forced);
+        for (guint k = 0; flags != NULL && k < json_array_get_length(flags); k++) {
+            const char *f = json_array_get_string_element(flags, k);
+            if (g_strcmp0(f, forced) != 0)
+                g_string_append_printf(why, "%s%s", why->len > 0 ? ", " : "", f);
+        }
         g_hash_table_insert(m, g_strdup(json_object_get_string_member(p, "path")),
                             g_strdup_printf("%s\t%s%s%s", json_object_get_string_member(p, "rule"),
                                             json_object_get_string_member(p, "action"),
-                                            forced != NULL ? "\t" : "", forced ? forced : ""));
+                                            why->len > 0 ? "\t" : "", why->str));
+        g_string_free(why, TRUE);
     }
     json_node_unref(parts);
     return m;
