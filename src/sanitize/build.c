@@ -59,7 +59,6 @@ struct sink {
     struct sz_extent region;
     bool started;
     bool prev_cr;
-    bool strip_uu;
     bool in_uu;
     bool nonascii;
     bool text_seen; /* a non-empty line was written */
@@ -95,25 +94,18 @@ static bool sink_flush(struct sink *k)
     return true;
 }
 
-/* One complete line (no terminator), valid UTF-8. */
+/* One complete line (no terminator), valid UTF-8: control characters
+ * removed, trailing blanks trimmed. uuencoded blocks are removed whether
+ * or not the parser made an item of them (a block the parser reported is
+ * an item of its own; removing a control character can turn a line into
+ * a "begin" line that some client would decode): from the begin line to
+ * the end line or to the first line that is not uuencoded data. */
 static void sink_line(struct sink *k, const char *p, size_t len)
 {
-    const char *end = p + len;
-    size_t start = k->out->len;
+    const char *end = p + len, *seg, *name;
+    size_t start = k->out->len, seg_len, name_len;
+    bool non = false;
 
-    if (k->strip_uu) {
-        const char *name;
-        size_t name_len;
-        if (k->in_uu) {
-            if (mg_uu_is_end(p, len))
-                k->in_uu = false;
-            return;
-        }
-        if (mg_uu_is_begin(p, len, &name, &name_len)) {
-            k->in_uu = true;
-            return;
-        }
-    }
     while (p < end) {
         unsigned char c = (unsigned char)*p;
         if (c < 0x80) {
@@ -128,7 +120,7 @@ static void sink_line(struct sink *k, const char *p, size_t len)
         gunichar u = g_utf8_get_char_validated(p, (gssize)(next - p));
         if (u != (gunichar)-1 && u != (gunichar)-2 && !(u >= 0x80 && u < 0xa0)) {
             g_string_append_len(k->out, p, next - p);
-            k->nonascii = true;
+            non = true;
         }
         p = next;
     }
@@ -136,13 +128,38 @@ static void sink_line(struct sink *k, const char *p, size_t len)
     while (k->out->len > start &&
            (k->out->str[k->out->len - 1] == ' ' || k->out->str[k->out->len - 1] == '\t'))
         g_string_truncate(k->out, k->out->len - 1);
-    if (k->out->len - start > k->max_line)
-        k->max_line = k->out->len - start;
+    seg = k->out->str + start;
+    seg_len = k->out->len - start;
+    if (k->in_uu) {
+        char buf[MG_DEC_SLACK];
+        int bad = 0;
+        if (mg_uu_is_end(seg, seg_len)) {
+            k->in_uu = false;
+            g_string_truncate(k->out, start);
+            return;
+        }
+        if (seg_len > 0 && seg_len < MG_UU_LINE_MAX) {
+            (void)mg_uu_decode_line(seg, seg_len, buf, &bad);
+            if (!bad) {
+                g_string_truncate(k->out, start);
+                return;
+            }
+        }
+        k->in_uu = false; /* not uuencoded data: ordinary text again */
+    }
+    if (mg_uu_is_begin(seg, seg_len, &name, &name_len)) {
+        k->in_uu = true;
+        g_string_truncate(k->out, start);
+        return;
+    }
     /* blank lines before the first text carry nothing (and a text of
      * blank lines only would not even look like text to libmagic) */
-    if (k->out->len == start && !k->text_seen)
+    if (seg_len == 0 && !k->text_seen)
         return;
     k->text_seen = true;
+    k->nonascii = k->nonascii || non;
+    if (seg_len > k->max_line)
+        k->max_line = seg_len;
     g_string_append_c(k->out, '\n');
 }
 
@@ -204,7 +221,6 @@ static bool emit_plain(struct mg_sanitize *s, struct sz_item *it, struct sink *k
     uint64_t off = 0;
     bool ok = true;
 
-    k->strip_uu = it->has_uu;
     while (ok && off < it->c.size) {
         gssize n = sz_content_read(s, &it->c, off, buf, CHUNK);
         if (n <= 0) {
@@ -220,7 +236,6 @@ static bool emit_plain(struct mg_sanitize *s, struct sz_item *it, struct sink *k
         mg_charset_conv_finish(conv, u);
         ok = sink_text(k, u->str, u->len) && sink_end_item(k);
     }
-    k->strip_uu = false;
     mg_charset_conv_free(conv);
     g_string_free(u, TRUE);
     g_free(buf);
