@@ -840,6 +840,25 @@ static bool build_body_text(struct mg_sanitize *s, struct sink *k)
     return true;
 }
 
+/* The name mail clients know for a canonical charset (charset.h names
+ * CP932 "cp932"; clients expect Shift_JIS). */
+static const char *mime_charset(const char *canon)
+{
+    static const struct {
+        const char *canon, *mime;
+    } map[] = {
+        {"cp932", "Shift_JIS"},
+        {"euc-jp", "EUC-JP"},
+        {"iso-2022-jp", "ISO-2022-JP"},
+        {"windows-1252", "windows-1252"},
+    };
+
+    for (size_t i = 0; canon != NULL && i < G_N_ELEMENTS(map); i++)
+        if (strcmp(canon, map[i].canon) == 0)
+            return map[i].mime;
+    return canon;
+}
+
 static int open_out(struct mg_sanitize *s)
 {
     const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
@@ -957,6 +976,7 @@ bool sz_build(struct mg_sanitize *s)
                         goto done;
                     charset = mg_charset_sniff(s->sniff, (size_t)n);
                 }
+                charset = mime_charset(charset);
             }
             it->out_name = sz_safe_filename(it->filename, it->out_type, n_att);
             GMimeStream *cs = content_stream(s, it);

@@ -226,6 +226,23 @@ check('audit: one JSON line with parts, rule and action', len(lines) == 1 and
 r = sanitize(write('eicar-en.eml', eicar_mail), '--lang', 'en')
 check('--lang en: English notice', 'A virus (Mugaika.Test.EICAR' in body_text(parse(r.stdout)))
 
+# --- a kept attachment: bytes unchanged, safe RFC 2231 name, MIME charset name
+csv = '氏名,住所\r\n山田,東京\r\n'.encode('cp932')
+att = (b'From: a@example.jp\nSubject: list\nMIME-Version: 1.0\n'
+       b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nbody\n'
+       b'--b\nContent-Type: text/csv; charset=Shift_JIS\nContent-Disposition: attachment; '
+       b"filename*=UTF-8''%E5%90%8D%E7%B0%BF%E2%80%AEvsc.txt\nContent-Transfer-Encoding: base64\n\n"
+       + base64.encodebytes(csv) + b'--b--\n')
+r = sanitize(write('csv.eml', att))
+parts = [p for p in parse(r.stdout).walk() if p.get_filename()]
+check('kept attachment: decoded bytes unchanged', len(parts) == 1 and
+      parts[0].get_payload(decode=True) == csv)
+check('kept attachment: bidi override removed',
+      len(parts) == 1 and parts[0].get_filename() == '名簿vsc.txt',
+      parts and parts[0].get_filename())
+check('kept attachment: RFC 2231 UTF-8 file name, charset Shift_JIS',
+      b"filename*=UTF-8''" in r.stdout and b'charset=Shift_JIS' in r.stdout)
+
 # --- uuencode inside text, nested message --------------------------------
 r = sanitize(os.path.join(TESTDATA, 'mail', 'uuencode-in-text.eml'))
 text = body_text(parse(r.stdout))
