@@ -41,6 +41,7 @@
 #include <gmime/gmime.h>
 
 #include <mugaika/charset.h>
+#include <mugaika/hdr.h>
 #include <mugaika/html.h>
 
 #include "mime/mime_int.h"
@@ -536,21 +537,11 @@ static char *token_value(const char *raw)
     return g_string_free(o, FALSE);
 }
 
-/* Decoded text without controls, blanks collapsed. An encoded word
- * the parser left literal (malformed, or in a place RFC 2047 does not
- * allow it) is decoded the way mail clients do, so that the output
- * never carries a word that would read differently once decoded. */
-static char *text_value(const char *decoded)
+/* Text without controls, blanks collapsed. */
+static char *text_clean(const char *decoded)
 {
     GString *o = g_string_new(NULL);
-    char *again =
-        strstr(decoded, "=?") != NULL ? g_mime_utils_header_decode_text(NULL, decoded) : NULL;
-    const char *p, *end;
-
-    if (again != NULL)
-        decoded = again;
-    p = decoded;
-    end = decoded + strlen(decoded);
+    const char *p = decoded, *end = decoded + strlen(decoded);
 
     while (p < end) {
         const char *next = g_utf8_find_next_char(p, end);
@@ -569,8 +560,33 @@ static char *text_value(const char *decoded)
     }
     while (o->len > 0 && o->str[o->len - 1] == ' ')
         g_string_truncate(o, o->len - 1);
-    g_free(again);
     return g_string_free(o, FALSE);
+}
+
+/* Decoded text without controls, blanks collapsed, and a fixed point
+ * of decoding: an encoded word the parser left literal (malformed, in a
+ * place RFC 2047 does not allow it, or formed only once a control
+ * character was removed) is decoded as mail clients and mugaika itself
+ * would decode it, so the output never carries a word that reads
+ * differently once decoded. */
+static char *text_value(const char *decoded)
+{
+    char *v = text_clean(decoded);
+
+    for (int i = 0; i < 4 && strstr(v, "=?") != NULL; i++) {
+        unsigned defects = 0;
+        char *g = g_mime_utils_header_decode_text(NULL, v);
+        char *m = mg_hdr_decode_text(g, strlen(g), &defects);
+        char *w = text_clean(m);
+        bool same = strcmp(v, w) == 0;
+        g_free(g);
+        g_free(m);
+        g_free(v);
+        v = w;
+        if (same)
+            break;
+    }
+    return v;
 }
 
 /* Sets a token field (printable ASCII, single spaces) as raw text,
