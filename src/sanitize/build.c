@@ -856,6 +856,49 @@ static bool build_body_text(struct mg_sanitize *s, struct sink *k)
     return true;
 }
 
+/* Does the content hold a line that starts a uuencoded block? (The
+ * parser looks for blocks in text parts only; a part declared as
+ * something else but detected as text is kept as text.) */
+static bool has_uu_begin(struct mg_sanitize *s, struct sz_item *it, bool *failed)
+{
+    char *buf = g_malloc(CHUNK), line[MG_UU_LINE_MAX];
+    size_t len = 0;
+    bool longline = false, found = false;
+    uint64_t off = 0;
+
+    *failed = false;
+    while (!found && off < it->c.size) {
+        gssize n = sz_content_read(s, &it->c, off, buf, CHUNK);
+        if (n <= 0) {
+            *failed = true;
+            break;
+        }
+        off += (uint64_t)n;
+        for (gssize i = 0; i < n && !found; i++) {
+            char c = buf[i];
+            if (c == '\n' || c == '\r') {
+                const char *name;
+                size_t name_len;
+                if (!longline && mg_uu_is_begin(line, len, &name, &name_len))
+                    found = true;
+                len = 0;
+                longline = false;
+            } else if (len < sizeof line) {
+                line[len++] = c;
+            } else {
+                longline = true;
+            }
+        }
+    }
+    if (!found && !*failed && !longline) {
+        const char *name;
+        size_t name_len;
+        found = mg_uu_is_begin(line, len, &name, &name_len) != 0;
+    }
+    g_free(buf);
+    return found;
+}
+
 /* The name mail clients know for a canonical charset (charset.h names
  * CP932 "cp932"; clients expect Shift_JIS). */
 static const char *mime_charset(const char *canon)
@@ -977,8 +1020,14 @@ bool sz_build(struct mg_sanitize *s)
         /* A kept text with a uuencoded block in it is rewritten without
          * the block (the block is an item of its own): some clients
          * decode uuencode in text, and the file must not reach them. */
-        if (it->action == MG_ACTION_KEEP &&
-            !(it->has_uu && g_str_has_prefix(it->detected, "text/"))) {
+        bool uu = it->has_uu;
+        if (it->action == MG_ACTION_KEEP && !uu && g_str_has_prefix(it->detected, "text/")) {
+            bool failed;
+            uu = has_uu_begin(s, it, &failed);
+            if (failed)
+                goto done;
+        }
+        if (it->action == MG_ACTION_KEEP && !(uu && g_str_has_prefix(it->detected, "text/"))) {
             /* an empty file is inert and has no type of its own */
             it->out_type = g_strdup(
                 strcmp(it->detected, "application/x-empty") == 0 ? "text/plain" : it->detected);

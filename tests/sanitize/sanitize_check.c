@@ -173,7 +173,7 @@ static const char *check_output(struct ctx *c, const GByteArray *m)
         GByteArray *b = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(ds));
         if (b->len >= 4 && memcmp(b->data, "PK\003\004", 4) == 0)
             bad = "a part decodes to a zip file";
-        else if (memmem(b->data, b->len, eicar_head, sizeof eicar_head - 1) != NULL)
+        else if (b->len > 0 && memmem(b->data, b->len, eicar_head, sizeof eicar_head - 1) != NULL)
             bad = "a part decodes to EICAR";
         g_object_unref(ds);
     } while (bad == NULL && g_mime_part_iter_next(it));
