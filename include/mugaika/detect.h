@@ -25,6 +25,12 @@ struct mg_detect *mg_detect_new(const char **why);
  * next call on d. "application/octet-stream" when libmagic fails;
  * "application/x-empty" for len 0. */
 const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len);
+/* Text check only (libmagic without its magic database: encodings,
+ * CSV, JSON): about 50 times cheaper. Returns a text/... type when buf
+ * is text, else NULL (the caller then asks mg_detect_buffer). For
+ * content that is used as text whatever its kind (a message body,
+ * which becomes part of a text/plain body), never for files. */
+const char *mg_detect_text(struct mg_detect *d, const void *buf, size_t len);
 struct mg_detect *mg_detect_free(struct mg_detect *d);
 
 #endif

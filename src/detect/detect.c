@@ -20,6 +20,8 @@
  *	cannot be loaded. mg_detect_buffer never fails: a libmagic error
  *	reads as application/octet-stream (the most restrictive type).
  */
+#include <string.h>
+
 #include <magic.h>
 #include <glib.h>
 
@@ -27,6 +29,7 @@
 
 struct mg_detect {
     magic_t cookie;
+    magic_t text; /* MAGIC_NO_CHECK_SOFT, made on first use */
 };
 
 struct mg_detect *mg_detect_new(const char **why)
@@ -60,9 +63,33 @@ const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len)
     return t != NULL ? t : "application/octet-stream";
 }
 
+const char *mg_detect_text(struct mg_detect *d, const void *buf, size_t len)
+{
+    const char *t;
+
+    if (len == 0)
+        return NULL;
+    if (d->text == NULL) {
+        d->text = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_SOFT);
+        if (d->text == NULL)
+            return NULL;
+        if (magic_load(d->text, NULL) != 0) {
+            magic_close(d->text);
+            d->text = NULL;
+            return NULL;
+        }
+    }
+    if (len > MG_DETECT_SNIFF_BYTES)
+        len = MG_DETECT_SNIFF_BYTES;
+    t = magic_buffer(d->text, buf, len);
+    return t != NULL && strncmp(t, "text/", 5) == 0 ? t : NULL;
+}
+
 struct mg_detect *mg_detect_free(struct mg_detect *d)
 {
     if (d != NULL) {
+        if (d->text != NULL)
+            magic_close(d->text);
         magic_close(d->cookie);
         g_free(d);
     }

@@ -64,7 +64,7 @@ struct sink {
     bool nonascii;
     bool text_seen; /* a non-empty line was written */
     size_t max_line;
-    GChecksum *sha;
+    struct mg_sha256 *sha;
 };
 
 static void sink_init(struct sink *k, struct mg_sanitize *s)
@@ -73,7 +73,7 @@ static void sink_init(struct sink *k, struct mg_sanitize *s)
     k->s = s;
     k->line = g_string_new(NULL);
     k->out = g_string_new(NULL);
-    k->sha = g_checksum_new(G_CHECKSUM_SHA256);
+    k->sha = mg_sha256_new();
 }
 
 static bool sink_flush(struct sink *k)
@@ -90,7 +90,7 @@ static bool sink_flush(struct sink *k)
     } else {
         k->region.len += e.len;
     }
-    g_checksum_update(k->sha, (const guchar *)k->out->str, (gssize)k->out->len);
+    mg_sha256_update(k->sha, k->out->str, (gssize)k->out->len);
     g_string_truncate(k->out, 0);
     return true;
 }
@@ -209,10 +209,25 @@ static void sink_fini(struct sink *k)
 {
     g_string_free(k->line, TRUE);
     g_string_free(k->out, TRUE);
-    g_checksum_free(k->sha);
+    mg_sha256_free(k->sha);
 }
 
 /* --- item texts ------------------------------------------------------------ */
+
+/* The first len bytes of an item's content (fewer when it is shorter),
+ * whatever its extents; -1 on error. */
+static gssize read_head(struct mg_sanitize *s, struct sz_item *it, void *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got < len && got < it->c.size) {
+        gssize n = sz_content_read(s, &it->c, got, (char *)buf + got, len - got);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return (gssize)got;
+}
 
 static bool emit_plain(struct mg_sanitize *s, struct sz_item *it, struct sink *k)
 {
@@ -243,7 +258,7 @@ static bool emit_plain(struct mg_sanitize *s, struct sz_item *it, struct sink *k
     return ok;
 }
 
-static bool emit_html(struct mg_sanitize *s, struct sz_item *it, struct sink *k)
+static bool emit_html(struct mg_sanitize *s, struct sz_item *it, struct sink *k, unsigned *flags)
 {
     const char *label = it->charset != NULL ? mg_charset_canon(it->charset) : NULL;
     struct mg_charset_conv *conv;
@@ -255,7 +270,7 @@ static bool emit_html(struct mg_sanitize *s, struct sz_item *it, struct sink *k)
     bool ok = true;
 
     if (label == NULL) {
-        gssize n = sz_content_read(s, &it->c, 0, buf, 4096);
+        gssize n = read_head(s, it, buf, 4096);
         if (n < 0)
             ok = false;
         else
@@ -282,7 +297,7 @@ static bool emit_html(struct mg_sanitize *s, struct sz_item *it, struct sink *k)
         mg_charset_conv_finish(conv, u);
         mg_html_feed(h, u->str, u->len);
         g_string_truncate(u, 0);
-        s->html_flags |= mg_html_finish(h, u);
+        *flags |= mg_html_finish(h, u);
         ok = sink_text(k, u->str, u->len) && sink_end_item(k);
     }
     mg_html_free(h);
@@ -297,7 +312,8 @@ static bool emit_html(struct mg_sanitize *s, struct sz_item *it, struct sink *k)
 struct words {
     const char *title, *intro, *rule_line, *quarantine, *held, *body, *noname;
     const char *html_body, *html_active, *text_file, *infected, *opaque, *no_handler, *dropped,
-        *dropped_body, *unscanned, *forwarded, *from, *subject, *date, *more;
+        *dropped_body, *unscanned, *output_infected, *html_cut, *forwarded, *from, *subject, *date,
+        *more;
 };
 
 static const struct words ja = {
@@ -307,6 +323,9 @@ static const struct words ja = {
     .quarantine = "原本は隔離して保管しています（隔離ID: {1}）。必要な場合は、この隔離IDを添えて"
                   "管理者にお問い合わせください。",
     .held = "・このメールは保留されました。本文と添付ファイルはお届けしていません。",
+    .output_infected = "・変換した本文からウイルスが検出されたため、このメールを保留しました。",
+    .html_cut = "・HTMLの本文が大きすぎるか複雑すぎるため、途中までをテキストに変換しました。全文は"
+                "原本で確認できます。",
     .body = "本文",
     .noname = "名前なし",
     .html_body = "・HTML形式の本文をテキストに変換しました。",
@@ -333,6 +352,10 @@ static const struct words en = {
     .quarantine = "The original is kept in quarantine (quarantine ID: {1}). If you need it, ask "
                   "your administrator and quote this ID.",
     .held = "- This mail has been held: its text and attachments are not delivered.",
+    .output_infected = "- A virus was found in the converted text, so this mail was held.",
+    .html_cut =
+        "- The HTML text was too large or too complex: only its beginning was converted. The "
+        "original has all of it.",
     .body = "message text",
     .noname = "no name",
     .html_body = "- The HTML message text was converted to plain text.",
@@ -372,6 +395,18 @@ static const struct words *W(const struct mg_sanitize *s)
     return strcmp(s->lang, "en") == 0 ? &en : &ja;
 }
 
+/* Sizes in the notice: the same text whatever the process locale. */
+static char *format_size(uint64_t n)
+{
+    if (n < 1024)
+        return g_strdup_printf("%" G_GUINT64_FORMAT " B", n);
+    if (n < 1024 * 1024)
+        return g_strdup_printf("%" G_GUINT64_FORMAT ".%" G_GUINT64_FORMAT " KiB", n / 1024,
+                               n % 1024 * 10 / 1024);
+    return g_strdup_printf("%" G_GUINT64_FORMAT ".%" G_GUINT64_FORMAT " MiB", n >> 20,
+                           (n & 0xfffff) * 10 >> 20);
+}
+
 static char *display_name(const struct mg_sanitize *s, const struct sz_item *it)
 {
     if (it->filename != NULL)
@@ -398,9 +433,11 @@ static char *notice(struct mg_sanitize *s)
         if (it->action == MG_ACTION_KEEP && it->forced == SZ_FORCED_NONE)
             continue;
         any = true;
+        if (s->held && it->action == MG_ACTION_TEXT && it->forced == SZ_FORCED_NONE)
+            continue; /* nothing of it is delivered: the held line says so */
         if (it->action == MG_ACTION_TEXT && it->role == MG_ROLE_BODY &&
             it->forced == SZ_FORCED_NONE) {
-            if (strcmp(it->declared, "text/html") == 0 && !html_body) {
+            if (strcmp(it->declared, "text/html") == 0 && !html_body && !s->held) {
                 html_body = true;
                 html_note = mg_rule_notice(it->rule, s->lang);
             }
@@ -412,7 +449,7 @@ static char *notice(struct mg_sanitize *s)
         }
         lines++;
         name = display_name(s, it);
-        size = g_format_size(it->c.size);
+        size = format_size(it->c.size);
         extra = mg_rule_notice(it->rule, s->lang);
         switch (it->forced) {
         case SZ_FORCED_INFECTED:
@@ -462,6 +499,10 @@ static char *notice(struct mg_sanitize *s)
     }
     if (html_body) {
         g_string_prepend_c(n, '\n');
+        if (s->html_flags & (MG_HTML_TIMEOUT | MG_HTML_TRUNCATED)) {
+            g_string_prepend(n, w->html_cut);
+            g_string_prepend_c(n, '\n');
+        }
         if (s->html_flags & MG_HTML_ACTIVE) {
             g_string_prepend(n, w->html_active);
             g_string_prepend_c(n, '\n');
@@ -476,6 +517,10 @@ static char *notice(struct mg_sanitize *s)
     if (s->held) {
         g_string_prepend_c(n, '\n');
         g_string_prepend(n, w->held);
+    }
+    if (s->output_infected) {
+        g_string_prepend_c(n, '\n');
+        g_string_prepend(n, w->output_infected);
     }
     g_string_prepend_c(n, '\n');
     g_string_prepend(n, w->intro);
@@ -586,6 +631,19 @@ static char *text_value(const char *decoded)
         if (same)
             break;
     }
+    /* What is still "=?" is not an encoded word: written as it is, it
+     * would look like a broken one to every reader (GMime warns, and
+     * readers disagree on it). A blank keeps it from being one. */
+    while (strstr(v, "=?") != NULL) {
+        GString *o = g_string_new(NULL);
+        for (const char *p = v; *p != '\0'; p++) {
+            g_string_append_c(o, *p);
+            if (p[0] == '=' && p[1] == '?')
+                g_string_append_c(o, ' ');
+        }
+        g_free(v);
+        v = g_string_free(o, FALSE);
+    }
     return v;
 }
 
@@ -600,8 +658,8 @@ static void append_token(GMimeObject *msg, const char *name, const char *v)
 
     for (char **w = words; *w != NULL; w++) {
         size_t n = strlen(*w);
-        if (n == 0)
-            continue;
+        if (n == 0 || n > 900)
+            continue; /* no line may pass 998 characters */
         if (raw->len > 0 && col + 1 + n > 78) {
             g_string_append(raw, "\n");
             col = 0;
@@ -673,6 +731,23 @@ static char *addr_value(const char *decoded)
             break;
     }
     return v;
+}
+
+bool sz_header_wanted(const char *name, size_t len, bool top)
+{
+    static const char *const embedded[] = {"From", "Subject", "Date"};
+
+    if (top) {
+        for (size_t f = 0; f < G_N_ELEMENTS(safe_fields); f++)
+            if (strlen(safe_fields[f].name) == len &&
+                g_ascii_strncasecmp(safe_fields[f].name, name, len) == 0)
+                return true;
+        return false;
+    }
+    for (size_t f = 0; f < G_N_ELEMENTS(embedded); f++)
+        if (strlen(embedded[f]) == len && g_ascii_strncasecmp(embedded[f], name, len) == 0)
+            return true;
+    return false;
 }
 
 static void copy_headers(struct mg_sanitize *s, GMimeObject *msg)
@@ -846,7 +921,7 @@ static bool build_body_text(struct mg_sanitize *s, struct sink *k)
             return false;
         first = false;
         if (it->action == MG_ACTION_TEXT && is_html_type(it))
-            ok = emit_html(s, it, k);
+            ok = emit_html(s, it, k, &s->html_flags);
         else
             ok = emit_plain(s, it, k);
         if (!ok)
@@ -863,7 +938,7 @@ static bool has_uu_begin(struct mg_sanitize *s, struct sz_item *it, bool *failed
 {
     char *buf = g_malloc(CHUNK), line[MG_UU_LINE_MAX];
     size_t len = 0;
-    bool longline = false, found = false;
+    bool found = false;
     uint64_t off = 0;
 
     *failed = false;
@@ -879,18 +954,16 @@ static bool has_uu_begin(struct mg_sanitize *s, struct sz_item *it, bool *failed
             if (c == '\n' || c == '\r') {
                 const char *name;
                 size_t name_len;
-                if (!longline && mg_uu_is_begin(line, len, &name, &name_len))
+                /* a long line is judged on its first bytes, as the parser does */
+                if (mg_uu_is_begin(line, len, &name, &name_len))
                     found = true;
                 len = 0;
-                longline = false;
             } else if (len < sizeof line) {
                 line[len++] = c;
-            } else {
-                longline = true;
             }
         }
     }
-    if (!found && !*failed && !longline) {
+    if (!found && !*failed) {
         const char *name;
         size_t name_len;
         found = mg_uu_is_begin(line, len, &name, &name_len) != 0;
@@ -937,12 +1010,12 @@ static int open_out(struct mg_sanitize *s)
 
 /* SHA-256 of notice + the text region: names the boundary. */
 static bool hash_body(struct mg_sanitize *s, const char *notice_text, const struct sink *k,
-                      GChecksum *h)
+                      struct mg_sha256 *h)
 {
     char *buf;
     uint64_t off = 0;
 
-    g_checksum_update(h, (const guchar *)notice_text, (gssize)strlen(notice_text));
+    mg_sha256_update(h, notice_text, (gssize)strlen(notice_text));
     if (!k->started)
         return true;
     buf = g_malloc(CHUNK);
@@ -956,7 +1029,7 @@ static bool hash_body(struct mg_sanitize *s, const char *notice_text, const stru
             g_free(buf);
             return false;
         }
-        g_checksum_update(h, (const guchar *)buf, n);
+        mg_sha256_update(h, buf, n);
         off += (uint64_t)n;
     }
     g_free(buf);
@@ -993,7 +1066,7 @@ bool sz_build(struct mg_sanitize *s)
     GMimeMultipart *mp = NULL;
     GMimePart *text_part;
     GMimeStream *bs, *out;
-    GChecksum *bh = g_checksum_new(G_CHECKSUM_SHA256);
+    struct mg_sha256 *bh = mg_sha256_new();
     char *note = NULL;
     unsigned n_att = 0;
     bool ok = false;
@@ -1034,9 +1107,7 @@ bool sz_build(struct mg_sanitize *s)
             if (g_str_has_prefix(it->out_type, "text/")) {
                 charset = it->charset != NULL ? mg_charset_canon(it->charset) : NULL;
                 if (charset == NULL) {
-                    gssize n =
-                        sz_content_read(s, &it->c, 0, s->sniff,
-                                        (size_t)MIN(it->c.size, (uint64_t)MG_DETECT_SNIFF_BYTES));
+                    gssize n = read_head(s, it, s->sniff, MG_DETECT_SNIFF_BYTES);
                     if (n < 0)
                         goto done;
                     charset = mg_charset_sniff(s->sniff, (size_t)n);
@@ -1047,11 +1118,13 @@ bool sz_build(struct mg_sanitize *s)
             GMimeStream *cs = content_stream(s, it);
             part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
             g_object_unref(cs);
-            g_checksum_update(bh, (const guchar *)it->sha_hex, -1);
+            mg_sha256_update_str(bh, it->sha_hex);
         } else {
             struct sink k;
             sink_init(&k, s);
-            bool emitted = is_html_type(it) ? emit_html(s, it, &k) : emit_plain(s, it, &k);
+            unsigned att_flags = 0;
+            bool emitted =
+                is_html_type(it) ? emit_html(s, it, &k, &att_flags) : emit_plain(s, it, &k);
             if (!emitted) {
                 sink_fini(&k);
                 goto done;
@@ -1062,13 +1135,13 @@ bool sz_build(struct mg_sanitize *s)
             GMimeStream *cs = k.started ? region_stream(s, &k.region) : g_mime_stream_mem_new();
             part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
             g_object_unref(cs);
-            g_checksum_update(bh, (const guchar *)g_checksum_get_string(k.sha), -1);
+            mg_sha256_update_str(bh, mg_sha256_hex(k.sha));
             sink_fini(&k);
         }
-        g_checksum_update(bh, (const guchar *)it->out_name, -1);
-        g_checksum_update(bh, (const guchar *)it->out_type, -1);
+        mg_sha256_update_str(bh, it->out_name);
+        mg_sha256_update_str(bh, it->out_type);
         if (charset != NULL)
-            g_checksum_update(bh, (const guchar *)charset, -1);
+            mg_sha256_update_str(bh, charset);
         it->emitted = true;
         g_object_set_data_full(G_OBJECT(part), "mg-name", g_strdup(it->out_name), g_free);
         g_object_set_data_full(G_OBJECT(part), "mg-charset", g_strdup(charset), g_free);
@@ -1102,7 +1175,7 @@ bool sz_build(struct mg_sanitize *s)
     msg = g_mime_message_new(FALSE);
     copy_headers(s, GMIME_OBJECT(msg));
     if (atts->len > 0) {
-        char *boundary = g_strdup_printf("=_mugaika_%.32s", g_checksum_get_string(bh));
+        char *boundary = g_strdup_printf("=_mugaika_%.32s", mg_sha256_hex(bh));
         mp = g_mime_multipart_new_with_subtype("mixed");
         g_mime_multipart_set_boundary(mp, boundary);
         g_free(boundary);
@@ -1147,7 +1220,7 @@ done:
     if (msg != NULL)
         g_object_unref(msg);
     g_ptr_array_unref(atts);
-    g_checksum_free(bh);
+    mg_sha256_free(bh);
     g_free(note);
     sink_fini(&body);
     return ok;

@@ -148,16 +148,27 @@ static bool drop_char(gunichar c)
 
 static bool device_name(const char *stem)
 {
-    static const char *const dev[] = {"con", "prn", "aux", "nul"};
+    static const char *const dev[] = {"con", "prn", "aux", "nul", "conin$", "conout$", "clock$"};
     size_t n = strcspn(stem, ".");
-    char *low = g_ascii_strdown(stem, (gssize)n);
+    char *low;
     bool hit = false;
+
+    /* Windows ignores blanks before the extension ("con .txt") */
+    while (n > 0 && stem[n - 1] == ' ')
+        n--;
+    low = g_ascii_strdown(stem, (gssize)n);
 
     for (size_t i = 0; i < G_N_ELEMENTS(dev); i++)
         if (strcmp(low, dev[i]) == 0)
             hit = true;
     if (n == 4 && (strncmp(low, "com", 3) == 0 || strncmp(low, "lpt", 3) == 0) && low[3] >= '0' &&
         low[3] <= '9')
+        hit = true;
+    /* COM¹ COM² COM³ (and LPT) are devices too */
+    if (n == 5 && (strncmp(low, "com", 3) == 0 || strncmp(low, "lpt", 3) == 0) &&
+        (unsigned char)low[3] == 0xc2 &&
+        ((unsigned char)low[4] == 0xb9 || (unsigned char)low[4] == 0xb2 ||
+         (unsigned char)low[4] == 0xb3))
         hit = true;
     g_free(low);
     return hit;

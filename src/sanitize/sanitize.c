@@ -269,7 +269,6 @@ static void hdr_clear(gpointer p)
     struct sz_hdr *h = p;
 
     g_free(h->name);
-    g_free(h->raw);
     g_free(h->decoded);
 }
 
@@ -292,7 +291,7 @@ static void item_free(gpointer p)
     if (it->c.extents != NULL)
         g_array_unref(it->c.extents);
     if (it->sha != NULL)
-        g_checksum_free(it->sha);
+        mg_sha256_free(it->sha);
     g_free(it->detected);
     g_free(it->virus);
     g_free(it->out_name);
@@ -421,28 +420,13 @@ static int on_part_begin(struct mg_mime *p, const struct mg_mime_part *part)
     if (it->hdrs != NULL)
         g_array_set_clear_func(it->hdrs, hdr_clear);
     if (part->kind == MG_MIME_LEAF)
-        it->sha = g_checksum_new(G_CHECKSUM_SHA256);
+        it->sha = mg_sha256_new();
     if (parent != NULL && part->origin == MG_MIME_ORIGIN_UU)
         parent->has_uu = true;
     g_ptr_array_add(s->items, it);
     idx = (int)s->items->len - 1;
     g_array_append_val(s->open, idx);
     return 0;
-}
-
-static char *unfold(const char *raw, size_t len)
-{
-    GString *o = g_string_sized_new(len);
-
-    for (size_t i = 0; i < len; i++) {
-        char c = raw[i];
-        if (c == '\r' || c == '\n')
-            continue;
-        g_string_append_c(o, c);
-    }
-    g_strstrip(o->str);
-    o->len = strlen(o->str);
-    return g_string_free(o, FALSE);
 }
 
 static int on_header(struct mg_mime *p, const struct mg_mime_part *part,
@@ -453,11 +437,17 @@ static int on_header(struct mg_mime *p, const struct mg_mime_part *part,
     struct sz_item *it = at >= 0 ? item_at(s, g_array_index(s->open, int, at)) : NULL;
     struct sz_hdr rec;
 
-    if (it == NULL || it->hdrs == NULL || it->hdrs->len >= 1000)
+    if (it == NULL || it->hdrs == NULL || it->hdrs->len >= SZ_HDRS_MAX ||
+        !sz_header_wanted(h->name, h->name_len, it->parent < 0))
         return 0;
     rec.name = g_strndup(h->name, h->name_len);
-    rec.raw = unfold(h->raw, h->raw_len);
-    rec.decoded = g_strdup(h->decoded);
+    rec.decoded = g_strndup(h->decoded, SZ_HDR_MAX);
+    if (!g_utf8_validate(rec.decoded, -1, NULL)) {
+        /* cut inside a character */
+        char *v = g_utf8_make_valid(rec.decoded, -1);
+        g_free(rec.decoded);
+        rec.decoded = v;
+    }
     g_array_append_val(it->hdrs, rec);
     return 0;
 }
@@ -501,7 +491,7 @@ static int on_body(struct mg_mime *p, const struct mg_mime_part *part, const cha
         sz_fail(s, MG_VERDICT_INTERNAL, "body bytes outside a leaf");
         return 1;
     }
-    g_checksum_update(it->sha, (const guchar *)data, (gssize)len);
+    mg_sha256_update(it->sha, data, len);
     return content_append(s, &it->c, data, len) ? 0 : 1;
 }
 
@@ -517,10 +507,27 @@ static enum mg_item_role item_role(const struct sz_item *it)
     return MG_ROLE_ATTACHMENT;
 }
 
+/* A leaf the parser could not take apart: a composite it kept whole,
+ * or a leaf that holds the unparsed rest of the message because a
+ * limit was crossed (its defects say which). Never rebuilt. */
 static bool is_opaque(const struct sz_item *it)
 {
-    return g_str_has_prefix(it->declared, "multipart/") ||
-           g_str_has_prefix(it->declared, "message/");
+    if (g_str_has_prefix(it->declared, "multipart/") || g_str_has_prefix(it->declared, "message/"))
+        return true;
+    for (guint i = 0; it->defects != NULL && i < it->defects->len; i++) {
+        switch (g_array_index(it->defects, enum mg_mime_defect, i)) {
+        case MG_MIME_DEFECT_HEADER_BLOCK_TOO_LONG:
+        case MG_MIME_DEFECT_PART_LIMIT:
+        case MG_MIME_DEFECT_DEPTH_LIMIT:
+        case MG_MIME_DEFECT_CTE_ON_COMPOSITE:
+        case MG_MIME_DEFECT_MULTIPART_NO_BOUNDARY:
+        case MG_MIME_DEFECT_BOUNDARY_TOO_LONG:
+            return true;
+        default:
+            break;
+        }
+    }
+    return false;
 }
 
 static bool is_html(const char *type)
@@ -593,7 +600,7 @@ static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
     }
     if (it->kind != MG_MIME_LEAF)
         return 0;
-    g_strlcpy(it->sha_hex, g_checksum_get_string(it->sha), sizeof it->sha_hex);
+    g_strlcpy(it->sha_hex, mg_sha256_hex(it->sha), sizeof it->sha_hex);
     if (!content_close(s, &it->c))
         return 1;
     n = 0;
@@ -605,14 +612,25 @@ static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
             return 1;
         n += r;
     }
-    it->detected = g_ascii_strdown(mg_detect_buffer(s->o.detect, s->sniff, (size_t)n), -1);
+    it->role = item_role(it);
+    {
+        /* A body part becomes text in a text/plain body whatever it
+         * is: libmagic's text check is enough when it says text (50
+         * times cheaper than the whole magic database); anything else
+         * gets the full detection. */
+        const char *t = it->role == MG_ROLE_BODY && !is_opaque(it)
+                            ? mg_detect_text(s->o.detect, s->sniff, (size_t)n)
+                            : NULL;
+        if (t == NULL)
+            t = mg_detect_buffer(s->o.detect, s->sniff, (size_t)n);
+        it->detected = g_ascii_strdown(t, -1);
+    }
     it->flags = sz_sniff_flags(s->sniff, (size_t)n, it->detected);
     if (sz_type_mismatch(it->declared_default ? NULL : it->declared, it->detected) ||
         (it->filename != NULL && sz_extension_mismatch(it->filename, it->detected)))
         it->flags |= MG_ITEM_MISMATCH;
     if (!leaf_scan(s, it))
         return 1;
-    it->role = item_role(it);
 
     envelope(s);
     memset(&subj, 0, sizeof subj);
@@ -697,7 +715,7 @@ struct mg_sanitize *mg_sanitize_new(const struct mg_sanitize_opts *o)
     s->spool_fd = -1;
     s->out_fd = -1;
     s->sniff = g_malloc(MG_DETECT_SNIFF_BYTES);
-    s->orig_sha = g_checksum_new(G_CHECKSUM_SHA256);
+    s->orig_sha = mg_sha256_new();
     s->t_start = g_get_monotonic_time();
     if (o->quarantine != NULL) {
         s->qw = mg_quarantine_write_begin(o->quarantine, &e);
@@ -715,7 +733,8 @@ void mg_sanitize_feed(struct mg_sanitize *s, const char *buf, size_t len)
 
     if (s->finished || s->error != NULL || len == 0)
         return;
-    g_checksum_update(s->orig_sha, (const guchar *)buf, (gssize)len);
+    if (s->qw == NULL)
+        mg_sha256_update(s->orig_sha, buf, len);
     s->orig_size += len;
     if (s->qw != NULL && !mg_qwrite_feed(s->qw, buf, len, &e)) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "quarantine: %s", e->message);
@@ -816,6 +835,8 @@ static char *result_summary(struct mg_sanitize *s)
                            s->held                    ? "held"
                            : s->reject_reason != NULL ? "rejected"
                                                       : "sanitized");
+    if (s->output_infected)
+        g_string_append(r, "; output-infected");
     if (s->qid[0] != '\0')
         g_string_append_printf(r, "; quarantine=%s", s->qid);
     for (unsigned a = 0; a < MG_ACTION_COUNT; a++)
@@ -866,13 +887,17 @@ static bool quarantine_commit(struct mg_sanitize *s)
         g_clear_error(&e);
     } else {
         g_strlcpy(s->qid, rec.id, sizeof s->qid);
+        g_free(s->sha_hex);
+        s->sha_hex = g_strdup(rec.sha256);
     }
     mg_qrecord_clear(&rec);
     return ok;
 }
 
 /* The rebuilt message must itself be clean: a second, independent look
- * with the same engine, at the bytes that will be delivered. */
+ * with the same engine at the bytes that will be delivered, taken apart
+ * as mail the way clamscan takes it apart (libclamav also finds mail
+ * hidden inside a text part, which a scan of the texts alone misses). */
 static bool scan_output(struct mg_sanitize *s, bool *infected)
 {
     GError *e = NULL;
@@ -907,7 +932,9 @@ enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err)
     if (s->error == NULL && mg_mime_finish(s->parser) != MG_OK && s->error == NULL)
         sz_fail(s, MG_VERDICT_INTERNAL, "parser: %s", "unexpected error at end of input");
     s->t_parsed = g_get_monotonic_time();
-    s->sha_hex = g_strdup(g_checksum_get_string(s->orig_sha));
+    /* the quarantine hashes the original; without one, it is done here */
+    if (s->qw == NULL)
+        s->sha_hex = g_strdup(mg_sha256_hex(s->orig_sha));
     if (s->error == NULL) {
         envelope(s);
         resolve_alternatives(s);
@@ -931,13 +958,20 @@ enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err)
         s->result = result_summary(s);
         if (s->reject_reason == NULL) {
             bool infected = false;
-            if (sz_build(s) && scan_output(s, &infected) && infected) {
+            bool built = sz_build(s);
+            if (!built && s->error == NULL)
+                sz_fail(s, MG_VERDICT_INTERNAL, "the rebuilt message could not be made");
+            if (built && scan_output(s, &infected) && infected) {
                 /* Something the part scans missed is in the output:
                  * deliver only the notice, the original stays held. */
                 s->held = true;
+                s->output_infected = true;
                 g_free(s->result);
                 s->result = result_summary(s);
-                if (sz_build(s) && scan_output(s, &infected) && infected)
+                built = sz_build(s);
+                if (!built && s->error == NULL)
+                    sz_fail(s, MG_VERDICT_INTERNAL, "the notice-only message could not be made");
+                if (built && scan_output(s, &infected) && infected)
                     sz_fail(s, MG_VERDICT_INTERNAL, "the notice-only message does not scan clean");
             }
         }
@@ -1014,7 +1048,9 @@ const char *mg_sanitize_result(const struct mg_sanitize *s)
 static const char *forced_name(enum sz_forced f)
 {
     static const char *const names[] = {NULL,         "infected",     "not-understood",
-                                        "no-handler", "no-text-form", "alternative"};
+                                        "no-handler", "no-text-form", "alternative",
+                                        "not-scanned"};
+    G_STATIC_ASSERT(G_N_ELEMENTS(names) == SZ_FORCED_UNSCANNED + 1);
     return (unsigned)f < G_N_ELEMENTS(names) ? names[f] : NULL;
 }
 
@@ -1147,7 +1183,7 @@ struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s)
     if (s->out_fd >= 0)
         close(s->out_fd);
     g_free(s->sniff);
-    g_checksum_free(s->orig_sha);
+    mg_sha256_free(s->orig_sha);
     g_free(s->sender);
     if (s->recipients != NULL)
         g_ptr_array_unref(s->recipients);

@@ -19,6 +19,8 @@
 
 #include <glib.h>
 
+#include "core/sha256.h"
+
 #include <mugaika/sanitize.h>
 
 /* Why an item did not get its rule's action. */
@@ -45,9 +47,10 @@ struct sz_content {
 
 struct sz_hdr {
     char *name;
-    char *raw; /* unfolded raw value */
-    char *decoded;
+    char *decoded; /* at most SZ_HDR_MAX bytes */
 };
+#define SZ_HDR_MAX  16384 /* longer values are cut (a header line is 998) */
+#define SZ_HDRS_MAX 200   /* fields kept per message (Received included) */
 
 struct sz_item {
     char *path;
@@ -66,7 +69,7 @@ struct sz_item {
     bool msg_root;   /* top entity, or the child of a message/rfc822 */
     /* leaves */
     struct sz_content c;
-    GChecksum *sha;
+    struct mg_sha256 *sha;
     char sha_hex[65];
     char *detected;
     unsigned flags;
@@ -96,7 +99,7 @@ struct mg_sanitize {
     size_t mem_used;
     unsigned char *sniff;
     /* the original */
-    GChecksum *orig_sha;
+    struct mg_sha256 *orig_sha;
     uint64_t orig_size;
     struct mg_qwrite *qw;
     /* envelope, from the options or the top-level header */
@@ -110,6 +113,7 @@ struct mg_sanitize {
     bool finished;
     enum mg_verdict verdict;
     bool held;
+    bool output_infected; /* held because the rebuilt text scanned infected */
     char *reject_reason;
     char qid[32];
     char *result;
@@ -129,6 +133,9 @@ gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64
 
 /* build.c: the rebuilt message, written to s->out_fd. */
 bool sz_build(struct mg_sanitize *s);
+/* Is this header field used (top: of the message, else of an embedded
+ * message)? Only those are kept, so memory does not grow with headers. */
+bool sz_header_wanted(const char *name, size_t len, bool top);
 
 /* names.c */
 char *sz_safe_filename(const char *name, const char *type, unsigned n);

@@ -319,6 +319,10 @@ int main(int argc, char **argv)
     mg_av_unref(c.av);
     mg_rules_unref(c.rules);
     g_free(index_path);
+    g_free(db);
+    g_free(out_dir);
+    g_free(qdir);
+    g_free(lang);
     g_option_context_free(oc);
     return c.failures == 0 && n > 0 ? 0 : 1;
 }

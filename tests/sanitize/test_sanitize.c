@@ -42,6 +42,10 @@ static void test_names(void)
         {NULL, "application/pdf", "attachment-3.pdf"},
         {"請求書.txt", "text/plain", "請求書.txt"},
         {"page.html", "text/plain", "page.html.txt"},
+        {"CONIN$.txt", "text/plain", "_CONIN$.txt"},
+        {"con .txt", "text/plain", "_con .txt"},
+        {"COM\xc2\xb9.txt", "text/plain", "_COM\xc2\xb9.txt"},
+        {"lpt9", "text/plain", "_lpt9.txt"},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         char *got = sz_safe_filename(cases[i].in, cases[i].type, 3);
@@ -275,6 +279,78 @@ static void test_opaque_dropped(void)
     mg_rules_unref(keep_all);
 }
 
+/* Leaves that hold the unparsed rest of a message because a limit was
+ * crossed are never passed on, whatever they look like. */
+static void test_limits_opaque(void)
+{
+    struct mg_rules *rules = rules_from(NULL);
+    GString *m =
+        g_string_new("From: a@example.com\nSubject: x\nMIME-Version: 1.0\n"
+                     "Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\n\nbody\n--b\n");
+    struct run r;
+    char *d;
+
+    for (int i = 0; i < 3000; i++)
+        g_string_append_printf(m, "X-Filler-%d: %0100d\n", i, i);
+    g_string_append(m, "Content-Type: application/x-msdownload; name=evil.exe\n\n"
+                       "this text was never parsed\n--b--\n");
+    r = sanitize_str(rules, m->str);
+    d = decision(&r, "2");
+    g_assert_cmpint(r.v, ==, MG_VERDICT_ACCEPT);
+    g_assert_cmpstr(d, ==, "attachment-text:drop:not-understood");
+    g_assert_null(strstr(r.out, "never parsed"));
+    g_assert_null(strstr(r.out, "X-Filler"));
+    g_free(d);
+    run_clear(&r);
+    g_string_free(m, TRUE);
+    mg_rules_unref(rules);
+}
+
+/* A kept text never carries a uuencoded block, even one the parser did
+ * not look for (the part was declared as something else) and even when
+ * the begin line is longer than any uuencode line. */
+static void test_uu_in_kept_text(void)
+{
+    struct mg_rules *rules = rules_from(NULL);
+    GString *m = g_string_new("From: a@example.com\nSubject: x\nMIME-Version: 1.0\n"
+                              "Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\n\nbody\n--b\n"
+                              "Content-Type: application/octet-stream; name=readme.txt\n\n"
+                              "hello\nbegin 644 ");
+    struct run r;
+
+    for (int i = 0; i < 300; i++)
+        g_string_append_c(m, 'x');
+    g_string_append(m, ".exe\nM35J0``,````$````__\\``+@`````````0```````````````````````\n"
+                       "`\nend\nbye\n--b--\n");
+    r = sanitize_str(rules, m->str);
+    g_assert_cmpint(r.v, ==, MG_VERDICT_ACCEPT);
+    g_assert_nonnull(strstr(r.out, "readme.txt"));
+    g_assert_null(strstr(r.out, "M35J0"));
+    /* the attachment is base64: look at what it decodes to */
+    GMimeStream *st = g_mime_stream_mem_new_with_buffer(r.out, strlen(r.out));
+    GMimeParser *p = g_mime_parser_new_with_stream(st);
+    GMimeMessage *msg = g_mime_parser_construct_message(p, NULL);
+    GMimePartIter *it = g_mime_part_iter_new(GMIME_OBJECT(msg));
+    bool seen = false;
+    do {
+        GMimeObject *o = g_mime_part_iter_get_current(it);
+        if (o != NULL && GMIME_IS_PART(o) && g_mime_part_get_filename(GMIME_PART(o)) != NULL) {
+            char *t = g_mime_text_part_get_text(GMIME_TEXT_PART(o));
+            g_assert_cmpstr(t, ==, "hello\nbye\n");
+            g_free(t);
+            seen = true;
+        }
+    } while (g_mime_part_iter_next(it));
+    g_assert_true(seen);
+    g_mime_part_iter_free(it);
+    g_object_unref(msg);
+    g_object_unref(p);
+    g_object_unref(st);
+    run_clear(&r);
+    g_string_free(m, TRUE);
+    mg_rules_unref(rules);
+}
+
 static void test_hold_and_handlers(void)
 {
     struct mg_rules *rules = rules_from("[rule hold-pdf]\ndetected-type = application/pdf\n"
@@ -458,6 +534,8 @@ int main(int argc, char **argv)
     g_test_add_func("/sanitize/alternative", test_alternative);
     g_test_add_func("/sanitize/opaque-dropped", test_opaque_dropped);
     g_test_add_func("/sanitize/hold-and-handlers", test_hold_and_handlers);
+    g_test_add_func("/sanitize/limits-opaque", test_limits_opaque);
+    g_test_add_func("/sanitize/uu-in-kept-text", test_uu_in_kept_text);
     g_test_add_func("/sanitize/infected-forced", test_infected_forced);
     g_test_add_func("/sanitize/chunking-and-spool", test_chunking_and_spool);
     g_test_add_func("/sanitize/spool-failure", test_spool_failure);

@@ -223,6 +223,18 @@ check('audit: one JSON line with parts, rule and action', len(lines) == 1 and
       any(p.get('virus', '') and p.get('action') == 'drop' for p in rec.get('parts', [])) and
       rec.get('quarantine_id') == (qid.group(1) if qid else None), lines[-1:] and lines[-1][:300])
 
+# EICAR spelled with HTML character references: only the converted text
+# holds it; the scan of the rebuilt message finds it and the mail is held
+import quopri
+ent = ''.join('&#%d;' % c for c in EICAR)
+r = sanitize(write('eicar-entities.eml', mail(BASE, quopri.encodestring(('<p>' + ent + '</p>').encode()),
+                                              'text/html', 'quoted-printable')))
+msg = parse(r.stdout)
+check('EICAR formed by HTML conversion: held, not delivered',
+      r.returncode == 0 and 'held' in (msg['X-Mugaika-Result'] or '') and
+      EICAR[:20] not in body_text(msg).encode() and 'ウイルスが検出' in body_text(msg),
+      body_text(msg))
+
 r = sanitize(write('eicar-en.eml', eicar_mail), '--lang', 'en')
 check('--lang en: English notice', 'A virus (Mugaika.Test.EICAR' in body_text(parse(r.stdout)))
 
