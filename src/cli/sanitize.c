@@ -5,8 +5,8 @@
  * SUMMARY
  *	mugaika sanitize: one internet mail in, one safe mail out
  * SYNOPSIS
- *	mugaika sanitize [--rules DIR] [--quarantine DIR] [--clamav-db DIR]
- *		[--lang ja|en] [--audit FILE|-] [--spool DIR]
+ *	mugaika sanitize [--config FILE] [--rules DIR] [--quarantine DIR]
+ *		[--clamav-db DIR] [--lang ja|en] [--audit FILE|-] [--spool DIR]
  *		[--sender ADDR] [--recipient ADDR]... [FILE|-]
  * DESCRIPTION
  *	Streams FILE (default standard input) through the sanitising
@@ -18,7 +18,9 @@
  *	default /var/lib/clamav (required: without a database nothing is
  *	sanitised); --audit: append one JSON line per message to FILE
  *	("-": standard error); --sender/--recipient: the SMTP envelope
- *	(default: From, To and Cc).
+ *	(default: From, To and Cc). --config: the configuration file
+ *	(default /etc/mugaika/mugaika.conf when it exists; docs/sanitize.md);
+ *	options given on the command line override it.
  * DIAGNOSTICS
  *	Exit status (../shared/DESIGN.md section 4): 0 a message was
  *	written; 1 the policy rejects the message (reason on stderr,
@@ -36,6 +38,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include <mugaika/config.h>
 #include <mugaika/sanitize.h>
 
 #include "cli/cli.h"
@@ -44,10 +47,11 @@
 
 static void usage(void)
 {
-    fputs("usage: mugaika sanitize [--rules DIR] [--quarantine DIR] [--clamav-db DIR]\n"
-          "                        [--lang ja|en] [--audit FILE|-] [--spool DIR]\n"
-          "                        [--sender ADDR] [--recipient ADDR]... [FILE|-]\n",
-          stderr);
+    fputs(
+        "usage: mugaika sanitize [--config FILE] [--rules DIR] [--quarantine DIR]\n"
+        "                        [--clamav-db DIR] [--lang ja|en] [--audit FILE|-] [--spool DIR]\n"
+        "                        [--sender ADDR] [--recipient ADDR]... [FILE|-]\n",
+        stderr);
 }
 
 static int verdict_status(enum mg_verdict v)
@@ -90,9 +94,11 @@ static void write_audit(const char *path, struct mg_sanitize *s)
 int mg_cli_sanitize(int argc, char **argv)
 {
     char *rules_dir = NULL, *qdir = NULL, *db = NULL, *lang = NULL, *audit = NULL, *spool = NULL;
-    char *sender = NULL;
+    char *sender = NULL, *config = NULL;
     char **rcpts = NULL;
+    struct mg_config cfg = {0};
     GOptionEntry entries[] = {
+        {"config", 0, 0, G_OPTION_ARG_FILENAME, &config, "configuration file", "FILE"},
         {"rules", 0, 0, G_OPTION_ARG_FILENAME, &rules_dir, "policy directory", "DIR"},
         {"quarantine", 0, 0, G_OPTION_ARG_FILENAME, &qdir, "quarantine directory", "DIR"},
         {"clamav-db", 0, 0, G_OPTION_ARG_FILENAME, &db, "ClamAV database directory", "DIR"},
@@ -134,6 +140,22 @@ int mg_cli_sanitize(int argc, char **argv)
     }
     if (argc == 2)
         file = argv[1];
+    if (!mg_config_load(config, &cfg, &e)) {
+        fprintf(stderr, "mugaika: sanitize: configuration:\n%s\n", e->message);
+        rc = MG_EX_CONFIG;
+        goto out;
+    }
+    /* the command line wins over the file */
+#define FROM_CFG(opt, field)                                                                       \
+    if ((opt) == NULL && cfg.field != NULL)                                                        \
+    (opt) = g_strdup(cfg.field)
+    FROM_CFG(rules_dir, rules_dir);
+    FROM_CFG(qdir, quarantine_dir);
+    FROM_CFG(db, clamav_db);
+    FROM_CFG(lang, lang);
+    FROM_CFG(audit, audit);
+    FROM_CFG(spool, spool_dir);
+#undef FROM_CFG
 
     /* configuration first: a bad policy or database is reported even
      * when the input is fine */
@@ -227,6 +249,8 @@ out:
     g_free(audit);
     g_free(spool);
     g_free(sender);
+    g_free(config);
     g_strfreev(rcpts);
+    mg_config_clear(&cfg);
     return rc;
 }

@@ -130,6 +130,26 @@ r = run(['--rules', rej_rules, '--clamav-db', DB, '--quarantine', Q, html_mail])
 check('policy reject: exit 1, reason on stderr, nothing on stdout',
       r.returncode == 1 and r.stdout == b'' and b'not accepted' in r.stderr, r.stderr.decode())
 
+# configuration file: the database and language from the file, the
+# command line winning over it; a bad key is a configuration error
+conf = write('mugaika.conf', ('[mugaika]\nclamav-db = %s\nquarantine = %s\nlang = en\n'
+                              % (DB, Q)).encode())
+r = run(['--config', conf, write('cfg-eicar.eml', mail(BASE, b'x\n', 'text/plain'))])
+check('config file: database and quarantine from the file', r.returncode == 0, r.stderr.decode())
+eic = write('cfg-eicar2.eml', b'From: a@example.com\nSubject: x\nMIME-Version: 1.0\n'
+            b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nbody\n--b\n'
+            b'Content-Type: application/octet-stream; name="e.com"\nContent-Transfer-Encoding: '
+            b'base64\n\n' + base64.encodebytes(EICAR) + b'--b--\n')
+r = run(['--config', conf, eic])
+check('config file: lang = en gives an English notice', 'A virus' in body_text(parse(r.stdout)))
+r = run(['--config', conf, '--lang', 'ja', eic])
+check('command line overrides the config file', 'ウイルス' in body_text(parse(r.stdout)))
+badconf = write('bad.conf', b'[mugaika]\nclamav-db = /x\nclamav_db = /y\n')
+r = run(['--config', badconf, plain])
+check('bad config: exit 78 naming file, line and key',
+      r.returncode == 78 and re.search(rb'bad\.conf:3: clamav_db: unknown key', r.stderr) is not None
+      and r.stdout == b'', r.stderr.decode())
+
 # --- HTML with active content --------------------------------------------
 active = b'''<html><head><title>t</title><meta http-equiv="refresh" content="0;url=http://evil.example/">
 <script>alert('x')</script><style>p{color:red}</style></head>
