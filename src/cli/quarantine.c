@@ -8,7 +8,10 @@
  *	mugaika quarantine [--quarantine DIR] list [--json] [--limit N]
  *	mugaika quarantine [--quarantine DIR] show ID [--json]
  *	mugaika quarantine [--quarantine DIR] export ID [--output FILE]
- *	mugaika quarantine [--quarantine DIR] expire --days N
+ *	mugaika quarantine [--quarantine DIR] expire [--days N]
+ *	(before the command, --config FILE: the configuration file, whose
+ *	quarantine and retention-days are the defaults of --quarantine and
+ *	--days; /etc/mugaika/mugaika.conf when it exists)
  * DESCRIPTION
  *	DIR defaults to MG_QUARANTINE_DEFAULT_DIR. No command creates
  *	it: a missing quarantine is an error.
@@ -46,6 +49,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include <mugaika/config.h>
 #include <mugaika/quarantine.h>
 
 #include "cli/cli.h"
@@ -56,7 +60,8 @@ static const char usage_text[] =
     "usage: mugaika quarantine [--quarantine DIR] list [--json] [--limit N]\n"
     "       mugaika quarantine [--quarantine DIR] show ID [--json]\n"
     "       mugaika quarantine [--quarantine DIR] export ID [--output FILE]\n"
-    "       mugaika quarantine [--quarantine DIR] expire --days N\n";
+    "       mugaika quarantine [--quarantine DIR] expire [--days N]\n"
+    "       (--config FILE before the command: defaults for --quarantine and --days)\n";
 
 static int usage(void)
 {
@@ -430,6 +435,8 @@ static int cmd_export(const char *dir, int argc, char **argv)
     return rc;
 }
 
+static unsigned retention_days = 90; /* from the configuration file */
+
 static int cmd_expire(const char *dir, int argc, char **argv)
 {
     struct mg_quarantine *q;
@@ -447,7 +454,7 @@ static int cmd_expire(const char *dir, int argc, char **argv)
         }
     }
     if (!have_days)
-        return usage();
+        days = retention_days;
     if ((q = open_dir(dir, &rc)) == NULL)
         return rc;
     if (!mg_quarantine_expire(q, days, &removed, &e)) {
@@ -463,12 +470,16 @@ static int cmd_expire(const char *dir, int argc, char **argv)
 
 int mg_cli_quarantine(int argc, char **argv)
 {
-    const char *dir = MG_QUARANTINE_DEFAULT_DIR;
+    const char *dir = NULL, *config = NULL;
     int (*cmd)(const char *, int, char **) = NULL;
+    struct mg_config cfg;
+    GError *e = NULL;
     int i, rc;
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--quarantine") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strcmp(argv[i], "--quarantine") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (g_str_has_prefix(argv[i], "--quarantine=")) {
             dir = argv[i] + strlen("--quarantine=");
@@ -479,8 +490,18 @@ int mg_cli_quarantine(int argc, char **argv)
             return usage();
         }
     }
-    if (i == argc || *dir == '\0')
+    if (!mg_config_load(config, &cfg, &e)) {
+        fprintf(stderr, "mugaika: quarantine: configuration:\n%s\n", e->message);
+        g_error_free(e);
+        return MG_EX_CONFIG;
+    }
+    retention_days = cfg.retention_days;
+    if (dir == NULL)
+        dir = cfg.quarantine_dir != NULL ? cfg.quarantine_dir : MG_QUARANTINE_DEFAULT_DIR;
+    if (i == argc || *dir == '\0') {
+        mg_config_clear(&cfg);
         return usage();
+    }
     if (strcmp(argv[i], "list") == 0)
         cmd = cmd_list;
     else if (strcmp(argv[i], "show") == 0)
@@ -489,9 +510,12 @@ int mg_cli_quarantine(int argc, char **argv)
         cmd = cmd_export;
     else if (strcmp(argv[i], "expire") == 0)
         cmd = cmd_expire;
-    else
+    else {
+        mg_config_clear(&cfg);
         return usage();
+    }
     rc = cmd(dir, argc - i, argv + i);
+    mg_config_clear(&cfg);
     if (fflush(stdout) != 0 && rc == MG_EX_OK) {
         fprintf(stderr, "mugaika: quarantine: standard output: %s\n", g_strerror(errno));
         rc = MG_EX_TEMPFAIL;

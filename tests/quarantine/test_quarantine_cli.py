@@ -175,7 +175,7 @@ def main():
     check(mq("export", id3).stdout == rnd, "repaired object exports again")
 
     # expire
-    for bad in (["expire"], ["expire", "--days"], ["expire", "--days", "-1"], ["expire", "--days", "x"]):
+    for bad in (["expire", "--days"], ["expire", "--days", "-1"], ["expire", "--days", "x"]):
         check(mq(*bad).returncode == 64, f"{' '.join(bad)} exits 64")
     db = sqlite3.connect(os.path.join(qdir, "index.sqlite"))
     db.execute("UPDATE items SET time = time - 40 * 86400 WHERE id IN (?, ?)", (id1, id3))
@@ -183,8 +183,19 @@ def main():
     db.close()
     r = mq("expire", "--days", "50")
     check(r.returncode == 0 and r.stdout == b"removed 0 items\n", "expire --days 50 removes none")
-    r = mq("expire", "--days", "30")
-    check(r.returncode == 0 and r.stdout == b"removed 2 items\n", "expire --days 30 removes two")
+    r = mq("expire")
+    check(r.returncode == 0 and r.stdout == b"removed 0 items\n",
+          "expire without --days keeps 90 days (the default retention)")
+    conf = os.path.join(qdir, "..", "retention.conf")
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write("[mugaika]\nretention-days = 30\n")
+    r = mq("--config", conf, "expire")
+    check(r.returncode == 0 and r.stdout == b"removed 2 items\n",
+          "expire takes retention-days = 30 from the configuration file")
+    with open(conf, "w", encoding="utf-8") as f:
+        f.write("[mugaika]\nretention = 30\n")
+    r = mq("--config", conf, "expire")
+    check(r.returncode == 78 and b"retention" in r.stderr, "a bad configuration file exits 78")
     r = mq("list")
     check([l.split("  ")[0] for l in r.stdout.decode().splitlines()] == [id2], "list after expire")
     check(not os.path.exists(obj), "the expired item's object is gone")

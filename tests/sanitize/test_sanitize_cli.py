@@ -47,7 +47,14 @@ def write(name, data):
 def run(args, stdin=None, env=None, user=None):
     cmd = [MUG, 'sanitize'] + args
     if user is not None:
-        cmd = ['setpriv', '--reuid=%d' % user, '--regid=%d' % user, '--clear-groups'] + cmd
+        # the build tree may sit where that user cannot reach (/root):
+        # run a copy of the program from the temporary directory
+        own = os.path.join(TMP, 'mugaika')
+        if not os.path.exists(own):
+            shutil.copy2(MUG, own)
+            os.chmod(own, 0o755)
+        cmd = ['setpriv', '--reuid=%d' % user, '--regid=%d' % user, '--clear-groups', own,
+               'sanitize'] + args
     return subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=env, check=False, timeout=120)
 
