@@ -683,8 +683,15 @@ static void add_mailbox(InternetAddressList *out, InternetAddress *a)
     if (!INTERNET_ADDRESS_IS_MAILBOX(a))
         return;
     spec = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
-    if (spec != NULL && *spec != '\0')
-        internet_address_list_add(out, a);
+    if (spec == NULL)
+        return;
+    /* an address without a letter or digit ("", <>) names nobody */
+    for (const char *p = spec; *p != '\0'; p++) {
+        if (g_ascii_isalnum(*p) || (unsigned char)*p >= 0x80) {
+            internet_address_list_add(out, a);
+            return;
+        }
+    }
 }
 
 /* Mailboxes only: group syntax is flattened into its members, empty
