@@ -1207,8 +1207,9 @@ bool sz_build(struct mg_sanitize *s)
         goto done;
     out = g_mime_stream_fs_new(s->out_fd);
     g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), FALSE);
-    if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), NULL, out) < 0 ||
-        g_mime_stream_flush(out) < 0) {
+    /* GMimeStreamFs does not buffer, and its flush is an fsync: the
+     * output is a temporary file, not worth one */
+    if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), NULL, out) < 0) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "writing the rebuilt message: %s", g_strerror(errno));
         g_object_unref(out);
         goto done;
