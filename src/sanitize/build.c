@@ -998,6 +998,45 @@ static const char *mime_charset(const char *canon)
     return canon;
 }
 
+/* A text made here (converted HTML, text without its uuencoded blocks)
+ * goes out only if the policy keeps it when it comes in: detected,
+ * flagged and matched as the next gateway (or a second pass) would see
+ * it. So what leaves is always a fixed point of the policy. */
+static bool output_kept(struct mg_sanitize *s, const char *name, const struct sz_extent *region)
+{
+    struct mg_rule_subject subj;
+    size_t n = 0;
+    const char *type;
+
+    if (region != NULL) {
+        n = (size_t)MIN(region->len, (uint64_t)MG_DETECT_SNIFF_BYTES);
+        for (size_t got = 0; got < n;) {
+            ssize_t r = pread(s->spool_fd, s->sniff + got, n - got, (off_t)(region->off + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: %s",
+                        r < 0 ? g_strerror(errno) : "short");
+                return false;
+            }
+            got += (size_t)r;
+        }
+    }
+    type = mg_detect_buffer(s->o.detect, s->sniff, n);
+    memset(&subj, 0, sizeof subj);
+    subj.detected_type = type;
+    subj.declared_type = "text/plain";
+    subj.filename = name;
+    subj.size = region != NULL ? region->len : 0;
+    subj.sender = s->sender;
+    subj.recipients = s->recipients != NULL ? (const char *const *)s->recipients->pdata : NULL;
+    subj.flags = sz_sniff_flags(s->sniff, n, type);
+    if (sz_type_mismatch("text/plain", type) || sz_extension_mismatch(name, type))
+        subj.flags |= MG_ITEM_MISMATCH;
+    subj.role = MG_ROLE_ATTACHMENT;
+    return mg_rule_action(mg_rules_match(s->o.rules, &subj)) == MG_ACTION_KEEP;
+}
+
 static int open_out(struct mg_sanitize *s)
 {
     const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
@@ -1139,6 +1178,17 @@ bool sz_build(struct mg_sanitize *s)
             it->out_type = g_strdup("text/plain");
             charset = "utf-8";
             it->out_name = sz_safe_filename(it->filename, it->out_type, n_att);
+            if (!output_kept(s, it->out_name, k.started ? &k.region : NULL)) {
+                /* the text made here would not pass the policy itself */
+                sink_fini(&k);
+                if (s->error != NULL)
+                    goto done;
+                it->action = MG_ACTION_DROP;
+                it->forced = SZ_FORCED_NOT_TEXT;
+                g_free(it->out_name);
+                it->out_name = NULL;
+                continue;
+            }
             GMimeStream *cs = k.started ? region_stream(s, &k.region) : g_mime_stream_mem_new();
             part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
             g_object_unref(cs);
