@@ -33,6 +33,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -80,6 +82,11 @@ void mg_sanitize_feed(struct mg_sanitize *s, const char *buf, size_t len);
 enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err);
 /* Writes the rebuilt message (after ACCEPT). */
 bool mg_sanitize_write(struct mg_sanitize *s, int fd, GError **err);
+/* The rebuilt message's length, and up to len of its bytes from off
+ * (after ACCEPT): for writers that need it in pieces (the milter).
+ * Returns the number of bytes read (0 at the end), or -1 with *err. */
+uint64_t mg_sanitize_length(const struct mg_sanitize *s);
+ssize_t mg_sanitize_pread(struct mg_sanitize *s, uint64_t off, char *buf, size_t len, GError **err);
 /* The quarantine id ("" without a quarantine), the X-Mugaika-Result
  * value; valid after finish. */
 const char *mg_sanitize_quarantine_id(const struct mg_sanitize *s);

@@ -11,6 +11,8 @@
  *	void mg_sanitize_feed(struct mg_sanitize *s, const char *buf, size_t len);
  *	enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err);
  *	bool mg_sanitize_write(struct mg_sanitize *s, int fd, GError **err);
+ *	ssize_t mg_sanitize_pread(struct mg_sanitize *s, uint64_t off, char *buf, size_t len,
+ *				  GError **err);
  * DESCRIPTION
  *	Input bytes go two ways as they arrive: into the quarantine
  *	writer (the original, compressed and hashed) and into the push
@@ -994,6 +996,34 @@ enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err)
     return s->verdict;
 }
 
+uint64_t mg_sanitize_length(const struct mg_sanitize *s)
+{
+    return s->finished && s->verdict == MG_VERDICT_ACCEPT && s->out_fd >= 0 ? s->out_len : 0;
+}
+
+ssize_t mg_sanitize_pread(struct mg_sanitize *s, uint64_t off, char *buf, size_t len, GError **err)
+{
+    ssize_t n;
+
+    if (!s->finished || s->verdict != MG_VERDICT_ACCEPT || s->out_fd < 0) {
+        g_set_error_literal(err, mg_sanitize_error_quark(), MG_VERDICT_INTERNAL,
+                            "no rebuilt message to read");
+        return -1;
+    }
+    if (off >= s->out_len || len == 0)
+        return 0;
+    len = (size_t)MIN((uint64_t)len, s->out_len - off);
+    do
+        n = pread(s->out_fd, buf, len, (off_t)off);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        g_set_error(err, mg_sanitize_error_quark(), MG_VERDICT_TEMPFAIL, "spool read: %s",
+                    n < 0 ? g_strerror(errno) : "short file");
+        return -1;
+    }
+    return n;
+}
+
 bool mg_sanitize_write(struct mg_sanitize *s, int fd, GError **err)
 {
     char *buf;
@@ -1007,13 +1037,11 @@ bool mg_sanitize_write(struct mg_sanitize *s, int fd, GError **err)
     }
     buf = g_malloc(SZ_BUF);
     while (ok && off < s->out_len) {
-        ssize_t n =
-            pread(s->out_fd, buf, (size_t)MIN((uint64_t)SZ_BUF, s->out_len - off), (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = mg_sanitize_pread(s, off, buf, SZ_BUF, err);
         if (n <= 0) {
-            g_set_error(err, mg_sanitize_error_quark(), MG_VERDICT_TEMPFAIL, "spool read: %s",
-                        n < 0 ? g_strerror(errno) : "short file");
+            if (n == 0)
+                g_set_error_literal(err, mg_sanitize_error_quark(), MG_VERDICT_TEMPFAIL,
+                                    "spool read: short file");
             ok = false;
             break;
         }

@@ -1,0 +1,580 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	callbacks 3
+ * SUMMARY
+ *	mugaika-milter: the libmilter callbacks
+ * DESCRIPTION
+ *	Two contexts: struct conn per SMTP connection (what was
+ *	negotiated) and struct msg per message (from MAIL FROM to the
+ *	end, abort or close: msg_end is the one place it is torn down).
+ *	The header fields the MTA hands over are turned back into bytes
+ *	("Name:" value CRLF; SMFIP_HDR_LEADSPC keeps the value exact) and
+ *	fed, with the body chunks as they arrive, into the same pipeline
+ *	as `mugaika sanitize`; the work happens during DATA. At the end
+ *	of the message the pipeline decides, commits the original to the
+ *	quarantine and builds the new message; the milter then deletes
+ *	every header field it was given, adds the rebuilt message's
+ *	fields in order and replaces the body, so the MTA delivers
+ *	exactly what `mugaika sanitize` writes (plus the MTA's own
+ *	Received field). Any failure on that way is a temporary failure:
+ *	the MTA keeps the mail and retries; nothing is accepted unchanged.
+ * DIAGNOSTICS
+ *	One log line per message, "QUEUEID: key=value ...".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <libmilter/mfapi.h>
+
+#include <mugaika/detect.h>
+
+#include "milter/milter.h"
+
+#define BODY_PIECE   65536   /* bytes read from the rebuilt message at a time */
+#define HEADER_LIMIT 1048576 /* the rebuilt header block; the writer makes far less */
+#define LOG_FIELD    200     /* bytes of message-derived text in a log field */
+
+struct mg_milter_settings mg_milter;
+
+static gint in_flight;
+
+struct conn {
+    bool leadspc; /* header values come (and go) with their leading space */
+    bool nr_hdr;  /* no reply expected for header, end of header, body */
+    bool nr_eoh;
+    bool nr_body;
+    struct msg *m;
+};
+
+struct msg {
+    struct mg_policy *pol;
+    struct mg_sanitize *s; /* made at the first header: the envelope is known then */
+    char *sender;
+    GPtrArray *rcpts;  /* char *, NULL-terminated */
+    GPtrArray *names;  /* header names as received, first spelling, in order */
+    GHashTable *count; /* lower-case name -> occurrences */
+    GString *line;     /* one header field as bytes */
+    char *qid;
+    uint64_t size;
+    bool too_big;
+    gint64 busy_us; /* time spent in this milter's callbacks */
+};
+
+/* The libmagic cookie of this thread (libmagic is not thread-safe
+ * across one cookie; loading costs milliseconds, so keep one). */
+static void detect_free(gpointer d)
+{
+    mg_detect_free(d);
+}
+static GPrivate detect_key = G_PRIVATE_INIT(detect_free);
+
+static struct mg_detect *thread_detect(void)
+{
+    struct mg_detect *d = g_private_get(&detect_key);
+    const char *why = NULL;
+
+    if (d == NULL) {
+        d = mg_detect_new(&why);
+        if (d == NULL) {
+            syslog(LOG_ERR, "type detection: %s", why != NULL ? why : "cannot start libmagic");
+            return NULL;
+        }
+        g_private_set(&detect_key, d);
+    }
+    return d;
+}
+
+unsigned mg_milter_in_flight(void)
+{
+    return (unsigned)g_atomic_int_get(&in_flight);
+}
+
+static struct conn *conn_of(SMFICTX *ctx)
+{
+    struct conn *c = smfi_getpriv(ctx);
+
+    if (c == NULL) {
+        c = g_new0(struct conn, 1);
+        smfi_setpriv(ctx, c);
+    }
+    return c;
+}
+
+static void msg_end(struct conn *c)
+{
+    struct msg *m = c->m;
+
+    if (m == NULL)
+        return;
+    c->m = NULL;
+    mg_sanitize_free(m->s);
+    mg_policy_unref(m->pol);
+    g_free(m->sender);
+    g_ptr_array_free(m->rcpts, TRUE);
+    g_ptr_array_free(m->names, TRUE);
+    g_hash_table_destroy(m->count);
+    g_string_free(m->line, TRUE);
+    g_free(m->qid);
+    g_free(m);
+    g_atomic_int_dec_and_test(&in_flight);
+}
+
+/* "<a@b>" -> "a@b" */
+static char *bare_address(const char *a)
+{
+    size_t n;
+
+    if (a == NULL)
+        return g_strdup("");
+    n = strlen(a);
+    if (n >= 2 && a[0] == '<' && a[n - 1] == '>')
+        return g_strndup(a + 1, n - 2);
+    return g_strdup(a);
+}
+
+static void note_qid(SMFICTX *ctx, struct msg *m)
+{
+    const char *q;
+
+    if (m->qid != NULL)
+        return;
+    q = smfi_getsymval(ctx, "i");
+    if (q != NULL && *q != '\0')
+        m->qid = g_strdup(q);
+}
+
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+                             unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+                             unsigned long *pf2, unsigned long *pf3)
+{
+    const unsigned long need = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
+    const unsigned long want = SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA |
+                               SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
+    struct conn *c = conn_of(ctx);
+
+    (void)f2;
+    (void)f3;
+    if ((f0 & need) != need) {
+        /* without these the message cannot be rebuilt: refuse to
+         * filter, so the MTA applies its default action (tempfail) */
+        syslog(LOG_ERR,
+               "the MTA does not offer header and body changes (actions 0x%lx): "
+               "cannot sanitise",
+               f0);
+        return SMFIS_REJECT;
+    }
+    *pf0 = need;
+    *pf1 = f1 & want;
+    *pf2 = 0;
+    *pf3 = 0;
+    c->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
+    c->nr_hdr = (*pf1 & SMFIP_NR_HDR) != 0;
+    c->nr_eoh = (*pf1 & SMFIP_NR_EOH) != 0;
+    c->nr_body = (*pf1 & SMFIP_NR_BODY) != 0;
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
+{
+    struct conn *c = conn_of(ctx);
+    struct msg *m;
+
+    msg_end(c); /* a message left over (no abort seen) */
+    m = g_new0(struct msg, 1);
+    g_atomic_int_inc(&in_flight);
+    c->m = m;
+    m->pol = mg_policy_pin();
+    m->sender = bare_address(argv != NULL ? argv[0] : NULL);
+    m->rcpts = g_ptr_array_new_with_free_func(g_free);
+    m->names = g_ptr_array_new_with_free_func(g_free);
+    m->count = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    m->line = g_string_sized_new(256);
+    note_qid(ctx, m);
+    if (m->pol == NULL) {
+        smfi_setreply(ctx, "451", "4.7.1", "sanitising gateway not ready, try again later");
+        return SMFIS_TEMPFAIL;
+    }
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+    struct conn *c = conn_of(ctx);
+
+    if (c->m == NULL)
+        return SMFIS_TEMPFAIL;
+    g_ptr_array_add(c->m->rcpts, bare_address(argv != NULL ? argv[0] : NULL));
+    return SMFIS_CONTINUE;
+}
+
+static void feed(struct msg *m, const char *buf, size_t len)
+{
+    uint64_t max = mg_milter.cfg.max_message_bytes;
+
+    if (m->too_big)
+        return;
+    m->size += len;
+    if (max != 0 && m->size > max) {
+        m->too_big = true;
+        return;
+    }
+    mg_sanitize_feed(m->s, buf, len);
+}
+
+/* The pipeline starts at the first header: the envelope is complete. */
+static bool msg_start(struct msg *m)
+{
+    struct mg_sanitize_opts o;
+
+    if (m->s != NULL)
+        return true;
+    mg_sanitize_opts_default(&o);
+    mg_config_sanitize_opts(&mg_milter.cfg, &o);
+    o.rules = m->pol->rules;
+    o.av = m->pol->av;
+    o.quarantine = mg_milter.quarantine;
+    o.detect = thread_detect();
+    if (o.detect == NULL)
+        return false;
+    o.sender = m->sender;
+    g_ptr_array_add(m->rcpts, NULL);
+    o.recipients = (const char *const *)m->rcpts->pdata;
+    m->s = mg_sanitize_new(&o);
+    g_ptr_array_remove_index(m->rcpts, m->rcpts->len - 1);
+    return true;
+}
+
+static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+{
+    struct conn *c = conn_of(ctx);
+    struct msg *m = c->m;
+    gint64 t0 = g_get_monotonic_time();
+    char *lower;
+    gpointer n;
+
+    if (m == NULL || m->pol == NULL || !msg_start(m))
+        return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE; /* decided at the end */
+    lower = g_ascii_strdown(name, -1);
+    n = g_hash_table_lookup(m->count, lower);
+    if (n == NULL)
+        g_ptr_array_add(m->names, g_strdup(name));
+    g_hash_table_insert(m->count, lower, GUINT_TO_POINTER(GPOINTER_TO_UINT(n) + 1));
+
+    /* back to bytes: the value's inner line ends become CRLF */
+    g_string_truncate(m->line, 0);
+    g_string_append(m->line, name);
+    g_string_append_c(m->line, ':');
+    if (!c->leadspc)
+        g_string_append_c(m->line, ' ');
+    for (const char *p = value; *p != '\0'; p++) {
+        if (*p == '\n' && (p == value || p[-1] != '\r'))
+            g_string_append_c(m->line, '\r');
+        g_string_append_c(m->line, *p);
+    }
+    g_string_append(m->line, "\r\n");
+    feed(m, m->line->str, m->line->len);
+    m->busy_us += g_get_monotonic_time() - t0;
+    return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat cb_eoh(SMFICTX *ctx)
+{
+    struct conn *c = conn_of(ctx);
+    struct msg *m = c->m;
+
+    if (m != NULL && m->pol != NULL && msg_start(m))
+        feed(m, "\r\n", 2);
+    return c->nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat cb_body(SMFICTX *ctx, unsigned char *buf, size_t len)
+{
+    struct conn *c = conn_of(ctx);
+    struct msg *m = c->m;
+    gint64 t0 = g_get_monotonic_time();
+
+    if (m != NULL && m->s != NULL)
+        feed(m, (const char *)buf, len);
+    if (m != NULL)
+        m->busy_us += g_get_monotonic_time() - t0;
+    return c->nr_body ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+/* Replaces the MTA's copy with the rebuilt message. False: nothing
+ * may be delivered (the caller answers tempfail, which makes the MTA
+ * drop every change made here). */
+static bool apply(SMFICTX *ctx, struct conn *c, struct msg *m, GError **err)
+{
+    GString *hdr = g_string_sized_new(4096);
+    GPtrArray *fields = g_ptr_array_new_with_free_func(mg_field_free);
+    uint64_t total = mg_sanitize_length(m->s), off = 0, body;
+    char *buf = g_malloc(BODY_PIECE), *crlf = g_malloc(2 * BODY_PIECE);
+    const char *end = NULL;
+    bool ok = false, cr = false;
+
+    /* the header block: up to the first empty line */
+    while (end == NULL && off < total && hdr->len < HEADER_LIMIT) {
+        ssize_t n = mg_sanitize_pread(m->s, off, buf, 4096, err);
+        if (n <= 0) {
+            if (n == 0)
+                g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_INTERNAL,
+                                    "rebuilt message ends in its header");
+            goto out;
+        }
+        g_string_append_len(hdr, buf, n);
+        off += (uint64_t)n;
+        end = strstr(hdr->str, "\n\n");
+        if (end == NULL)
+            end = strstr(hdr->str, "\n\r\n");
+    }
+    if (end == NULL) {
+        g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_INTERNAL,
+                            "rebuilt message has no end of header");
+        goto out;
+    }
+    body = (uint64_t)(end - hdr->str) + (end[1] == '\n' ? 2 : 3);
+    if (!mg_split_fields(hdr->str, (size_t)(end - hdr->str) + 1, fields)) {
+        g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_INTERNAL,
+                            "rebuilt message has a malformed header field");
+        goto out;
+    }
+
+    /* every field the MTA gave us goes (last first, so the indexes of
+     * the ones still to go do not move) */
+    for (guint i = 0; i < m->names->len; i++) {
+        const char *name = g_ptr_array_index(m->names, i);
+        char *lower = g_ascii_strdown(name, -1);
+        unsigned k = GPOINTER_TO_UINT(g_hash_table_lookup(m->count, lower));
+        g_free(lower);
+        for (; k > 0; k--) {
+            if (smfi_chgheader(ctx, (char *)name, (int)k, NULL) != MI_SUCCESS) {
+                g_set_error(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                            "MTA refused to remove header field %s", name);
+                goto out;
+            }
+        }
+    }
+    /* the rebuilt fields, in order */
+    for (guint i = 0; i < fields->len; i++) {
+        struct mg_field *f = g_ptr_array_index(fields, i);
+        char *v = f->value;
+        if (!c->leadspc && *v == ' ')
+            v++;
+        if (smfi_addheader(ctx, f->name, v) != MI_SUCCESS) {
+            g_set_error(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                        "MTA refused to add header field %s", f->name);
+            goto out;
+        }
+    }
+    /* the body, in pieces, CRLF */
+    for (off = body; off < total;) {
+        ssize_t n = mg_sanitize_pread(m->s, off, buf, BODY_PIECE, err);
+        size_t k;
+        if (n <= 0) {
+            if (n == 0)
+                g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                                    "rebuilt message shorter than its length");
+            goto out;
+        }
+        k = mg_crlf(buf, (size_t)n, crlf, &cr);
+        if (smfi_replacebody(ctx, (unsigned char *)crlf, (int)k) != MI_SUCCESS) {
+            g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                                "MTA refused the body replacement");
+            goto out;
+        }
+        off += (uint64_t)n;
+    }
+    if (body >= total && smfi_replacebody(ctx, (unsigned char *)"", 0) != MI_SUCCESS) {
+        g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                            "MTA refused the body replacement");
+        goto out;
+    }
+    ok = true;
+out:
+    g_free(buf);
+    g_free(crlf);
+    g_ptr_array_free(fields, TRUE);
+    g_string_free(hdr, TRUE);
+    return ok;
+}
+
+static void audit(struct msg *m)
+{
+    JsonNode *n;
+    char *line;
+    FILE *f;
+    const char *path = mg_milter.cfg.audit;
+
+    if (path == NULL || m->s == NULL)
+        return;
+    n = mg_sanitize_audit(m->s);
+    if (JSON_NODE_HOLDS_OBJECT(n))
+        json_object_set_string_member(json_node_get_object(n), "queue_id",
+                                      m->qid != NULL ? m->qid : "");
+    line = json_to_string(n, FALSE);
+    json_node_unref(n);
+    g_mutex_lock(&mg_milter.audit_lock);
+    f = strcmp(path, "-") == 0 ? stderr : fopen(path, "ae");
+    if (f == NULL) {
+        syslog(LOG_ERR, "audit file %s: %s", path, g_strerror(errno));
+    } else {
+        fprintf(f, "%s\n", line);
+        if (f == stderr)
+            fflush(f);
+        else if (fclose(f) != 0)
+            syslog(LOG_ERR, "audit file %s: %s", path, g_strerror(errno));
+    }
+    g_mutex_unlock(&mg_milter.audit_lock);
+    g_free(line);
+}
+
+static void log_message(struct msg *m, const char *verdict, const char *why, gint64 ms)
+{
+    GString *g = g_string_sized_new(256);
+    int prio = LOG_INFO;
+
+    g_string_append(g, m->qid != NULL ? m->qid : "NOQUEUE");
+    g_string_append(g, ": from=<");
+    mg_log_escape(g, m->sender, LOG_FIELD);
+    g_string_append_printf(g, "> rcpts=%u size=%" G_GUINT64_FORMAT " verdict=%s", m->rcpts->len,
+                           m->size, verdict);
+    if (m->s != NULL && strcmp(verdict, "accept") == 0) {
+        g_string_append(g, " result=\"");
+        mg_log_escape(g, mg_sanitize_result(m->s), 4 * LOG_FIELD);
+        g_string_append_c(g, '"');
+    }
+    if (m->s != NULL && *mg_sanitize_quarantine_id(m->s) != '\0')
+        g_string_append_printf(g, " quarantine=%s", mg_sanitize_quarantine_id(m->s));
+    if (why != NULL) {
+        g_string_append(g, " reason=\"");
+        mg_log_escape(g, why, LOG_FIELD);
+        g_string_append_c(g, '"');
+        prio = strcmp(verdict, "reject") == 0 ? LOG_NOTICE : LOG_WARNING;
+    }
+    if (m->pol != NULL)
+        g_string_append_printf(g, " policy=%u", m->pol->generation);
+    g_string_append_printf(g, " ms=%" G_GINT64_FORMAT, ms);
+    syslog(prio, "%s", g->str);
+    g_string_free(g, TRUE);
+}
+
+/* A reason from message-derived text, safe for an SMTP reply. */
+static char *reply_text(const char *why)
+{
+    GString *g = g_string_new(NULL);
+
+    for (const char *p = why; p != NULL && *p != '\0' && g->len < 200; p++)
+        g_string_append_c(g, (*p >= 0x20 && *p < 0x7f && *p != '%') ? *p : '?');
+    return g_string_free(g, FALSE);
+}
+
+static sfsistat cb_eom(SMFICTX *ctx)
+{
+    struct conn *c = conn_of(ctx);
+    struct msg *m = c->m;
+    gint64 t0 = g_get_monotonic_time();
+    GError *e = NULL;
+    enum mg_verdict v = MG_VERDICT_INTERNAL;
+    sfsistat rc;
+    const char *verdict;
+    char *text;
+
+    if (m == NULL) {
+        smfi_setreply(ctx, "451", "4.7.1", "sanitising gateway: no message state");
+        return SMFIS_TEMPFAIL;
+    }
+    note_qid(ctx, m);
+    if (m->pol == NULL || !msg_start(m)) {
+        g_set_error_literal(&e, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL, "not ready");
+    } else if (m->too_big) {
+        v = MG_VERDICT_REJECT;
+        g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT,
+                    "message larger than %" G_GUINT64_FORMAT " bytes",
+                    mg_milter.cfg.max_message_bytes);
+    } else {
+        v = mg_sanitize_finish(m->s, &e);
+        m->busy_us += g_get_monotonic_time() - t0;
+        if (v == MG_VERDICT_ACCEPT && mg_milter.cfg.message_timeout != 0 &&
+            m->busy_us > (gint64)mg_milter.cfg.message_timeout * G_USEC_PER_SEC) {
+            v = MG_VERDICT_TEMPFAIL;
+            g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                        "took longer than message-timeout (%u s)", mg_milter.cfg.message_timeout);
+        }
+        if (v == MG_VERDICT_ACCEPT && !apply(ctx, c, m, &e))
+            v = MG_VERDICT_TEMPFAIL;
+    }
+    switch (v) {
+    case MG_VERDICT_ACCEPT:
+        rc = SMFIS_CONTINUE;
+        verdict = "accept";
+        break;
+    case MG_VERDICT_REJECT:
+        text = reply_text(e != NULL ? e->message : "refused by policy");
+        if (m->too_big)
+            smfi_setreply(ctx, "552", "5.3.4", text);
+        else
+            smfi_setreply(ctx, "550", "5.7.1", text);
+        g_free(text);
+        rc = SMFIS_REJECT;
+        verdict = "reject";
+        break;
+    default:
+        smfi_setreply(ctx, "451", "4.7.1",
+                      "sanitising gateway: temporary failure, try again later");
+        rc = SMFIS_TEMPFAIL;
+        verdict = "tempfail";
+        break;
+    }
+    m->busy_us += g_get_monotonic_time() - t0;
+    log_message(m, verdict, e != NULL ? e->message : NULL, m->busy_us / 1000);
+    audit(m);
+    g_clear_error(&e);
+    msg_end(c);
+    return rc;
+}
+
+static sfsistat cb_abort(SMFICTX *ctx)
+{
+    struct conn *c = smfi_getpriv(ctx);
+
+    if (c != NULL)
+        msg_end(c);
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_close(SMFICTX *ctx)
+{
+    struct conn *c = smfi_getpriv(ctx);
+
+    if (c != NULL) {
+        msg_end(c);
+        g_free(c);
+        smfi_setpriv(ctx, NULL);
+    }
+    return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc desc = {
+    .xxfi_name = "mugaika",
+    .xxfi_version = SMFI_VERSION,
+    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY,
+    .xxfi_envfrom = cb_envfrom,
+    .xxfi_envrcpt = cb_envrcpt,
+    .xxfi_header = cb_header,
+    .xxfi_eoh = cb_eoh,
+    .xxfi_body = cb_body,
+    .xxfi_eom = cb_eom,
+    .xxfi_abort = cb_abort,
+    .xxfi_close = cb_close,
+    .xxfi_negotiate = cb_negotiate,
+};
+
+const struct smfiDesc *mg_milter_desc(void)
+{
+    return &desc;
+}
