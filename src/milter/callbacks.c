@@ -23,7 +23,6 @@
  *	One log line per message, "QUEUEID: key=value ...".
  */
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -32,6 +31,7 @@
 #include <libmilter/mfapi.h>
 
 #include <mugaika/detect.h>
+#include <mugaika/log.h>
 
 #include "milter/milter.h"
 
@@ -81,7 +81,7 @@ static struct mg_detect *thread_detect(void)
     if (d == NULL) {
         d = mg_detect_new(&why);
         if (d == NULL) {
-            syslog(LOG_ERR, "type detection: %s", why != NULL ? why : "cannot start libmagic");
+            mg_log(LOG_ERR, "type detection: %s", why != NULL ? why : "cannot start libmagic");
             return NULL;
         }
         g_private_set(&detect_key, d);
@@ -162,7 +162,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     if ((f0 & need) != need) {
         /* without these the message cannot be rebuilt: refuse to
          * filter, so the MTA applies its default action (tempfail) */
-        syslog(LOG_ERR,
+        mg_log(LOG_ERR,
                "the MTA does not offer header and body changes (actions 0x%lx): "
                "cannot sanitise",
                f0);
@@ -407,10 +407,9 @@ static void audit(struct msg *m)
 {
     JsonNode *n;
     char *line;
-    FILE *f;
-    const char *path = mg_milter.cfg.audit;
+    GError *e = NULL;
 
-    if (path == NULL || m->s == NULL)
+    if (mg_milter.cfg.audit == NULL || m->s == NULL)
         return;
     n = mg_sanitize_audit(m->s);
     if (JSON_NODE_HOLDS_OBJECT(n))
@@ -418,18 +417,10 @@ static void audit(struct msg *m)
                                       m->qid != NULL ? m->qid : "");
     line = json_to_string(n, FALSE);
     json_node_unref(n);
-    g_mutex_lock(&mg_milter.audit_lock);
-    f = strcmp(path, "-") == 0 ? stderr : fopen(path, "ae");
-    if (f == NULL) {
-        syslog(LOG_ERR, "audit file %s: %s", path, g_strerror(errno));
-    } else {
-        fprintf(f, "%s\n", line);
-        if (f == stderr)
-            fflush(f);
-        else if (fclose(f) != 0)
-            syslog(LOG_ERR, "audit file %s: %s", path, g_strerror(errno));
+    if (!mg_log_append(mg_milter.cfg.audit, line, &e)) {
+        mg_log(LOG_ERR, "audit file %s", e->message);
+        g_error_free(e);
     }
-    g_mutex_unlock(&mg_milter.audit_lock);
     g_free(line);
 }
 
@@ -459,7 +450,7 @@ static void log_message(struct msg *m, const char *verdict, const char *why, gin
     if (m->pol != NULL)
         g_string_append_printf(g, " policy=%u", m->pol->generation);
     g_string_append_printf(g, " ms=%" G_GINT64_FORMAT, ms);
-    syslog(prio, "%s", g->str);
+    mg_log(prio, "%s", g->str);
     g_string_free(g, TRUE);
 }
 

@@ -47,6 +47,8 @@
 #include <glib.h>
 #include <libmilter/mfapi.h>
 
+#include <mugaika/log.h>
+
 #include "milter/milter.h"
 
 #define EX_OK       0
@@ -103,28 +105,28 @@ static bool drop_privileges(const char *user, const char *group, const char *soc
     if (user == NULL && group == NULL)
         return true;
     if (user != NULL && (pw = getpwnam(user)) == NULL) {
-        syslog(LOG_ERR, "user %s: no such user", user);
+        mg_log(LOG_ERR, "user %s: no such user", user);
         return false;
     }
     if (group != NULL && (gr = getgrnam(group)) == NULL) {
-        syslog(LOG_ERR, "group %s: no such group", group);
+        mg_log(LOG_ERR, "group %s: no such group", group);
         return false;
     }
     uid = pw != NULL ? pw->pw_uid : getuid();
     gid = gr != NULL ? gr->gr_gid : pw != NULL ? pw->pw_gid : getgid();
     if (sock != NULL && (chown(sock, uid, gid) != 0 || chmod(sock, 0660) != 0)) {
-        syslog(LOG_ERR, "socket %s: %s", sock, g_strerror(errno));
+        mg_log(LOG_ERR, "socket %s: %s", sock, g_strerror(errno));
         return false;
     }
     if (getuid() == 0) {
         if ((pw != NULL ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) != 0 ||
             setgid(gid) != 0 || (pw != NULL && setuid(uid) != 0)) {
-            syslog(LOG_ERR, "cannot become %s:%s: %s", user != NULL ? user : "-",
+            mg_log(LOG_ERR, "cannot become %s:%s: %s", user != NULL ? user : "-",
                    group != NULL ? group : "-", g_strerror(errno));
             return false;
         }
     } else if (uid != getuid() || gid != getgid()) {
-        syslog(LOG_ERR, "--user/--group need root (running as uid %u)", (unsigned)getuid());
+        mg_log(LOG_ERR, "--user/--group need root (running as uid %u)", (unsigned)getuid());
         return false;
     }
     return true;
@@ -132,10 +134,13 @@ static bool drop_privileges(const char *user, const char *group, const char *soc
 
 static bool write_pidfile(const char *path)
 {
-    FILE *f = fopen(path, "we");
+    char pid[32];
+    GError *e = NULL;
 
-    if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
-        syslog(LOG_ERR, "pid file %s: %s", path, g_strerror(errno));
+    g_snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (!g_file_set_contents(path, pid, -1, &e)) {
+        mg_log(LOG_ERR, "pid file: %s", e->message);
+        g_error_free(e);
         return false;
     }
     return true;
@@ -183,8 +188,8 @@ int main(int argc, char **argv)
 
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &e) || argc > 1) {
-        fprintf(stderr, "mugaika-milter: %s\n",
-                e != NULL ? e->message : "no arguments other than options");
+        mg_log_stderr("mugaika-milter: %s",
+                      e != NULL ? e->message : "no arguments other than options");
         g_clear_error(&e);
         g_option_context_free(ctx);
         return EX_USAGE;
@@ -195,7 +200,7 @@ int main(int argc, char **argv)
         return EX_OK;
     }
     if (!mg_config_load(config, cfg, &e)) {
-        fprintf(stderr, "mugaika-milter: configuration:\n%s\n", e->message);
+        mg_log_stderr("mugaika-milter: configuration:\n%s", e->message);
         g_error_free(e);
         return EX_CONFIG;
     }
@@ -214,23 +219,21 @@ int main(int argc, char **argv)
 #undef OVERRIDE
     g_free(config);
 
-    openlog("mugaika-milter", LOG_PID | LOG_NDELAY | (foreground ? LOG_PERROR : 0), LOG_MAIL);
-    setlogmask(LOG_UPTO(cfg->log_level));
-    g_mutex_init(&mg_milter.audit_lock);
+    mg_log_open("mugaika-milter", foreground, cfg->log_level);
 
     if (pipe2(sigpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        syslog(LOG_ERR, "pipe: %s", g_strerror(errno));
+        mg_log(LOG_ERR, "pipe: %s", g_strerror(errno));
         return EX_SOFTWARE;
     }
     if (smfi_register(*mg_milter_desc()) != MI_SUCCESS || smfi_setconn(cfg->socket) != MI_SUCCESS ||
         smfi_settimeout((int)cfg->milter_timeout) != MI_SUCCESS) {
-        syslog(LOG_ERR, "libmilter refused the settings (socket %s)", cfg->socket);
+        mg_log(LOG_ERR, "libmilter refused the settings (socket %s)", cfg->socket);
         return EX_CONFIG;
     }
     sock_path = unix_path(cfg->socket);
     umask(0007);
     if (smfi_opensocket(true) != MI_SUCCESS) {
-        syslog(LOG_ERR, "cannot listen on %s: %s", cfg->socket, g_strerror(errno));
+        mg_log(LOG_ERR, "cannot listen on %s: %s", cfg->socket, g_strerror(errno));
         return EX_TEMPFAIL;
     }
     if (!drop_privileges(cfg->user, cfg->group, sock_path))
@@ -238,7 +241,7 @@ int main(int argc, char **argv)
 
     pol = mg_policy_load(cfg->rules_dir, cfg->clamav_db, &e);
     if (pol == NULL) {
-        syslog(LOG_ERR, "%s", e->message);
+        mg_log(LOG_ERR, "%s", e->message);
         rc = e->code == MG_POLICY_CONFIG ? EX_CONFIG : EX_TEMPFAIL;
         g_error_free(e);
         return rc;
@@ -247,13 +250,13 @@ int main(int argc, char **argv)
     mg_milter.quarantine = mg_quarantine_open(
         cfg->quarantine_dir != NULL ? cfg->quarantine_dir : MG_QUARANTINE_DEFAULT_DIR, &e);
     if (mg_milter.quarantine == NULL) {
-        syslog(LOG_ERR, "quarantine: %s", e->message);
+        mg_log(LOG_ERR, "quarantine: %s", e->message);
         g_error_free(e);
         mg_policy_shutdown();
         return EX_TEMPFAIL;
     }
     if (!foreground && daemon(0, 0) != 0) {
-        syslog(LOG_ERR, "cannot go into the background: %s", g_strerror(errno));
+        mg_log(LOG_ERR, "cannot go into the background: %s", g_strerror(errno));
         return EX_SOFTWARE;
     }
     if (pidfile != NULL && !write_pidfile(pidfile))
@@ -269,7 +272,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    syslog(LOG_INFO, "listening on %s (policy %s, ClamAV database %s)", cfg->socket,
+    mg_log(LOG_INFO, "listening on %s (policy %s, ClamAV database %s)", cfg->socket,
            cfg->rules_dir != NULL ? cfg->rules_dir : "built-in",
            cfg->clamav_db != NULL ? cfg->clamav_db : "default");
 
@@ -284,22 +287,22 @@ int main(int argc, char **argv)
             break;
         while ((n = read(sigpipe[0], &c, 1)) == 1) {
             if (c == SIGHUP) {
-                syslog(LOG_INFO, "SIGHUP: reloading the policy");
+                mg_log(LOG_INFO, "SIGHUP: reloading the policy");
                 if (mg_policy_reload(cfg->rules_dir, cfg->clamav_db, &e)) {
                     struct mg_policy *p = mg_policy_pin();
-                    syslog(LOG_INFO, "policy %u in use", p != NULL ? p->generation : 0);
+                    mg_log(LOG_INFO, "policy %u in use", p != NULL ? p->generation : 0);
                     mg_policy_unref(p);
                 } else {
-                    syslog(LOG_ERR, "reload failed, the previous policy stays: %s", e->message);
+                    mg_log(LOG_ERR, "reload failed, the previous policy stays: %s", e->message);
                     g_clear_error(&e);
                 }
             } else if (c == SIGTERM || c == SIGINT) {
-                syslog(LOG_INFO, "%s: stopping", c == SIGTERM ? "SIGTERM" : "SIGINT");
+                mg_log(LOG_INFO, "%s: stopping", c == SIGTERM ? "SIGTERM" : "SIGINT");
                 smfi_stop();
                 stopping = true;
             } else {
                 /* smfi_main returned without being asked to */
-                syslog(LOG_ERR, "libmilter stopped by itself");
+                mg_log(LOG_ERR, "libmilter stopped by itself");
                 rc = EX_SOFTWARE;
                 stopping = true;
             }
@@ -310,16 +313,16 @@ int main(int argc, char **argv)
     for (int i = 0; i < DRAIN_SECONDS * 10 && mg_milter_in_flight() > 0; i++)
         g_usleep(G_USEC_PER_SEC / 10);
     if (mg_milter_in_flight() > 0)
-        syslog(LOG_WARNING, "%u message(s) still in progress at exit: the MTA retries them",
+        mg_log(LOG_WARNING, "%u message(s) still in progress at exit: the MTA retries them",
                mg_milter_in_flight());
     else
         mg_quarantine_close(mg_milter.quarantine);
     mg_policy_shutdown();
     if (pidfile != NULL)
         unlink(pidfile);
-    syslog(LOG_INFO, "stopped");
+    mg_log(LOG_INFO, "stopped");
     mg_config_clear(cfg);
     g_free(pidfile);
-    closelog();
+    mg_log_close();
     return rc;
 }

@@ -82,7 +82,6 @@ void mg_log_escape(GString *g, const char *s, size_t max);
 struct mg_milter_settings {
     struct mg_config cfg; /* effective, command line applied */
     struct mg_quarantine *quarantine;
-    GMutex audit_lock;
 };
 extern struct mg_milter_settings mg_milter;
 struct smfiDesc;
