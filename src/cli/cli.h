@@ -17,5 +17,6 @@ int mg_cli_inspect(int argc, char **argv);
 int mg_cli_rules(int argc, char **argv);      /* rules.c */
 int mg_cli_quarantine(int argc, char **argv); /* quarantine.c */
 int mg_cli_sanitize(int argc, char **argv);   /* sanitize.c */
+int mg_cli_config(int argc, char **argv);     /* config.c */
 
 #endif

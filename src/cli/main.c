@@ -5,13 +5,20 @@
  * SUMMARY
  *	command-line front end of libmugaika
  * SYNOPSIS
- *	mugaika inspect [--json] [--text] [--no-detect] FILE...
+ *	mugaika inspect [OPTIONS] FILE...
+ *	mugaika sanitize [OPTIONS] [FILE|-]
+ *	mugaika rules check|show [DIR]
+ *	mugaika quarantine [OPTIONS] list|show|export|expire ...
+ *	mugaika config check [FILE]
  *	mugaika --version | --help
  * DESCRIPTION
- *	Dispatches to the sub-commands; each lives in its own file.
+ *	Dispatches to the sub-commands; each lives in its own file
+ *	(inspect.c, sanitize.c, rules.c, quarantine.c, config.c) and
+ *	documents its options.
  * DIAGNOSTICS
  *	Exit status follows sysexits: 0 ok, 64 usage, 66 input
- *	unreadable, 70 internal error.
+ *	unreadable, 70 internal error, 75 temporary failure, 78
+ *	configuration error (each sub-command lists its own).
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,10 +27,16 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: mugaika inspect [--json] [--text] [--no-detect] FILE...\n"
-          "       mugaika --version\n"
+    fputs("usage: mugaika COMMAND [OPTIONS] [ARGS]\n"
+          "       mugaika --version | --help\n"
           "\n"
-          "  inspect   show what the MIME parser understood of each message\n",
+          "  inspect FILE...        show what the parser and the policy make of each message\n"
+          "  sanitize [FILE|-]      sanitise one message; the rebuilt message goes to stdout\n"
+          "  rules check [DIR]      check a policy and show its effective rule list\n"
+          "  quarantine list|show|export|expire   manage the originals kept in quarantine\n"
+          "  config check [FILE]    check the configuration file and show every setting\n"
+          "\n"
+          "sanitize, rules, quarantine and config print their options with --help.\n",
           f);
 }
 
@@ -50,6 +63,8 @@ int main(int argc, char **argv)
         return mg_cli_rules(argc - 1, argv + 1);
     if (strcmp(argv[1], "quarantine") == 0)
         return mg_cli_quarantine(argc - 1, argv + 1);
+    if (strcmp(argv[1], "config") == 0)
+        return mg_cli_config(argc - 1, argv + 1);
     fprintf(stderr, "mugaika: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return MG_EX_USAGE;

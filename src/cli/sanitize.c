@@ -19,8 +19,11 @@
  *	sanitised); --audit: append one JSON line per message to FILE
  *	("-": standard error); --sender/--recipient: the SMTP envelope
  *	(default: From, To and Cc). --config: the configuration file
- *	(default /etc/mugaika/mugaika.conf when it exists; docs/sanitize.md);
- *	options given on the command line override it.
+ *	(default /etc/mugaika/mugaika.conf when it exists;
+ *	docs/configuration.md): its rules, quarantine, clamav-db, lang,
+ *	audit, spool, max-header-bytes, max-line-bytes, max-depth,
+ *	max-parts, spool-memory and html-budget-ms apply; options given on
+ *	the command line override it.
  * DIAGNOSTICS
  *	Exit status (../shared/DESIGN.md section 4): 0 a message was
  *	written; 1 the policy rejects the message (reason on stderr,
@@ -152,9 +155,7 @@ int mg_cli_sanitize(int argc, char **argv)
     FROM_CFG(rules_dir, rules_dir);
     FROM_CFG(qdir, quarantine_dir);
     FROM_CFG(db, clamav_db);
-    FROM_CFG(lang, lang);
     FROM_CFG(audit, audit);
-    FROM_CFG(spool, spool_dir);
 #undef FROM_CFG
 
     /* configuration first: a bad policy or database is reported even
@@ -192,13 +193,15 @@ int mg_cli_sanitize(int argc, char **argv)
         goto out;
     }
     mg_sanitize_opts_default(&o);
+    mg_config_sanitize_opts(&cfg, &o); /* lang, spool, limits, memory, HTML budget */
     o.rules = rules;
     o.av = av;
     o.quarantine = q;
     o.detect = det;
     if (lang != NULL)
         o.lang = lang;
-    o.spool_dir = spool;
+    if (spool != NULL)
+        o.spool_dir = spool;
     o.sender = sender;
     o.recipients = (const char *const *)rcpts;
     s = mg_sanitize_new(&o);

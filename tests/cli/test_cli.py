@@ -14,6 +14,12 @@ DESCRIPTION
     transfer_encoding, disposition, filename, size, sha256, detected_type,
     defects) and `defects`; sizes and hashes are those of the decoded bytes;
     an unreadable file is named on stderr with exit 66; usage errors exit 64.
+
+    `config check [FILE]` (check_config): without FILE and without
+    /etc/mugaika/mugaika.conf it prints the built-in defaults; with a good
+    file every `key = value` line in the fixed order and `rules: N rules ok`;
+    a bad key or value, a missing file or a rules directory with an error
+    exit 78 with FILE:LINE: KEY (or the path) on stderr and nothing on stdout.
 """
 import hashlib
 import json
@@ -33,6 +39,140 @@ def check(cond, what):
 
 def run(binary, *args, stdin=None):
     return subprocess.run([binary, *args], capture_output=True, input=stdin)
+
+
+CONFIG_KEYS = ["rules", "quarantine", "clamav-db", "lang", "audit", "spool", "retention-days",
+               "max-header-bytes", "max-line-bytes", "max-depth", "max-parts", "spool-memory",
+               "html-budget-ms", "socket", "user", "group", "log-level", "max-message-size",
+               "message-timeout", "milter-timeout"]
+
+
+def settings(out):
+    """key = value lines of `config check` as a list of (key, value)."""
+    pairs = []
+    for line in out.splitlines():
+        if " = " in line and not line.startswith("#"):
+            k, v = line.split(" = ", 1)
+            pairs.append((k, v))
+    return pairs
+
+
+def check_config(binary):
+    default_conf = "/etc/mugaika/mugaika.conf"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, TMPDIR=tmp)
+
+        # no file: the built-in defaults (only when this machine has no real file)
+        if os.path.exists(default_conf):
+            print(f"note {default_conf} exists: 'config check' without FILE not checked")
+        else:
+            r = subprocess.run([binary, "config", "check"], capture_output=True, env=env)
+            out = r.stdout.decode()
+            check(r.returncode == 0, f"config check, no file: exit 0 ({r.stderr!r})")
+            check(out.splitlines()[0].startswith("# no configuration file") and
+                  "built-in defaults" in out.splitlines()[0],
+                  "config check, no file: says the built-in defaults are used")
+            pairs = settings(out)
+            check([k for k, _ in pairs] == CONFIG_KEYS, "config check: every key, fixed order")
+            want = {"rules": "(built-in)", "quarantine": "/var/lib/mugaika/quarantine",
+                    "clamav-db": "/var/lib/clamav", "lang": "ja", "audit": "(none)",
+                    "spool": tmp, "retention-days": "90", "max-header-bytes": "262144",
+                    "max-line-bytes": "65536", "max-depth": "64", "max-parts": "10000",
+                    "spool-memory": "8388608", "html-budget-ms": "2000",
+                    "socket": "unix:/run/mugaika/milter.sock", "user": "(none)",
+                    "group": "(none)", "log-level": "info", "max-message-size": "0 (no limit)",
+                    "message-timeout": "600", "milter-timeout": "600"}
+            check(dict(pairs) == want, f"config check, no file: the defaults ({dict(pairs)})")
+            last = out.splitlines()[-1]
+            check(last.startswith("rules: ") and last.endswith(" rules ok") and
+                  int(last.split()[1]) > 0, "config check, no file: the built-in policy loads")
+
+        # a good file naming a good policy
+        rules = os.path.join(tmp, "rules")
+        os.mkdir(rules)
+        with open(os.path.join(rules, "10-a.rules"), "w") as f:
+            f.write("[rule pdf]\ndetected-type = application/pdf\naction = disarm\n"
+                    "[rule rest]\naction = hold\n")
+        good = os.path.join(tmp, "good.conf")
+        with open(good, "w") as f:
+            f.write("# mugaika\n[mugaika]\n"
+                    f"rules = {rules}\nquarantine = /srv/q\nclamav-db = /srv/clamav\n"
+                    "lang = en\naudit = /var/log/mugaika/audit.log\nspool = /var/tmp\n"
+                    "retention-days = 30\nmax-header-bytes = 128K\nmax-line-bytes = 998\n"
+                    "max-depth = 10\nmax-parts = 100\nspool-memory = 1M\n"
+                    "html-budget-ms = 500\nsocket = inet:8891@127.0.0.1\nuser = mugaika\n"
+                    "group = mail\nlog-level = debug\nmax-message-size = 2G\n"
+                    "message-timeout = 300\nmilter-timeout = 60\n")
+        r = run(binary, "config", "check", good)
+        out = r.stdout.decode()
+        check(r.returncode == 0, f"config check FILE: exit 0 ({r.stderr!r})")
+        check(out.splitlines()[0] == f"# configuration file {good}",
+              "config check FILE: names the file")
+        want = [("rules", rules), ("quarantine", "/srv/q"), ("clamav-db", "/srv/clamav"),
+                ("lang", "en"), ("audit", "/var/log/mugaika/audit.log"), ("spool", "/var/tmp"),
+                ("retention-days", "30"), ("max-header-bytes", "131072"),
+                ("max-line-bytes", "998"), ("max-depth", "10"), ("max-parts", "100"),
+                ("spool-memory", "1048576"), ("html-budget-ms", "500"),
+                ("socket", "inet:8891@127.0.0.1"), ("user", "mugaika"), ("group", "mail"),
+                ("log-level", "debug"), ("max-message-size", "2147483648"),
+                ("message-timeout", "300"), ("milter-timeout", "60")]
+        check(settings(out) == want, f"config check FILE: every value ({settings(out)})")
+        check(out.splitlines()[-1] == "rules: 2 rules ok", "config check FILE: rules: 2 rules ok")
+        check(r.stderr == b"", "config check FILE: nothing on stderr")
+
+        # a bad key and a bad value
+        bad = os.path.join(tmp, "bad.conf")
+        with open(bad, "w") as f:
+            f.write("[mugaika]\nlang = ja\nbogus = 1\nsocket = inet:0@127.0.0.1\n")
+        r = run(binary, "config", "check", bad)
+        err = r.stderr.decode()
+        check(r.returncode == 78, f"config check bad key: exit 78 ({r.returncode})")
+        check(f"{bad}:3: bogus: unknown key" in err, f"bad key named FILE:LINE: KEY ({err!r})")
+        check(f"{bad}:4: socket: " in err and "port" in err,
+              f"bad socket named FILE:LINE: KEY ({err!r})")
+        check(r.stdout == b"", "config check bad key: nothing on stdout")
+
+        # a syntax error
+        with open(bad, "w") as f:
+            f.write("[mugaika]\nthis line is not a key\n")
+        r = run(binary, "config", "check", bad)
+        check(r.returncode == 78 and bad.encode() in r.stderr, "syntax error: exit 78, named")
+
+        # a policy with an error
+        broken = os.path.join(tmp, "broken")
+        os.mkdir(broken)
+        with open(os.path.join(broken, "10-a.rules"), "w") as f:
+            f.write("[rule a]\naction = keep\ncolour = red\n")
+        conf = os.path.join(tmp, "broken.conf")
+        with open(conf, "w") as f:
+            f.write(f"[mugaika]\nrules = {broken}\n")
+        r = run(binary, "config", "check", conf)
+        err = r.stderr.decode()
+        check(r.returncode == 78, f"config check, bad policy: exit 78 ({r.returncode})")
+        check(f"{broken}/10-a.rules:3: [rule a] colour: unknown key" in err,
+              f"bad policy: FILE:LINE: KEY on stderr ({err!r})")
+        check(r.stdout == b"", "config check, bad policy: nothing on stdout")
+
+        # a missing file given explicitly
+        missing = os.path.join(tmp, "missing.conf")
+        r = run(binary, "config", "check", missing)
+        check(r.returncode == 78 and missing.encode() in r.stderr,
+              "config check, missing file: exit 78, path named")
+
+    # usage
+    r = run(binary, "config", "--help")
+    check(r.returncode == 0 and r.stdout.startswith(b"usage: mugaika config check"),
+          "config --help")
+    r = run(binary, "config", "check", "--help")
+    check(r.returncode == 0 and b"usage:" in r.stdout, "config check --help")
+    for args in ((), ("frobnicate",), ("check", "a", "b"), ("check", "--verbose")):
+        r = run(binary, "config", *args)
+        check(r.returncode == 64 and b"usage:" in r.stderr, f"config {' '.join(args)}: exit 64")
+    r = run(binary, "--help")
+    out = r.stdout.decode()
+    check(r.returncode == 0 and all(f"\n  {c} " in out for c in
+                                    ("inspect", "sanitize", "rules", "quarantine", "config")),
+          "--help lists inspect, sanitize, rules, quarantine, config")
 
 
 def main():
@@ -99,6 +239,8 @@ def main():
     check(r.returncode == 64, "unknown command: exit 64")
     r = run(binary, "--version")
     check(r.returncode == 0 and r.stdout.startswith(b"mugaika "), "--version")
+
+    check_config(binary)
 
     print(f"{len(FAILED)} failed")
     return 1 if FAILED else 0
