@@ -106,6 +106,9 @@ const char *mg_config_log_level_name(int level);
  * are borrowed from c: c must outlive the use of o (mg_sanitize_new
  * copies them). */
 struct mg_sanitize_opts;
+/* NULL when v is a milter socket (unix:/PATH, local:/PATH, inet:PORT@HOST),
+ * else the reason (caller frees): for command-line values. */
+char *mg_config_check_socket(const char *v);
 void mg_config_sanitize_opts(const struct mg_config *c, struct mg_sanitize_opts *o);
 
 #endif

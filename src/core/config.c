@@ -198,7 +198,7 @@ static void append_size(GString *s, uint64_t n)
 }
 
 /* NULL when v is a valid milter socket, else the reason (caller frees). */
-static char *check_socket(const char *v)
+char *mg_config_check_socket(const char *v)
 {
     const char *rest;
 
@@ -250,7 +250,7 @@ static char *set_value(struct mg_config *out, const struct key *k, const char *v
             return g_strdup_printf("'%s' is neither ja nor en", v);
         break;
     case K_SOCKET: {
-        char *bad = check_socket(v);
+        char *bad = mg_config_check_socket(v);
         if (bad != NULL)
             return bad;
         break;

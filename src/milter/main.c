@@ -218,6 +218,14 @@ int main(int argc, char **argv)
     OVERRIDE(group, group);
 #undef OVERRIDE
     g_free(config);
+    {
+        char *why = mg_config_check_socket(cfg->socket);
+        if (why != NULL) {
+            mg_log_stderr("mugaika-milter: --socket: %s", why);
+            g_free(why);
+            return EX_USAGE;
+        }
+    }
 
     mg_log_open("mugaika-milter", foreground, cfg->log_level);
 
