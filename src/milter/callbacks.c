@@ -298,7 +298,7 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *buf, size_t len)
     struct msg *m = c->m;
     gint64 t0 = g_get_monotonic_time();
 
-    if (m != NULL && m->s != NULL)
+    if (m != NULL && m->pol != NULL && msg_start(m))
         feed(m, (const char *)buf, len);
     if (m != NULL)
         m->busy_us += g_get_monotonic_time() - t0;
