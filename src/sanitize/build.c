@@ -722,16 +722,37 @@ static char *addr_once(const char *value)
     return v;
 }
 
+/* What a second pass would see of v: written (encoded) by GMime, then
+ * decoded by the parser's address decoder (which, for one, unquotes a
+ * quoted string that is not followed by a domain). */
+static char *addr_reread(const char *v)
+{
+    InternetAddressList *l = internet_address_list_parse(NULL, v);
+    char *enc, *dec;
+    unsigned defects = 0;
+
+    if (l == NULL)
+        return g_strdup(v);
+    enc = internet_address_list_to_string(l, NULL, TRUE);
+    g_object_unref(l);
+    dec = mg_hdr_decode_addresses(enc, strlen(enc), &defects);
+    g_free(enc);
+    return dec;
+}
+
 /* Address list: parsed from its decoded form and formatted again
  * (unencoded UTF-8: GMime encodes display names when writing). Done
- * until it no longer changes, so the result is a fixed point. */
+ * until what a second pass would read gives the same list again, so
+ * the result is a fixed point. */
 static char *addr_value(const char *decoded)
 {
     char *v = addr_once(decoded);
 
-    for (int i = 0; v != NULL && i < 3; i++) {
-        char *w = addr_once(v);
+    for (int i = 0; v != NULL && i < 4; i++) {
+        char *r = addr_reread(v);
+        char *w = addr_once(r);
         bool same = g_strcmp0(v, w) == 0;
+        g_free(r);
         g_free(v);
         v = w;
         if (same)
