@@ -455,9 +455,9 @@ static void log_message(struct msg *m, const char *verdict, const char *why, gin
 }
 
 /* A reason from message-derived text, safe for an SMTP reply. */
-static char *reply_text(const char *why)
+static char *reply_text(const char *prefix, const char *why)
 {
-    GString *g = g_string_new(NULL);
+    GString *g = g_string_new(prefix);
 
     for (const char *p = why; p != NULL && *p != '\0' && g->len < 200; p++)
         g_string_append_c(g, (*p >= 0x20 && *p < 0x7f && *p != '%') ? *p : '?');
@@ -505,7 +505,8 @@ static sfsistat cb_eom(SMFICTX *ctx)
         verdict = "accept";
         break;
     case MG_VERDICT_REJECT:
-        text = reply_text(e != NULL ? e->message : "refused by policy");
+        text = reply_text(m->too_big ? "" : "refused by the sanitising gateway's policy: ",
+                          e != NULL ? e->message : "no reason given");
         if (m->too_big)
             smfi_setreply(ctx, "552", "5.3.4", text);
         else
@@ -529,12 +530,23 @@ static sfsistat cb_eom(SMFICTX *ctx)
     return rc;
 }
 
+/* A message given up before its end (the client went away, RSET, the
+ * MTA's content timeout): logged once its header started, so every
+ * message that reached the pipeline has a line. */
+static void log_abort(struct msg *m, const char *why)
+{
+    if (m != NULL && m->s != NULL)
+        log_message(m, "abort", why, m->busy_us / 1000);
+}
+
 static sfsistat cb_abort(SMFICTX *ctx)
 {
     struct conn *c = smfi_getpriv(ctx);
 
-    if (c != NULL)
+    if (c != NULL) {
+        log_abort(c->m, "the MTA aborted the message");
         msg_end(c);
+    }
     return SMFIS_CONTINUE;
 }
 
@@ -543,6 +555,7 @@ static sfsistat cb_close(SMFICTX *ctx)
     struct conn *c = smfi_getpriv(ctx);
 
     if (c != NULL) {
+        log_abort(c->m, "the connection closed before the end of the message");
         msg_end(c);
         g_free(c);
         smfi_setpriv(ctx, NULL);

@@ -227,7 +227,9 @@ int main(int argc, char **argv)
         }
     }
 
-    mg_log_open("mugaika-milter", foreground, cfg->log_level);
+    /* under systemd standard error goes to the journal, which gets the
+     * syslog line already: copying it there would log everything twice */
+    mg_log_open("mugaika-milter", foreground && getenv("JOURNAL_STREAM") == NULL, cfg->log_level);
 
     if (pipe2(sigpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         mg_log(LOG_ERR, "pipe: %s", g_strerror(errno));
@@ -308,7 +310,7 @@ int main(int argc, char **argv)
                 mg_log(LOG_INFO, "%s: stopping", c == SIGTERM ? "SIGTERM" : "SIGINT");
                 smfi_stop();
                 stopping = true;
-            } else {
+            } else if (!stopping) {
                 /* smfi_main returned without being asked to */
                 mg_log(LOG_ERR, "libmilter stopped by itself");
                 rc = EX_SOFTWARE;
