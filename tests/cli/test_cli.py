@@ -57,7 +57,7 @@ def settings(out):
     return pairs
 
 
-def check_config(binary):
+def check_config(binary, testdata):
     default_conf = "/etc/mugaika/mugaika.conf"
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, TMPDIR=tmp)
@@ -159,6 +159,17 @@ def check_config(binary):
         check(r.returncode == 78 and missing.encode() in r.stderr,
               "config check, missing file: exit 78, path named")
 
+    # the example shipped in deploy/ is a valid file, with every key
+    example = os.path.join(os.path.dirname(os.path.abspath(testdata)), "deploy",
+                           "mugaika.conf.example")
+    r = run(binary, "config", "check", example)
+    check(r.returncode == 0 and r.stdout.decode().splitlines()[-1].endswith("rules ok"),
+          f"config check deploy/mugaika.conf.example: exit 0 ({r.stderr!r})")
+    with open(example, encoding="utf-8") as f:
+        mentioned = {line.lstrip("#").split("=")[0].strip() for line in f if "=" in line}
+    check(set(CONFIG_KEYS) <= mentioned,
+          f"deploy/mugaika.conf.example names every key ({set(CONFIG_KEYS) - mentioned})")
+
     # usage
     r = run(binary, "config", "--help")
     check(r.returncode == 0 and r.stdout.startswith(b"usage: mugaika config check"),
@@ -240,7 +251,7 @@ def main():
     r = run(binary, "--version")
     check(r.returncode == 0 and r.stdout.startswith(b"mugaika "), "--version")
 
-    check_config(binary)
+    check_config(binary, testdata)
 
     print(f"{len(FAILED)} failed")
     return 1 if FAILED else 0
