@@ -53,7 +53,11 @@ struct conn {
 
 struct msg {
     struct mg_policy *pol;
-    struct mg_sanitize *s; /* made at the first header: the envelope is known then */
+    struct mg_sanitize *s;    /* made at the first header: the envelope is known then */
+    struct mg_detect *detect; /* libmagic cookie of this message: libmilter's
+                               * worker pool may run one message's callbacks
+                               * on different threads, and a cookie must not
+                               * be used by two at once (0.06 ms to make) */
     char *sender;
     GPtrArray *rcpts;  /* char *, NULL-terminated */
     GPtrArray *names;  /* header names as received, first spelling, in order */
@@ -64,30 +68,6 @@ struct msg {
     bool too_big;
     gint64 busy_us; /* time spent in this milter's callbacks */
 };
-
-/* The libmagic cookie of this thread (libmagic is not thread-safe
- * across one cookie; loading costs milliseconds, so keep one). */
-static void detect_free(gpointer d)
-{
-    mg_detect_free(d);
-}
-static GPrivate detect_key = G_PRIVATE_INIT(detect_free);
-
-static struct mg_detect *thread_detect(void)
-{
-    struct mg_detect *d = g_private_get(&detect_key);
-    const char *why = NULL;
-
-    if (d == NULL) {
-        d = mg_detect_new(&why);
-        if (d == NULL) {
-            mg_log(LOG_ERR, "type detection: %s", why != NULL ? why : "cannot start libmagic");
-            return NULL;
-        }
-        g_private_set(&detect_key, d);
-    }
-    return d;
-}
 
 unsigned mg_milter_in_flight(void)
 {
@@ -113,6 +93,7 @@ static void msg_end(struct conn *c)
         return;
     c->m = NULL;
     mg_sanitize_free(m->s);
+    mg_detect_free(m->detect);
     mg_policy_unref(m->pol);
     g_free(m->sender);
     g_ptr_array_free(m->rcpts, TRUE);
@@ -238,9 +219,15 @@ static bool msg_start(struct msg *m)
     o.rules = m->pol->rules;
     o.av = m->pol->av;
     o.quarantine = mg_milter.quarantine;
-    o.detect = thread_detect();
-    if (o.detect == NULL)
-        return false;
+    if (m->detect == NULL) {
+        const char *why = NULL;
+        m->detect = mg_detect_new(&why);
+        if (m->detect == NULL) {
+            mg_log(LOG_ERR, "type detection: %s", why != NULL ? why : "cannot start libmagic");
+            return false;
+        }
+    }
+    o.detect = m->detect;
     o.sender = m->sender;
     g_ptr_array_add(m->rcpts, NULL);
     o.recipients = (const char *const *)m->rcpts->pdata;
