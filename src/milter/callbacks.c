@@ -38,10 +38,16 @@
 #define BODY_PIECE   65536   /* bytes read from the rebuilt message at a time */
 #define HEADER_LIMIT 1048576 /* the rebuilt header block; the writer makes far less */
 #define LOG_FIELD    200     /* bytes of message-derived text in a log field */
+/* Header fields one message may have. Each is deleted by its own request
+ * at the end, and Postfix looks each one up from the start of its queue
+ * file: beyond a few thousand the MTA's work grows with the square. Real
+ * mail (long Received, DKIM and ARC chains) has a few hundred at most. */
+#define MAX_FIELDS 1000
 
 struct mg_milter_settings mg_milter;
 
 static gint in_flight;
+static gint draining; /* stopping: no new message is taken */
 
 struct conn {
     bool leadspc; /* header values come (and go) with their leading space */
@@ -65,13 +71,21 @@ struct msg {
     GString *line;     /* one header field as bytes */
     char *qid;
     uint64_t size;
+    unsigned fields;
     bool too_big;
+    bool too_many;  /* more than MAX_FIELDS header fields */
+    bool failed;    /* the pipeline could not start: tempfail at the end */
     gint64 busy_us; /* time spent in this milter's callbacks */
 };
 
 unsigned mg_milter_in_flight(void)
 {
     return (unsigned)g_atomic_int_get(&in_flight);
+}
+
+void mg_milter_drain(void)
+{
+    g_atomic_int_set(&draining, 1);
 }
 
 static struct conn *conn_of(SMFICTX *ctx)
@@ -164,6 +178,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 {
     struct conn *c = conn_of(ctx);
     struct msg *m;
+    const char *why = NULL;
 
     msg_end(c); /* a message left over (no abort seen) */
     m = g_new0(struct msg, 1);
@@ -176,8 +191,15 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
     m->count = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     m->line = g_string_sized_new(256);
     note_qid(ctx, m);
-    if (m->pol == NULL) {
+    if (m->pol == NULL || g_atomic_int_get(&draining)) {
         smfi_setreply(ctx, "451", "4.7.1", "sanitising gateway not ready, try again later");
+        return SMFIS_TEMPFAIL;
+    }
+    m->detect = mg_detect_new(&why);
+    if (m->detect == NULL) {
+        mg_log(LOG_ERR, "type detection: %s", why != NULL ? why : "cannot start libmagic");
+        smfi_setreply(ctx, "451", "4.7.1",
+                      "sanitising gateway: temporary failure, try again later");
         return SMFIS_TEMPFAIL;
     }
     return SMFIS_CONTINUE;
@@ -214,19 +236,18 @@ static bool msg_start(struct msg *m)
 
     if (m->s != NULL)
         return true;
+    /* without a start the message is never applied: any field or body
+     * byte that arrived meanwhile would be missing from the rebuilt
+     * message and left in the MTA's copy, so one failure is final */
+    if (m->failed || m->detect == NULL) {
+        m->failed = true;
+        return false;
+    }
     mg_sanitize_opts_default(&o);
     mg_config_sanitize_opts(&mg_milter.cfg, &o);
     o.rules = m->pol->rules;
     o.av = m->pol->av;
     o.quarantine = mg_milter.quarantine;
-    if (m->detect == NULL) {
-        const char *why = NULL;
-        m->detect = mg_detect_new(&why);
-        if (m->detect == NULL) {
-            mg_log(LOG_ERR, "type detection: %s", why != NULL ? why : "cannot start libmagic");
-            return false;
-        }
-    }
     o.detect = m->detect;
     o.sender = m->sender;
     g_ptr_array_add(m->rcpts, NULL);
@@ -246,6 +267,10 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 
     if (m == NULL || m->pol == NULL || !msg_start(m))
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE; /* decided at the end */
+    if (++m->fields > MAX_FIELDS) {
+        m->too_many = true; /* refused at the end: nothing more is kept */
+        return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    }
     lower = g_ascii_strdown(name, -1);
     n = g_hash_table_lookup(m->count, lower);
     if (n == NULL)
@@ -474,6 +499,10 @@ static sfsistat cb_eom(SMFICTX *ctx)
         g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT,
                     "message larger than %" G_GUINT64_FORMAT " bytes",
                     mg_milter.cfg.max_message_bytes);
+    } else if (m->too_many) {
+        v = MG_VERDICT_REJECT;
+        g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT, "more than %d header fields",
+                    MAX_FIELDS);
     } else {
         v = mg_sanitize_finish(m->s, &e);
         m->busy_us += g_get_monotonic_time() - t0;
@@ -492,9 +521,10 @@ static sfsistat cb_eom(SMFICTX *ctx)
         verdict = "accept";
         break;
     case MG_VERDICT_REJECT:
-        text = reply_text(m->too_big ? "" : "refused by the sanitising gateway's policy: ",
-                          e != NULL ? e->message : "no reason given");
-        if (m->too_big)
+        text = reply_text(
+            m->too_big || m->too_many ? "" : "refused by the sanitising gateway's policy: ",
+            e != NULL ? e->message : "no reason given");
+        if (m->too_big || m->too_many)
             smfi_setreply(ctx, "552", "5.3.4", text);
         else
             smfi_setreply(ctx, "550", "5.7.1", text);

@@ -62,6 +62,19 @@
 
 #define DRAIN_SECONDS 60 /* how long a stop waits for messages in progress */
 
+/* An absolute form of a path from the command line or the file: the
+ * daemon changes to / and reloads later. */
+static void make_absolute(char **path)
+{
+    char *abs;
+
+    if (*path == NULL || **path == '\0' || strcmp(*path, "-") == 0 || g_path_is_absolute(*path))
+        return;
+    abs = g_canonicalize_filename(*path, NULL);
+    g_free(*path);
+    *path = abs;
+}
+
 static int sigpipe[2] = {-1, -1};
 
 static void on_signal(int sig)
@@ -135,6 +148,11 @@ static bool drop_privileges(const char *user, const char *group, const char *soc
 
     if (user == NULL && group == NULL)
         return true;
+    if (user == NULL && getuid() == 0) {
+        mg_log(LOG_ERR, "--group %s without --user would keep root's user id: give --user too",
+               group);
+        return false;
+    }
     if (user != NULL && (pw = getpwnam(user)) == NULL) {
         mg_log(LOG_ERR, "user %s: no such user", user);
         return false;
@@ -151,7 +169,8 @@ static bool drop_privileges(const char *user, const char *group, const char *soc
     }
     if (getuid() == 0) {
         if ((pw != NULL ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) != 0 ||
-            setgid(gid) != 0 || (pw != NULL && setuid(uid) != 0)) {
+            setgid(gid) != 0 || (pw != NULL && setuid(uid) != 0) ||
+            (pw != NULL && uid != 0 && (getuid() == 0 || geteuid() == 0))) {
             mg_log(LOG_ERR, "cannot become %s:%s: %s", user != NULL ? user : "-",
                    group != NULL ? group : "-", g_strerror(errno));
             return false;
@@ -206,6 +225,7 @@ int main(int argc, char **argv)
     GError *e = NULL;
     const char *sock_path;
     bool stopping = false;
+    gint64 drain_until = 0; /* set at the first SIGTERM or SIGINT */
     int rc = EX_OK;
 
     /* every thread made from here on (libmilter's, libclamav's) blocks
@@ -249,6 +269,12 @@ int main(int argc, char **argv)
     OVERRIDE(group, group);
 #undef OVERRIDE
     g_free(config);
+    make_absolute(&cfg->rules_dir);
+    make_absolute(&cfg->quarantine_dir);
+    make_absolute(&cfg->clamav_db);
+    make_absolute(&cfg->audit);
+    make_absolute(&cfg->spool_dir);
+    make_absolute(&pidfile);
     {
         char *why = mg_config_check_socket(cfg->socket);
         if (why != NULL) {
@@ -321,14 +347,16 @@ int main(int argc, char **argv)
 
     while (!stopping) {
         fd_set rd;
+        struct timeval tick = {0, 100000};
         char c;
         ssize_t n;
 
         FD_ZERO(&rd);
         FD_SET(sigpipe[0], &rd);
-        if (select(sigpipe[0] + 1, &rd, NULL, NULL, NULL) < 0 && errno != EINTR)
+        if (select(sigpipe[0] + 1, &rd, NULL, NULL, drain_until != 0 ? &tick : NULL) < 0 &&
+            errno != EINTR)
             break;
-        while ((n = read(sigpipe[0], &c, 1)) == 1) {
+        while (!stopping && (n = read(sigpipe[0], &c, 1)) == 1) {
             if (c == SIGHUP) {
                 mg_log(LOG_INFO, "SIGHUP: reloading the policy");
                 if (mg_policy_reload(cfg->rules_dir, cfg->clamav_db, &e)) {
@@ -339,22 +367,35 @@ int main(int argc, char **argv)
                     mg_log(LOG_ERR, "reload failed, the previous policy stays: %s", e->message);
                     g_clear_error(&e);
                 }
+            } else if ((c == SIGTERM || c == SIGINT) && drain_until == 0) {
+                /* new messages get 451 from now on; the ones in progress
+                 * may finish (libmilter stops serving every connection
+                 * at smfi_stop, so it comes after) */
+                mg_log(LOG_INFO, "%s: stopping once the %u message(s) in progress are done",
+                       c == SIGTERM ? "SIGTERM" : "SIGINT", mg_milter_in_flight());
+                mg_milter_drain();
+                drain_until = g_get_monotonic_time() + DRAIN_SECONDS * G_USEC_PER_SEC;
             } else if (c == SIGTERM || c == SIGINT) {
-                mg_log(LOG_INFO, "%s: stopping", c == SIGTERM ? "SIGTERM" : "SIGINT");
-                smfi_stop();
-                stopping = true;
-            } else if (!stopping) {
-                /* smfi_main returned without being asked to */
+                mg_log(LOG_INFO, "second %s: stopping now", c == SIGTERM ? "SIGTERM" : "SIGINT");
+                drain_until = 1;
+            } else {
+                /* smfi_main returned without being asked to (libmilter's
+                 * own signal thread took a signal meant for this one) */
                 mg_log(LOG_ERR, "libmilter stopped by itself");
                 rc = EX_SOFTWARE;
                 stopping = true;
             }
         }
+        if (!stopping && drain_until != 0 &&
+            (mg_milter_in_flight() == 0 || g_get_monotonic_time() >= drain_until)) {
+            /* the last reply is written just after its message ends */
+            g_usleep(G_USEC_PER_SEC / 5);
+            smfi_stop();
+            stopping = true;
+        }
     }
     if (GPOINTER_TO_INT(g_thread_join(th)) != MI_SUCCESS && rc == EX_OK)
         rc = EX_SOFTWARE;
-    for (int i = 0; i < DRAIN_SECONDS * 10 && mg_milter_in_flight() > 0; i++)
-        g_usleep(G_USEC_PER_SEC / 10);
     if (mg_milter_in_flight() > 0)
         mg_log(LOG_WARNING, "%u message(s) still in progress at exit: the MTA retries them",
                mg_milter_in_flight());

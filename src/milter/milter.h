@@ -88,5 +88,7 @@ struct smfiDesc;
 const struct smfiDesc *mg_milter_desc(void);
 /* Messages between MAIL FROM and their end; shutdown waits for 0. */
 unsigned mg_milter_in_flight(void);
+/* From now on every new message gets 451 at MAIL FROM (stopping). */
+void mg_milter_drain(void);
 
 #endif

@@ -777,12 +777,122 @@ def test_reload(env):
         check(rc is not None, '6 SIGTERM: the milter exits within 15 s', 'exit %r' % (rc,))
 
 
+def fields_message(n):
+    """A message of n header fields (From, To, Subject and n-3 others)."""
+    lines = [b'From: a@example.com', b'To: b@example.jp', b'Subject: many fields']
+    lines += [b'X-Field-%d: %d' % (i, i) for i in range(n - 3)]
+    return b'\r\n'.join(lines) + b'\r\n\r\nbody\r\n'
+
+
+def test_limits_and_stop(env):
+    """8: the header-field cap; SIGTERM lets the message in progress finish
+    and refuses new ones; --group without --user as root."""
+    m = Milter(env.milter, env.work, 'milter8', ['--config', env.conf, '--quarantine',
+                                                 os.path.join(env.work, 'q8'),
+                                                 '--clamav-db', env.db])
+    m.start()
+    try:
+        c = m.client()
+        try:
+            qid, res = run_message(env, c, 'fields-1000', fields_message(1000))
+            check(res.final is not None and res.final.cmd == mc.SMFIR_CONTINUE and res.mods,
+                  '8 a message of 1000 header fields is rebuilt', repr(res.final))
+            qid, res = run_message(env, c, 'fields-1001', fields_message(1001))
+            check(res.final is not None and res.final.text.startswith('552 5.3.4') and
+                  'header fields' in res.final.text and not res.mods,
+                  '8 a message of 1001 header fields: 552 5.3.4, nothing changed',
+                  repr(res.final))
+        finally:
+            c.quit()
+
+        # a message in progress when SIGTERM comes
+        name, raw = env.samples[0]
+        fields, body = mc.split_message(raw)
+        c = m.client()
+        e = envelope()
+        res = mc.Result(fields, body, c.leadspc)
+        ok = c.start_message(e, fields, res)
+        c.header(*fields[0])
+        mark = m.log_size()
+        m.proc.send_signal(signal.SIGTERM)
+        check(ok and m.wait_log('stopping once', mark),
+              '8 SIGTERM during a message: the milter waits for it', short(m.log(mark)))
+        c2 = m.client()
+        try:
+            r2 = mc.Result([], b'', c2.leadspc)
+            started = c2.start_message(envelope(), [], r2)
+            check(not started and r2.final is not None and r2.final.text.startswith('451 4.7.1'),
+                  '8 while stopping, a new message gets 451 4.7.1 at MAIL FROM', repr(r2.final))
+        finally:
+            c2.close()
+        try:
+            c.send_headers(fields[1:], res)
+            c.body_chunks(body, mc.CHUNK_SIZE)
+            c.macro(mc.SMFIC_BODYEOB, {'i': e.queue_id})
+            c.eom(res)
+            verify(env, m, '8 the message in progress at SIGTERM', name, raw, res, e.queue_id)
+        finally:
+            c.close()
+        try:
+            rc = m.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 0 and 'still in progress' not in m.log(mark),
+              '8 then the milter exits 0 with nothing in progress',
+              'exit %r: %s' % (rc, short(m.log(mark)[-400:])))
+    finally:
+        m.kill()
+
+    # --group without --user would stay root
+    if os.geteuid() == 0:
+        g = subprocess.run([env.milter, '--config', env.conf, '--socket',
+                            'inet:%d@127.0.0.1' % free_port(), '--foreground', '--group',
+                            'nogroup', '--quarantine', os.path.join(env.work, 'q8g'),
+                            '--clamav-db', env.db], capture_output=True, timeout=TIMEOUT)
+        check(g.returncode == 78 and b'--user' in g.stderr,
+              '8 as root, --group without --user is refused (exit 78)',
+              'exit %d: %s' % (g.returncode, short(g.stderr)))
+    else:
+        check(False, '8 --group without --user: needs root to be tested', 'euid %d' % os.geteuid())
+
+
+def test_magic_failure(env):
+    """9: libmagic cannot start for a message (failmagic.so makes the first
+    magic_open fail): that message gets 451 4.7.1, nothing is changed or
+    accepted; the next one is rebuilt."""
+    m = Milter(env.milter, env.work, 'milter9', ['--config', env.conf, '--quarantine',
+                                                 os.path.join(env.work, 'q9'),
+                                                 '--clamav-db', env.db])
+    m.env = dict(m.env, LD_PRELOAD=env.failmagic,
+                 ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
+    m.start()
+    try:
+        name, raw = env.samples[1]
+        c = m.client()
+        try:
+            e = envelope()
+            res = c.send_message(e, raw, mc.CHUNK_SIZE)
+            check(res.final is not None and res.final.text.startswith('451 4.7.1') and
+                  not res.mods,
+                  '9 libmagic fails to start: 451 4.7.1, no modification, not accepted',
+                  repr(res.final))
+            qid, res = run_message(env, c, name, raw)
+            verify(env, m, '9 the next message (libmagic works again)', name, raw, res, qid)
+        finally:
+            c.quit()
+        check('type detection' in m.log(), '9 the log says why', short(m.log()[-400:]))
+    finally:
+        rc = m.stop(15.0)
+        check(rc == 0, '9 the milter exits 0', 'exit %r' % (rc,))
+
+
 def main(argv):
-    if len(argv) != 4:
-        print('usage: test_protocol.py MUGAIKA_MILTER MUGAIKA SOURCE_ROOT', file=sys.stderr)
+    if len(argv) != 5:
+        print('usage: test_protocol.py MUGAIKA_MILTER MUGAIKA SOURCE_ROOT FAILMAGIC_SO',
+              file=sys.stderr)
         return 64
     env = Env()
-    env.milter, env.cli, env.src = (os.path.abspath(a) for a in argv[1:])
+    env.milter, env.cli, env.src, env.failmagic = (os.path.abspath(a) for a in argv[1:])
     os.umask(0o022)  # the milter of test 5 runs as nobody: files it reads must be readable
     env.work = tempfile.mkdtemp(prefix='mugaika-milter-test.')
     os.chmod(env.work, 0o755)
@@ -817,7 +927,9 @@ def main(argv):
                  ('7', lambda: test_chunks(env, m)),
                  ('4', lambda: test_early_close(env, m)),
                  ('5', lambda: test_reject_tempfail(env)),
-                 ('6', lambda: test_reload(env))]
+                 ('6', lambda: test_reload(env)),
+                 ('8', lambda: test_limits_and_stop(env)),
+                 ('9', lambda: test_magic_failure(env))]
         for label, fn in steps:
             t0 = time.monotonic()
             try:
