@@ -46,10 +46,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pfharness  # noqa: E402  pylint: disable=wrong-import-position
 from pfharness import DOMAIN, HarnessError  # noqa: E402  pylint: disable=wrong-import-position
 
-if len(sys.argv) != 4:
-    sys.stderr.write('usage: test_e2e.py MILTER MUGAIKA SRCROOT\n')
+if len(sys.argv) != 5:
+    sys.stderr.write('usage: test_e2e.py MILTER MUGAIKA SRCROOT SANITIZE_CHECK\n')
     sys.exit(2)
-MILTER, MUG, SRC = (os.path.abspath(a) for a in sys.argv[1:])
+MILTER, MUG, SRC, GMIME_CHECK = (os.path.abspath(a) for a in sys.argv[1:])
 TESTDATA = os.path.join(SRC, 'testdata')
 MAKE_TESTDB = os.path.join(SRC, 'tests', 'av', 'make-testdb')
 SENDER = 'sender@example.com'
@@ -568,6 +568,12 @@ def test_sanitised(env):
             check('a(vi): the comparison notices one changed byte and one moved field',
                   normalise(changed, qid) != a and moved != out and normalise(moved, qid) != a)
     if clean_files:
+        # GMime, as the pipeline's own corpus test: parses without a warning,
+        # only text/plain and text/csv leaves, none decoding to EICAR or zip
+        r = run([GMIME_CHECK, '--check'] + clean_files, timeout=180)
+        check('a(ii): GMime parses the %d delivered messages without a warning; only text '
+              'leaves, no EICAR, no zip' % len(clean_files), r.returncode == 0,
+              r.stdout.decode(errors='replace') + r.stderr.decode(errors='replace'))
         clamscan = [pfharness.tool('clamscan'), '--no-summary', '--stdout',
                     '--database=' + env.db]
         r = run(clamscan + clean_files, timeout=180)

@@ -7,6 +7,7 @@
  * SYNOPSIS
  *	sanitize_check --db DIR --out DIR [--quarantine DIR] [--lang ja|en]
  *		(--corpus | FILE...)
+ *	sanitize_check --check FILE...
  * DESCRIPTION
  *	Runs each input through the pipeline in-process (rules, AV engine,
  *	libmagic and quarantine loaded once), fed in 4093-byte chunks,
@@ -24,6 +25,10 @@
  *	  - sanitise again to the same bytes, apart from X-Mugaika-Result.
  *	Python's email package and clamscan look at OUT afterwards
  *	(check_outputs.py).
+ *
+ *	--check runs only the GMime checks (parse, leaf types, no EICAR or
+ *	zip) on messages sanitised elsewhere: the milter's end-to-end test
+ *	gives it what the LGWAN side received.
  * DIAGNOSTICS
  *	Prints one line per failure and a summary; exit 1 on any failure,
  *	2 on usage or setup errors.
@@ -233,8 +238,9 @@ static void one(struct ctx *c, const char *name, const char *data, size_t len, c
 int main(int argc, char **argv)
 {
     char *db = NULL, *out_dir = NULL, *qdir = NULL, *lang = NULL;
-    gboolean corpus = FALSE;
+    gboolean corpus = FALSE, check_only = FALSE;
     GOptionEntry entries[] = {
+        {"check", 0, 0, G_OPTION_ARG_NONE, &check_only, "only check FILE... with GMime", NULL},
         {"db", 0, 0, G_OPTION_ARG_FILENAME, &db, "ClamAV database", "DIR"},
         {"out", 0, 0, G_OPTION_ARG_FILENAME, &out_dir, "output directory", "DIR"},
         {"quarantine", 0, 0, G_OPTION_ARG_FILENAME, &qdir, "quarantine", "DIR"},
@@ -251,7 +257,27 @@ int main(int argc, char **argv)
     char *index_path;
 
     g_option_context_add_main_entries(oc, entries, NULL);
-    if (!g_option_context_parse(oc, &argc, &argv, &e) || db == NULL || out_dir == NULL) {
+    if (g_option_context_parse(oc, &argc, &argv, &e) && check_only && argc > 1) {
+        g_mime_init();
+        for (int i = 1; i < argc; i++) {
+            char *data;
+            gsize len;
+            GByteArray *m;
+            const char *bad;
+            if (!g_file_get_contents(argv[i], &data, &len, &e)) {
+                fprintf(stderr, "%s\n", e->message);
+                return 2;
+            }
+            m = g_byte_array_new_take((guint8 *)data, len);
+            if ((bad = check_output(&c, m)) != NULL)
+                fail(&c, argv[i], bad, NULL);
+            g_byte_array_unref(m);
+        }
+        printf("sanitize_check --check: %d messages, %u failures\n", argc - 1, c.failures);
+        g_option_context_free(oc);
+        return c.failures == 0 ? 0 : 1;
+    }
+    if (check_only || db == NULL || out_dir == NULL) {
         fprintf(stderr, "usage: sanitize_check --db DIR --out DIR [--corpus | FILE...]\n");
         return 2;
     }
