@@ -857,13 +857,14 @@ def test_limits_and_stop(env):
 
 
 def test_magic_failure(env):
-    """9: libmagic cannot start for a message (failmagic.so makes the first
+    """9: libmagic cannot start for a message (fault.so makes the first
     magic_open fail): that message gets 451 4.7.1, nothing is changed or
-    accepted; the next one is rebuilt."""
+    accepted; the next one is rebuilt. 10: an AV engine error during the
+    scans: 451 4.7.1 as well."""
     m = Milter(env.milter, env.work, 'milter9', ['--config', env.conf, '--quarantine',
                                                  os.path.join(env.work, 'q9'),
                                                  '--clamav-db', env.db])
-    m.env = dict(m.env, LD_PRELOAD=env.failmagic,
+    m.env = dict(m.env, LD_PRELOAD=env.fault, MUGAIKA_FAULT='magic-open-once',
                  ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
     m.start()
     try:
@@ -885,14 +886,37 @@ def test_magic_failure(env):
         rc = m.stop(15.0)
         check(rc == 0, '9 the milter exits 0', 'exit %r' % (rc,))
 
+    m = Milter(env.milter, env.work, 'milter10', ['--config', env.conf, '--quarantine',
+                                                  os.path.join(env.work, 'q10'),
+                                                  '--clamav-db', env.db])
+    m.env = dict(m.env, LD_PRELOAD=env.fault, MUGAIKA_FAULT='scan',
+                 ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
+    m.start()
+    try:
+        name, raw = env.samples[1]
+        c = m.client()
+        try:
+            res = c.send_message(envelope(), raw, mc.CHUNK_SIZE)
+            check(res.final is not None and res.final.text.startswith('451 4.7.1') and
+                  not res.mods,
+                  '10 AV engine error during the scan: 451 4.7.1, no modification',
+                  repr(res.final))
+        finally:
+            c.quit()
+        check('verdict=tempfail' in m.log(), '10 the log says tempfail and why',
+              short(m.log()[-400:]))
+    finally:
+        rc = m.stop(15.0)
+        check(rc == 0, '10 the milter exits 0', 'exit %r' % (rc,))
+
 
 def main(argv):
     if len(argv) != 5:
-        print('usage: test_protocol.py MUGAIKA_MILTER MUGAIKA SOURCE_ROOT FAILMAGIC_SO',
+        print('usage: test_protocol.py MUGAIKA_MILTER MUGAIKA SOURCE_ROOT FAULT_SO',
               file=sys.stderr)
         return 64
     env = Env()
-    env.milter, env.cli, env.src, env.failmagic = (os.path.abspath(a) for a in argv[1:])
+    env.milter, env.cli, env.src, env.fault = (os.path.abspath(a) for a in argv[1:])
     os.umask(0o022)  # the milter of test 5 runs as nobody: files it reads must be readable
     env.work = tempfile.mkdtemp(prefix='mugaika-milter-test.')
     os.chmod(env.work, 0o755)

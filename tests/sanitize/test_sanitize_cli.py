@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-MUG, MAKEDB = sys.argv[1], sys.argv[2]
+MUG, MAKEDB, FAULT = sys.argv[1], sys.argv[2], sys.argv[3]
 TESTDATA = os.environ.get('MUGAIKA_TESTDATA', os.path.join(os.path.dirname(__file__), '..', '..',
                                                            'testdata'))
 TMP = tempfile.mkdtemp(prefix='mugaika-sanitize-cli.')
@@ -111,6 +111,17 @@ check('bad rules: exit 78 naming file, line and key',
 r = run(['--clamav-db', DB, '--quarantine', Q, '--spool', os.path.join(TMP, 'no-spool'), plain])
 check('spool directory missing: exit 75, nothing on stdout',
       r.returncode == 75 and r.stdout == b'', r.stderr.decode())
+
+# an AV engine error during a scan (tests/fault/fault.c): retry later, never a pass
+fenv = dict(os.environ, LD_PRELOAD=FAULT, MUGAIKA_FAULT='scan',
+            ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
+r = run(['--clamav-db', DB, '--quarantine', Q, plain], env=fenv)
+check('AV engine error during a scan: exit 75, nothing on stdout',
+      r.returncode == 75 and r.stdout == b'' and b'scan' in r.stderr,
+      r.stderr.decode())
+r = run(['--clamav-db', DB, '--quarantine', Q, plain],
+        env=dict(fenv, MUGAIKA_FAULT='none'))
+check('the same with the fault switched off: exit 0', r.returncode == 0, r.stderr.decode())
 
 # read-only quarantine: as root, chmod alone stops nothing, so run as nobody
 roq = os.path.join(TMP, 'ro-q')
