@@ -856,58 +856,46 @@ def test_limits_and_stop(env):
         check(False, '8 --group without --user: needs root to be tested', 'euid %d' % os.geteuid())
 
 
-def test_magic_failure(env):
+def fault_milter(env, label, fault):
+    """A started milter with fault.so preloaded and MUGAIKA_FAULT=fault."""
+    m = Milter(env.milter, env.work, 'milter' + label,
+               ['--config', env.conf, '--quarantine', os.path.join(env.work, 'q' + label),
+                '--clamav-db', env.db])
+    m.env = dict(m.env, LD_PRELOAD=env.fault, MUGAIKA_FAULT=fault,
+                 ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
+    m.start()
+    return m
+
+
+def test_faults(env):
     """9: libmagic cannot start for a message (fault.so makes the first
     magic_open fail): that message gets 451 4.7.1, nothing is changed or
     accepted; the next one is rebuilt. 10: an AV engine error during the
     scans: 451 4.7.1 as well."""
-    m = Milter(env.milter, env.work, 'milter9', ['--config', env.conf, '--quarantine',
-                                                 os.path.join(env.work, 'q9'),
-                                                 '--clamav-db', env.db])
-    m.env = dict(m.env, LD_PRELOAD=env.fault, MUGAIKA_FAULT='magic-open-once',
-                 ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
-    m.start()
-    try:
-        name, raw = env.samples[1]
-        c = m.client()
+    name, raw = env.samples[1]
+    for label, fault, what, log in (('9', 'magic-open-once', 'libmagic fails to start',
+                                     'type detection'),
+                                    ('10', 'scan', 'AV engine error during the scan',
+                                     'verdict=tempfail')):
+        m = fault_milter(env, label, fault)
         try:
-            e = envelope()
-            res = c.send_message(e, raw, mc.CHUNK_SIZE)
-            check(res.final is not None and res.final.text.startswith('451 4.7.1') and
-                  not res.mods,
-                  '9 libmagic fails to start: 451 4.7.1, no modification, not accepted',
-                  repr(res.final))
-            qid, res = run_message(env, c, name, raw)
-            verify(env, m, '9 the next message (libmagic works again)', name, raw, res, qid)
+            c = m.client()
+            try:
+                res = c.send_message(envelope(), raw, mc.CHUNK_SIZE)
+                check(res.final is not None and res.final.text.startswith('451 4.7.1') and
+                      not res.mods,
+                      '%s %s: 451 4.7.1, no modification, not accepted' % (label, what),
+                      repr(res.final))
+                if fault == 'magic-open-once':
+                    qid, res = run_message(env, c, name, raw)
+                    verify(env, m, '9 the next message (libmagic works again)', name, raw, res,
+                           qid)
+            finally:
+                c.quit()
+            check(log in m.log(), '%s the log says why' % label, short(m.log()[-400:]))
         finally:
-            c.quit()
-        check('type detection' in m.log(), '9 the log says why', short(m.log()[-400:]))
-    finally:
-        rc = m.stop(15.0)
-        check(rc == 0, '9 the milter exits 0', 'exit %r' % (rc,))
-
-    m = Milter(env.milter, env.work, 'milter10', ['--config', env.conf, '--quarantine',
-                                                  os.path.join(env.work, 'q10'),
-                                                  '--clamav-db', env.db])
-    m.env = dict(m.env, LD_PRELOAD=env.fault, MUGAIKA_FAULT='scan',
-                 ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
-    m.start()
-    try:
-        name, raw = env.samples[1]
-        c = m.client()
-        try:
-            res = c.send_message(envelope(), raw, mc.CHUNK_SIZE)
-            check(res.final is not None and res.final.text.startswith('451 4.7.1') and
-                  not res.mods,
-                  '10 AV engine error during the scan: 451 4.7.1, no modification',
-                  repr(res.final))
-        finally:
-            c.quit()
-        check('verdict=tempfail' in m.log(), '10 the log says tempfail and why',
-              short(m.log()[-400:]))
-    finally:
-        rc = m.stop(15.0)
-        check(rc == 0, '10 the milter exits 0', 'exit %r' % (rc,))
+            rc = m.stop(15.0)
+            check(rc == 0, '%s the milter exits 0' % label, 'exit %r' % (rc,))
 
 
 def main(argv):
@@ -953,7 +941,7 @@ def main(argv):
                  ('5', lambda: test_reject_tempfail(env)),
                  ('6', lambda: test_reload(env)),
                  ('8', lambda: test_limits_and_stop(env)),
-                 ('9', lambda: test_magic_failure(env))]
+                 ('9', lambda: test_faults(env))]
         for label, fn in steps:
             t0 = time.monotonic()
             try:
