@@ -191,8 +191,11 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
     m->count = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     m->line = g_string_sized_new(256);
     note_qid(ctx, m);
+    /* a message refused here ends here: it must not count as one in
+     * progress while the client keeps its connection */
     if (m->pol == NULL || g_atomic_int_get(&draining)) {
         smfi_setreply(ctx, "451", "4.7.1", "sanitising gateway not ready, try again later");
+        msg_end(c);
         return SMFIS_TEMPFAIL;
     }
     m->detect = mg_detect_new(&why);
@@ -200,6 +203,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
         mg_log(LOG_ERR, "type detection: %s", why != NULL ? why : "cannot start libmagic");
         smfi_setreply(ctx, "451", "4.7.1",
                       "sanitising gateway: temporary failure, try again later");
+        msg_end(c);
         return SMFIS_TEMPFAIL;
     }
     return SMFIS_CONTINUE;
