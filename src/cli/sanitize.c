@@ -42,6 +42,7 @@
 #include <json-glib/json-glib.h>
 
 #include <mugaika/config.h>
+#include <mugaika/log.h>
 #include <mugaika/sanitize.h>
 
 #include "cli/cli.h"
@@ -76,20 +77,16 @@ static void write_audit(const char *path, struct mg_sanitize *s)
 {
     JsonNode *n;
     char *line;
-    FILE *f;
+    GError *e = NULL;
 
     if (path == NULL)
         return;
     n = mg_sanitize_audit(s);
     line = json_to_string(n, FALSE);
     json_node_unref(n);
-    f = strcmp(path, "-") == 0 ? stderr : fopen(path, "ae");
-    if (f == NULL) {
-        fprintf(stderr, "mugaika: sanitize: audit file %s: %s\n", path, g_strerror(errno));
-    } else {
-        fprintf(f, "%s\n", line);
-        if (f != stderr && fclose(f) != 0)
-            fprintf(stderr, "mugaika: sanitize: audit file %s: %s\n", path, g_strerror(errno));
+    if (!mg_log_append(path, line, &e)) {
+        fprintf(stderr, "mugaika: sanitize: audit file %s\n", e->message);
+        g_error_free(e);
     }
     g_free(line);
 }
