@@ -510,6 +510,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
     } else {
         v = mg_sanitize_finish(m->s, &e);
         m->busy_us += g_get_monotonic_time() - t0;
+        t0 = g_get_monotonic_time(); /* what follows is added at the end */
         if (v == MG_VERDICT_ACCEPT && mg_milter.cfg.message_timeout != 0 &&
             m->busy_us > (gint64)mg_milter.cfg.message_timeout * G_USEC_PER_SEC) {
             v = MG_VERDICT_TEMPFAIL;
