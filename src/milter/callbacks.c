@@ -58,7 +58,7 @@ struct conn {
 };
 
 struct msg {
-    struct mg_policy *pol;
+    struct mg_policy *pol;    /* never NULL: a message without one ends at MAIL FROM */
     struct mg_sanitize *s;    /* made at the first header: the envelope is known then */
     struct mg_detect *detect; /* libmagic cookie of this message: libmilter's
                                * worker pool may run one message's callbacks
@@ -269,7 +269,7 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
     char *lower;
     gpointer n;
 
-    if (m == NULL || m->pol == NULL || !msg_start(m))
+    if (m == NULL || !msg_start(m))
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE; /* decided at the end */
     if (++m->fields > MAX_FIELDS) {
         m->too_many = true; /* refused at the end: nothing more is kept */
@@ -303,7 +303,7 @@ static sfsistat cb_eoh(SMFICTX *ctx)
     struct conn *c = conn_of(ctx);
     struct msg *m = c->m;
 
-    if (m != NULL && m->pol != NULL && msg_start(m))
+    if (m != NULL && msg_start(m))
         feed(m, "\r\n", 2);
     return c->nr_eoh ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
@@ -314,7 +314,7 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *buf, size_t len)
     struct msg *m = c->m;
     gint64 t0 = g_get_monotonic_time();
 
-    if (m != NULL && m->pol != NULL && msg_start(m))
+    if (m != NULL && msg_start(m))
         feed(m, (const char *)buf, len);
     if (m != NULL)
         m->busy_us += g_get_monotonic_time() - t0;
@@ -463,8 +463,7 @@ static void log_message(struct msg *m, const char *verdict, const char *why, gin
         g_string_append_c(g, '"');
         prio = strcmp(verdict, "reject") == 0 ? LOG_NOTICE : LOG_WARNING;
     }
-    if (m->pol != NULL)
-        g_string_append_printf(g, " policy=%u", m->pol->generation);
+    g_string_append_printf(g, " policy=%u", m->pol->generation);
     g_string_append_printf(g, " ms=%" G_GINT64_FORMAT, ms);
     mg_log(prio, "%s", g->str);
     g_string_free(g, TRUE);
@@ -496,7 +495,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
         return SMFIS_TEMPFAIL;
     }
     note_qid(ctx, m);
-    if (m->pol == NULL || !msg_start(m)) {
+    if (!msg_start(m)) {
         g_set_error_literal(&e, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL, "not ready");
     } else if (m->too_big) {
         v = MG_VERDICT_REJECT;
