@@ -87,6 +87,15 @@ struct mg_config {
     struct mg_mime_limits limits; /* header_bytes, line_bytes, depth, parts from the file */
     size_t spool_memory;          /* bytes (8 MiB) */
     unsigned html_budget_ms;      /* per HTML part (2000) */
+    /* CDR workers and archives */
+    char *worker_dir;         /* NULL: found as cdr.c says */
+    unsigned worker_timeout;  /* seconds of wall clock per worker run (60) */
+    unsigned worker_cpu;      /* CPU seconds per worker run (30) */
+    uint64_t worker_memory;   /* address space of a worker (1 GiB) */
+    unsigned archive_depth;   /* nested archives unpacked (5) */
+    unsigned archive_members; /* members per message (1000) */
+    uint64_t archive_size;    /* expanded bytes per message (200 MiB) */
+    unsigned archive_ratio;   /* expanded:compressed (100) */
 };
 
 /* path NULL: MG_CONFIG_DEFAULT_FILE when it exists, else defaults only.

@@ -40,6 +40,7 @@
 #include <json-glib/json-glib.h>
 
 #include <mugaika/av.h>
+#include <mugaika/cdr.h>
 #include <mugaika/detect.h>
 #include <mugaika/html.h>
 #include <mugaika/mime.h>
@@ -58,6 +59,12 @@ struct mg_sanitize_opts {
     struct mg_mime_limits limits;
     size_t spool_memory;    /* bytes of part content held in memory (8 MiB) */
     int64_t html_budget_us; /* per HTML part (2 s) */
+    /* CDR workers and archives */
+    struct mg_cdr_limits cdr; /* per worker run */
+    unsigned archive_depth;   /* nested archives unpacked (5) */
+    unsigned archive_members; /* members in all, per message (1000) */
+    uint64_t archive_total;   /* expanded bytes in all, per message (200 MiB) */
+    unsigned archive_ratio;   /* expanded:compressed, per member and overall (100) */
 };
 void mg_sanitize_opts_default(struct mg_sanitize_opts *o);
 

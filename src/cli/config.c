@@ -87,6 +87,15 @@ static void describe(const struct mg_config *c, GString *o)
                                c->max_message_bytes);
     g_string_append_printf(o, "message-timeout = %u\n", c->message_timeout);
     g_string_append_printf(o, "milter-timeout = %u\n", c->milter_timeout);
+    g_string_append_printf(o, "worker-dir = %s\n",
+                           or_text(c->worker_dir, "(built-in: libexecdir/mugaika)"));
+    g_string_append_printf(o, "worker-timeout = %u\n", c->worker_timeout);
+    g_string_append_printf(o, "worker-cpu-seconds = %u\n", c->worker_cpu);
+    g_string_append_printf(o, "worker-memory = %" G_GUINT64_FORMAT "\n", c->worker_memory);
+    g_string_append_printf(o, "archive-depth = %u\n", c->archive_depth);
+    g_string_append_printf(o, "archive-members = %u\n", c->archive_members);
+    g_string_append_printf(o, "archive-size = %" G_GUINT64_FORMAT "\n", c->archive_size);
+    g_string_append_printf(o, "archive-ratio = %u\n", c->archive_ratio);
 }
 
 static int check(const char *file)

@@ -46,15 +46,31 @@ struct policy {
     struct mg_av *av;
 };
 
-/* path -> "rule\taction" of every leaf, from the sanitising pipeline */
-static GHashTable *policy_map(struct mg_sanitize *s)
+/* path -> "rule\taction" of every leaf, from the sanitising pipeline;
+ * "path\tcdr" -> the handler's record (JsonNode) of a part a CDR
+ * handler ran on; "\tderived" -> JsonArray of the parts made by
+ * unpacking (archive members, paths "2:1", "2:1:3"), in order. */
+static void node_unref(gpointer p)
+{
+    json_node_unref(p);
+}
+
+static GHashTable *policy_map(struct mg_sanitize *s, GHashTable **nodes)
 {
     GHashTable *m = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     JsonNode *parts = mg_sanitize_parts_json(s);
     JsonArray *a = json_node_get_array(parts);
+    JsonArray *derived = json_array_new();
 
+    *nodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, node_unref);
     for (guint i = 0; i < json_array_get_length(a); i++) {
         JsonObject *p = json_array_get_object_element(a, i);
+        if (json_object_has_member(p, "archive_depth"))
+            json_array_add_element(derived, json_node_copy(json_array_get_element(a, i)));
+        else if (json_object_has_member(p, "cdr"))
+            g_hash_table_insert(
+                *nodes, g_strdup_printf("%s\tcdr", json_object_get_string_member(p, "path")),
+                json_node_copy(json_object_get_member(p, "cdr")));
         if (!json_object_get_boolean_member(p, "leaf") || json_object_get_null_member(p, "rule"))
             continue;
         const char *forced = json_object_get_null_member(p, "forced")
@@ -73,18 +89,39 @@ static GHashTable *policy_map(struct mg_sanitize *s)
                                             why->len > 0 ? "\t" : "", why->str));
         g_string_free(why, TRUE);
     }
+    {
+        JsonNode *dn = json_node_new(JSON_NODE_ARRAY);
+        json_node_take_array(dn, derived);
+        g_hash_table_insert(*nodes, g_strdup("\tderived"), dn);
+    }
     json_node_unref(parts);
     return m;
 }
 
-static void policy_json(JsonNode *root, GHashTable *m)
+/* The derived parts under the part at path (members of its archive). */
+static bool under(const char *derived_path, const char *path)
+{
+    size_t n = strlen(path);
+
+    return strncmp(derived_path, path, n) == 0 && derived_path[n] == ':';
+}
+
+static void policy_json(JsonNode *root, GHashTable *m, GHashTable *nodes)
 {
     JsonArray *a = json_object_get_array_member(json_node_get_object(root), "parts");
+    JsonNode *dn = g_hash_table_lookup(nodes, "\tderived");
+    JsonArray *derived = dn != NULL ? json_node_get_array(dn) : NULL;
+    JsonArray *out = json_array_new();
 
     for (guint i = 0; a != NULL && i < json_array_get_length(a); i++) {
         JsonObject *p = json_array_get_object_element(a, i);
-        const char *v = g_hash_table_lookup(m, json_object_get_string_member(p, "path"));
+        const char *path = json_object_get_string_member(p, "path");
+        const char *v = g_hash_table_lookup(m, path);
         char **f = v != NULL ? g_strsplit(v, "\t", 3) : NULL;
+        char *key = g_strdup_printf("%s\tcdr", path);
+        JsonNode *cdr = g_hash_table_lookup(nodes, key);
+
+        g_free(key);
         if (f != NULL) {
             json_object_set_string_member(p, "rule", f[0]);
             json_object_set_string_member(p, "action", f[1]);
@@ -95,13 +132,65 @@ static void policy_json(JsonNode *root, GHashTable *m)
             json_object_set_null_member(p, "action");
         }
         g_strfreev(f);
+        if (cdr != NULL)
+            json_object_set_member(p, "cdr", json_node_copy(cdr));
+        json_array_add_element(out, json_node_copy(json_array_get_element(a, i)));
+        /* the members of an archive follow it */
+        for (guint j = 0; derived != NULL && j < json_array_get_length(derived); j++) {
+            JsonObject *d = json_array_get_object_element(derived, j);
+            if (under(json_object_get_string_member(d, "path"), path))
+                json_array_add_element(out, json_node_copy(json_array_get_element(derived, j)));
+        }
     }
+    json_object_set_array_member(json_node_get_object(root), "parts", out);
 }
 
 /* Appends "  -> rule R: action" to each part line of the tree. */
-static char *policy_tree(const char *tree, GHashTable *m)
+static void cdr_line(GString *o, JsonObject *c)
+{
+    const char *status = json_object_get_string_member(c, "status");
+
+    g_string_append_printf(o, " [%s: %s", json_object_get_string_member(c, "handler"), status);
+    if (json_object_has_member(c, "members"))
+        g_string_append_printf(o, ", %" G_GINT64_FORMAT " files",
+                               json_object_get_int_member(c, "members"));
+    if (!json_object_get_null_member(c, "reason"))
+        g_string_append_printf(o, ", %s", json_object_get_string_member(c, "reason"));
+    g_string_append_c(o, ']');
+}
+
+/* "  2:1 application/pdf "name" 123 bytes  -> rule pdf: disarm [...]" */
+static void member_line(GString *o, JsonObject *d, size_t indent)
+{
+    const char *forced = json_object_get_null_member(d, "forced")
+                             ? NULL
+                             : json_object_get_string_member(d, "forced");
+    gint64 depth = json_object_get_int_member(d, "archive_depth");
+
+    g_string_append_c(o, '\n');
+    for (size_t k = 0; k < indent + 2 * (size_t)depth; k++)
+        g_string_append_c(o, ' ');
+    g_string_append_printf(o, "%s %s", json_object_get_string_member(d, "path"),
+                           json_object_get_null_member(d, "detected_type")
+                               ? "?"
+                               : json_object_get_string_member(d, "detected_type"));
+    if (!json_object_get_null_member(d, "filename"))
+        g_string_append_printf(o, " \"%s\"", json_object_get_string_member(d, "filename"));
+    g_string_append_printf(o, " %" G_GINT64_FORMAT " bytes", json_object_get_int_member(d, "size"));
+    if (!json_object_get_null_member(d, "rule"))
+        g_string_append_printf(o, "  -> rule %s: %s", json_object_get_string_member(d, "rule"),
+                               json_object_get_string_member(d, "action"));
+    if (forced != NULL)
+        g_string_append_printf(o, " (%s)", forced);
+    if (json_object_has_member(d, "cdr"))
+        cdr_line(o, json_object_get_object_member(d, "cdr"));
+}
+
+static char *policy_tree(const char *tree, GHashTable *m, GHashTable *nodes)
 {
     GString *o = g_string_new(NULL);
+    JsonNode *dn = g_hash_table_lookup(nodes, "\tderived");
+    JsonArray *derived = dn != NULL ? json_node_get_array(dn) : NULL;
     char **lines = g_strsplit(tree, "\n", -1);
 
     for (char **l = lines; *l != NULL; l++) {
@@ -114,10 +203,20 @@ static char *policy_tree(const char *tree, GHashTable *m)
         g_string_append(o, *l);
         if (v != NULL) {
             char **f = g_strsplit(v, "\t", 3);
+            char *key = g_strdup_printf("%s\tcdr", path);
+            JsonNode *cdr = g_hash_table_lookup(nodes, key);
             g_string_append_printf(o, "  -> rule %s: %s", f[0], f[1]);
             if (f[2] != NULL)
                 g_string_append_printf(o, " (%s)", f[2]);
+            if (cdr != NULL)
+                cdr_line(o, json_node_get_object(cdr));
             g_strfreev(f);
+            g_free(key);
+        }
+        for (guint j = 0; derived != NULL && j < json_array_get_length(derived); j++) {
+            JsonObject *d = json_array_get_object_element(derived, j);
+            if (under(json_object_get_string_member(d, "path"), path))
+                member_line(o, d, (size_t)(p - *l));
         }
         if (l[1] != NULL)
             g_string_append_c(o, '\n');
@@ -132,7 +231,7 @@ static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, b
                        struct policy *pol)
 {
     struct mg_sanitize *san = NULL;
-    GHashTable *map = NULL;
+    GHashTable *map = NULL, *nodes = NULL;
     int fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
     struct mg_inspect *in;
     char *buf;
@@ -184,7 +283,7 @@ static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, b
             return v == MG_VERDICT_TEMPFAIL ? MG_EX_TEMPFAIL : MG_EX_SOFTWARE;
         }
         g_clear_error(&e);
-        map = policy_map(san);
+        map = policy_map(san, &nodes);
         mg_sanitize_free(san);
     }
     if (st == MG_OK)
@@ -194,12 +293,14 @@ static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, b
         mg_inspect_free(in);
         if (map != NULL)
             g_hash_table_unref(map);
+        if (nodes != NULL)
+            g_hash_table_unref(nodes);
         return MG_EX_SOFTWARE;
     }
     if (json) {
         JsonNode *root = mg_inspect_json(in);
         if (map != NULL)
-            policy_json(root, map);
+            policy_json(root, map, nodes);
         char *text = json_to_string(root, pretty);
         fputs(text, stdout);
         fputc('\n', stdout);
@@ -209,7 +310,7 @@ static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, b
         GString *out = g_string_new(NULL);
         mg_inspect_tree(in, out);
         if (map != NULL) {
-            char *t = policy_tree(out->str, map);
+            char *t = policy_tree(out->str, map, nodes);
             fprintf(stdout, "%s\n%s", file, t);
             g_free(t);
         } else {
@@ -220,6 +321,8 @@ static int inspect_one(const char *file, struct mg_inspect_opts *o, bool json, b
     mg_inspect_free(in);
     if (map != NULL)
         g_hash_table_unref(map);
+    if (nodes != NULL)
+        g_hash_table_unref(nodes);
     return 0;
 }
 

@@ -43,6 +43,7 @@
 
 #include <mugaika/config.h>
 #include <mugaika/log.h>
+#include <mugaika/cdr.h>
 #include <mugaika/sanitize.h>
 
 #include "cli/cli.h"
@@ -168,6 +169,11 @@ int mg_cli_sanitize(int argc, char **argv)
         fprintf(stderr, "mugaika: sanitize: antivirus: %s\n", e->message);
         rc = g_error_matches(e, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE) ? MG_EX_CONFIG
                                                                       : MG_EX_TEMPFAIL;
+        goto out;
+    }
+    if (!mg_cdr_init(cfg.worker_dir, &e)) {
+        fprintf(stderr, "mugaika: sanitize: %s\n", e->message);
+        rc = MG_EX_CONFIG;
         goto out;
     }
     det = mg_detect_new(&why);

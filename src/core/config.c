@@ -90,6 +90,14 @@ static const struct key {
     {"html-budget-ms", K_UINT, OFF(html_budget_ms), 1, 600000, "a number of milliseconds"},
     {"message-timeout", K_UINT, OFF(message_timeout), 1, 86400, "a number of seconds"},
     {"milter-timeout", K_UINT, OFF(milter_timeout), 1, 86400, "a number of seconds"},
+    {"worker-dir", K_PATH, OFF(worker_dir), 0, 0, NULL},
+    {"worker-timeout", K_UINT, OFF(worker_timeout), 1, 3600, "a number of seconds"},
+    {"worker-cpu-seconds", K_UINT, OFF(worker_cpu), 1, 3600, "a number of seconds"},
+    {"worker-memory", K_SIZE64, OFF(worker_memory), 64 * MIB, 64 * GIB, NULL},
+    {"archive-depth", K_UINT, OFF(archive_depth), 1, 20, "a nesting depth"},
+    {"archive-members", K_UINT, OFF(archive_members), 1, 100000, "a number of files"},
+    {"archive-size", K_SIZE64, OFF(archive_size), MIB, TIB, NULL},
+    {"archive-ratio", K_UINT, OFF(archive_ratio), 2, 100000, "a ratio (expanded per packed byte)"},
 };
 
 /* Indexed by syslog priority. */
@@ -322,6 +330,13 @@ static void set_defaults(struct mg_config *out)
     mg_mime_limits_default(&out->limits);
     out->spool_memory = so.spool_memory;
     out->html_budget_ms = (unsigned)(so.html_budget_us / 1000);
+    out->worker_timeout = (unsigned)(so.cdr.deadline_us / G_USEC_PER_SEC);
+    out->worker_cpu = so.cdr.cpu_seconds;
+    out->worker_memory = so.cdr.address_space;
+    out->archive_depth = so.archive_depth;
+    out->archive_members = so.archive_members;
+    out->archive_size = so.archive_total;
+    out->archive_ratio = so.archive_ratio;
 }
 
 static void check_keys(GKeyFile *kf, const char *text, const char *file, struct mg_config *out,
@@ -414,6 +429,7 @@ void mg_config_clear(struct mg_config *c)
     g_free(c->socket);
     g_free(c->user);
     g_free(c->group);
+    g_free(c->worker_dir);
     memset(c, 0, sizeof *c);
 }
 
@@ -429,4 +445,11 @@ void mg_config_sanitize_opts(const struct mg_config *c, struct mg_sanitize_opts 
     o->limits.parts = c->limits.parts;
     o->spool_memory = c->spool_memory;
     o->html_budget_us = (int64_t)c->html_budget_ms * 1000;
+    o->cdr.deadline_us = (int64_t)c->worker_timeout * G_USEC_PER_SEC;
+    o->cdr.cpu_seconds = c->worker_cpu;
+    o->cdr.address_space = c->worker_memory;
+    o->archive_depth = c->archive_depth;
+    o->archive_members = c->archive_members;
+    o->archive_total = c->archive_size;
+    o->archive_ratio = c->archive_ratio;
 }

@@ -50,6 +50,7 @@
 #include <glib.h>
 #include <libmilter/mfapi.h>
 
+#include <mugaika/cdr.h>
 #include <mugaika/log.h>
 
 #include "milter/milter.h"
@@ -274,7 +275,13 @@ int main(int argc, char **argv)
     make_absolute(&cfg->clamav_db);
     make_absolute(&cfg->audit);
     make_absolute(&cfg->spool_dir);
+    make_absolute(&cfg->worker_dir);
     make_absolute(&pidfile);
+    if (!mg_cdr_init(cfg->worker_dir, &e)) {
+        mg_log_stderr("mugaika-milter: %s", e->message);
+        g_error_free(e);
+        return EX_CONFIG;
+    }
     {
         char *why = mg_config_check_socket(cfg->socket);
         if (why != NULL) {

@@ -313,6 +313,8 @@ const char *mg_rule_option(const struct mg_rule *rule, const char *key)
         return rule->urls != NULL ? rule->urls : "defang";
     if (strcmp(key, "prefer-html") == 0)
         return rule->prefer_html != NULL ? rule->prefer_html : "false";
+    if (strcmp(key, "links") == 0)
+        return rule->links != NULL ? rule->links : "keep";
     return NULL;
 }
 
@@ -459,6 +461,8 @@ static void describe_rule(GString *out, const struct mg_rule *r, unsigned pos)
     if (r->action == MG_ACTION_TEXT)
         g_string_append_printf(out, " (urls = %s, prefer-html = %s)", mg_rule_option(r, "urls"),
                                mg_rule_option(r, "prefer-html"));
+    if (r->action == MG_ACTION_DISARM)
+        g_string_append_printf(out, " (links = %s)", mg_rule_option(r, "links"));
     g_string_append_c(out, '\n');
     if (r->notice_ja != NULL)
         describe_text(out, "notice-ja", r->notice_ja);

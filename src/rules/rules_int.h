@@ -81,6 +81,7 @@ struct mg_rule {
     char *notice_ja, *notice_en, *description;
     const char *urls;        /* static string or NULL (default) */
     const char *prefer_html; /* static string or NULL (default) */
+    const char *links;       /* static string or NULL (default: keep) */
 };
 
 struct mg_rules {

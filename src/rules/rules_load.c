@@ -72,6 +72,7 @@ enum key_type {
     KT_TEXT,
     KT_URLS,
     KT_BOOL,
+    KT_LINKS,
 };
 
 enum key_id {
@@ -94,6 +95,7 @@ enum key_id {
     K_DESCRIPTION,
     K_URLS,
     K_PREFER_HTML,
+    K_LINKS,
     K_COUNT
 };
 
@@ -121,6 +123,7 @@ static const struct key_def {
     [K_DESCRIPTION] = {"description", KT_TEXT},
     [K_URLS] = {"urls", KT_URLS},
     [K_PREFER_HTML] = {"prefer-html", KT_BOOL},
+    [K_LINKS] = {"links", KT_LINKS},
 };
 
 static const char *const flag_names[] = {"encrypted", "macros", "mismatch", "infected"};
@@ -499,6 +502,7 @@ static bool parse_scalar(struct loader *ld, enum key_id k, const char *v)
     static const char *const parts[] = {"body", "attachment", NULL};
     static const char *const urls[] = {"defang", "plain", NULL};
     static const char *const bools[] = {"true", "false", NULL};
+    static const char *const links[] = {"keep", "remove", NULL};
     struct mg_rule *r = &ld->g.rule;
     uint64_t n;
     unsigned i;
@@ -544,6 +548,11 @@ static bool parse_scalar(struct loader *ld, enum key_id k, const char *v)
         if (!parse_word(ld, k, v, urls, "defang or plain", &i))
             return false;
         r->urls = urls[i];
+        return true;
+    case KT_LINKS:
+        if (!parse_word(ld, k, v, links, "keep or remove", &i))
+            return false;
+        r->links = links[i];
         return true;
     case KT_BOOL:
         if (!parse_word(ld, k, v, bools, "true or false", &i))
@@ -651,6 +660,8 @@ static void check_rule(struct loader *ld)
         return;
     if (g->key_line[K_URLS] != 0 && r->action != MG_ACTION_TEXT)
         KEY_ERROR(ld, K_URLS, "only allowed with action text");
+    if (g->key_line[K_LINKS] != 0 && r->action != MG_ACTION_DISARM)
+        KEY_ERROR(ld, K_LINKS, "only allowed with action disarm");
     if (g->key_line[K_PREFER_HTML] != 0 &&
         (r->action != MG_ACTION_TEXT || !(r->have & MG_RK_PART) || r->part != MG_ROLE_BODY))
         KEY_ERROR(ld, K_PREFER_HTML, "only allowed with action text and part = body");

@@ -313,7 +313,7 @@ struct words {
     const char *title, *intro, *rule_line, *quarantine, *held, *body, *noname;
     const char *html_body, *html_active, *text_file, *infected, *opaque, *no_handler, *dropped,
         *dropped_body, *unscanned, *output_infected, *html_cut, *forwarded, *from, *subject, *date,
-        *more;
+        *more, *disarmed, *flattened, *text_doc, *unpacked, *cdr_failed, *too_deep;
 };
 
 static const struct words ja = {
@@ -343,6 +343,14 @@ static const struct words ja = {
     .subject = "件名",
     .date = "日時",
     .more = "・ほか {1} 件を削除しました。",
+    .disarmed = "・添付ファイル「{1}」を安全な形に作り直し、「{2}」としてお届けします。",
+    .flattened = "・添付ファイル「{1}」を画像だけのファイル「{2}」に変換しました（文字の検索や"
+                 "コピーはできません）。",
+    .text_doc = "・添付ファイル「{1}」を、文字だけのテキストファイル「{2}」に変換しました。",
+    .unpacked = "・圧縮ファイル「{1}」を展開し、中のファイル {2} 件を一つずつ確認しました。",
+    .cdr_failed = "・添付ファイル「{1}」（{2}、{3}）は安全な形に作り直せなかったため、削除"
+                  "しました。",
+    .too_deep = "・圧縮ファイル「{1}」は何重にも圧縮されているため、展開せずに削除しました。",
 };
 
 static const struct words en = {
@@ -374,6 +382,15 @@ static const struct words en = {
     .subject = "Subject",
     .date = "Date",
     .more = "- {1} more items were removed.",
+    .disarmed = "- The attachment \"{1}\" was rebuilt in a safe form and is delivered as "
+                "\"{2}\".",
+    .flattened = "- The attachment \"{1}\" was converted to \"{2}\", which holds only images "
+                 "(its text cannot be searched or copied).",
+    .text_doc = "- The attachment \"{1}\" was converted to the text file \"{2}\".",
+    .unpacked = "- The archive \"{1}\" was unpacked and its {2} files were checked one by one.",
+    .cdr_failed = "- The attachment \"{1}\" ({2}, {3}) could not be rebuilt in a safe form; it "
+                  "was removed.",
+    .too_deep = "- The archive \"{1}\" is nested too deeply; it was removed without unpacking.",
 };
 
 /* Appends tmpl with {1}, {2}, {3} replaced by a, b, c. */
@@ -409,9 +426,20 @@ static char *format_size(uint64_t n)
 
 static char *display_name(const struct mg_sanitize *s, const struct sz_item *it)
 {
+    char *own, *outer, *both;
+
     if (it->filename != NULL)
-        return sz_display_name(it->filename);
-    return g_strdup(it->role == MG_ROLE_BODY ? W(s)->body : W(s)->noname);
+        own = sz_display_name(it->filename);
+    else
+        own = g_strdup(it->role == MG_ROLE_BODY ? W(s)->body : W(s)->noname);
+    if (it->arc_depth == 0 || it->parent < 0)
+        return own;
+    /* a member: "archive.zip/dir/file.pdf" */
+    outer = display_name(s, g_ptr_array_index(s->items, (guint)it->parent));
+    both = g_strdup_printf("%s/%s", outer, own);
+    g_free(outer);
+    g_free(own);
+    return both;
 }
 
 /* The notice lines, or an empty string when everything was kept as it is. */
@@ -432,8 +460,11 @@ static char *notice(struct mg_sanitize *s)
             continue;
         if (it->action == MG_ACTION_KEEP && it->forced == SZ_FORCED_NONE)
             continue;
+        if (it->cdr_ready && strcmp(it->cdr_sha_hex, it->sha_hex) == 0)
+            continue; /* the handler changed nothing (already safe): as kept */
         any = true;
-        if (s->held && it->action == MG_ACTION_TEXT && it->forced == SZ_FORCED_NONE)
+        if (s->held && it->forced == SZ_FORCED_NONE &&
+            (it->action == MG_ACTION_TEXT || it->cdr_ready || it->action == MG_ACTION_UNPACK))
             continue; /* nothing of it is delivered: the held line says so */
         if (it->action == MG_ACTION_TEXT && it->role == MG_ROLE_BODY &&
             it->forced == SZ_FORCED_NONE) {
@@ -452,6 +483,14 @@ static char *notice(struct mg_sanitize *s)
         size = format_size(it->c.size);
         extra = mg_rule_notice(it->rule, s->lang);
         switch (it->forced) {
+        case SZ_FORCED_CDR_FAILED:
+            fill(n, w->cdr_failed, name, it->detected, size);
+            extra = NULL; /* the rule's text says what the handler would have done */
+            break;
+        case SZ_FORCED_TOO_DEEP:
+            fill(n, w->too_deep, name, NULL, NULL);
+            extra = NULL;
+            break;
         case SZ_FORCED_INFECTED:
             fill(n, w->infected,
                  it->role == MG_ROLE_BODY     ? w->body
@@ -473,7 +512,17 @@ static char *notice(struct mg_sanitize *s)
             fill(n, w->no_handler, name, it->detected, size);
             break;
         default:
-            if (it->action == MG_ACTION_TEXT)
+            if (it->cdr_ready && it->action == MG_ACTION_FLATTEN) {
+                fill(n, w->flattened, name, it->out_name != NULL ? it->out_name : "?", NULL);
+            } else if (it->cdr_ready && it->action == MG_ACTION_TEXT) {
+                fill(n, w->text_doc, name, it->out_name != NULL ? it->out_name : "?", NULL);
+            } else if (it->cdr_ready) {
+                fill(n, w->disarmed, name, it->out_name != NULL ? it->out_name : "?", NULL);
+            } else if (it->action == MG_ACTION_UNPACK) {
+                char num[16];
+                g_snprintf(num, sizeof num, "%u", it->members);
+                fill(n, w->unpacked, name, num, NULL);
+            } else if (it->action == MG_ACTION_TEXT)
                 fill(n, w->text_file, name, it->out_name != NULL ? it->out_name : "?", NULL);
             else if (it->role == MG_ROLE_BODY && it->action == MG_ACTION_DROP)
                 fill(n, w->dropped_body, it->detected, NULL, NULL);
@@ -826,17 +875,16 @@ static void copy_headers(struct mg_sanitize *s, GMimeObject *msg)
 /* --- parts ------------------------------------------------------------------ */
 
 /* A stream over an item's content: memory, or spool extents. */
-static GMimeStream *content_stream(struct mg_sanitize *s, struct sz_item *it)
+static GMimeStream *content_stream(struct mg_sanitize *s, const struct sz_content *c)
 {
     GMimeStream *cat;
 
-    if (it->c.extents == NULL)
-        return g_mime_stream_mem_new_with_buffer(it->c.mem != NULL ? (const char *)it->c.mem->data
-                                                                   : "",
-                                                 it->c.mem != NULL ? it->c.mem->len : 0);
+    if (c->extents == NULL)
+        return g_mime_stream_mem_new_with_buffer(c->mem != NULL ? (const char *)c->mem->data : "",
+                                                 c->mem != NULL ? c->mem->len : 0);
     cat = g_mime_stream_cat_new();
-    for (guint i = 0; i < it->c.extents->len; i++) {
-        struct sz_extent *e = &g_array_index(it->c.extents, struct sz_extent, i);
+    for (guint i = 0; i < c->extents->len; i++) {
+        struct sz_extent *e = &g_array_index(c->extents, struct sz_extent, i);
         GMimeStream *fs = g_mime_stream_fs_new_with_bounds(s->spool_fd, (gint64)e->off,
                                                            (gint64)(e->off + e->len));
         g_mime_stream_fs_set_owner(GMIME_STREAM_FS(fs), FALSE);
@@ -1152,11 +1200,25 @@ bool sz_build(struct mg_sanitize *s)
         if (it->kind != MG_MIME_LEAF || it->role != MG_ROLE_ATTACHMENT ||
             it->forced != SZ_FORCED_NONE)
             continue;
-        if (it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT)
+        if (it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT && !it->cdr_ready)
             continue;
         n_att++;
         g_free(it->out_name);
         g_free(it->out_type);
+        if (it->cdr_ready) {
+            /* what a CDR handler made (checked in sanitize.c) */
+            bool text = g_str_has_prefix(it->cdr_type, "text/") ||
+                        strcmp(it->cdr_type, "application/x-empty") == 0;
+            it->out_type = g_strdup(text ? "text/plain" : it->cdr_type);
+            charset = text ? "utf-8" : NULL;
+            it->out_name = sz_safe_filename(it->cdr_name != NULL ? it->cdr_name : it->filename,
+                                            it->out_type, n_att);
+            GMimeStream *cs = content_stream(s, &it->cdr);
+            part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
+            g_object_unref(cs);
+            mg_sha256_update_str(bh, it->cdr_sha_hex);
+            goto attach;
+        }
         /* A kept text with a uuencoded block in it is rewritten without
          * the block (the block is an item of its own): some clients
          * decode uuencode in text, and the file must not reach them. */
@@ -1182,7 +1244,7 @@ bool sz_build(struct mg_sanitize *s)
                 charset = mime_charset(charset);
             }
             it->out_name = sz_safe_filename(it->filename, it->out_type, n_att);
-            GMimeStream *cs = content_stream(s, it);
+            GMimeStream *cs = content_stream(s, &it->c);
             part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
             g_object_unref(cs);
             mg_sha256_update_str(bh, it->sha_hex);
@@ -1216,6 +1278,7 @@ bool sz_build(struct mg_sanitize *s)
             mg_sha256_update_str(bh, mg_sha256_hex(k.sha));
             sink_fini(&k);
         }
+    attach:
         mg_sha256_update_str(bh, it->out_name);
         mg_sha256_update_str(bh, it->out_type);
         if (charset != NULL)

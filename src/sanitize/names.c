@@ -41,6 +41,7 @@ static const struct type_ext type_exts[] = {
     {"image/png", "png", ";png;"},
     {"image/jpeg", "jpg", ";jpg;jpeg;jpe;"},
     {"image/gif", "gif", ";gif;"},
+    {"image/webp", "webp", ";webp;"},
     {"image/bmp", "bmp", ";bmp;"},
     {"image/tiff", "tif", ";tif;tiff;"},
     {"application/zip", "zip", ";zip;"},

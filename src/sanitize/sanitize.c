@@ -79,6 +79,11 @@ void mg_sanitize_opts_default(struct mg_sanitize_opts *o)
     mg_mime_limits_default(&o->limits);
     o->spool_memory = 8u << 20;
     o->html_budget_us = 2 * G_USEC_PER_SEC;
+    mg_cdr_limits_default(&o->cdr);
+    o->archive_depth = 5;
+    o->archive_members = 1000;
+    o->archive_total = (uint64_t)200 << 20;
+    o->archive_ratio = 100;
 }
 
 void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...)
@@ -227,6 +232,21 @@ static void content_forget(struct mg_sanitize *s, struct sz_content *c)
     }
 }
 
+bool sz_content_append(struct mg_sanitize *s, struct sz_content *c, const char *buf, size_t len)
+{
+    return content_append(s, c, buf, len);
+}
+
+bool sz_content_close(struct mg_sanitize *s, struct sz_content *c)
+{
+    return content_close(s, c);
+}
+
+void sz_content_forget(struct mg_sanitize *s, struct sz_content *c)
+{
+    content_forget(s, c);
+}
+
 gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
                        size_t len)
 {
@@ -298,6 +318,15 @@ static void item_free(gpointer p)
     g_free(it->virus);
     g_free(it->out_name);
     g_free(it->out_type);
+    g_free(it->cdr_reason);
+    if (it->cdr.mem != NULL)
+        g_byte_array_unref(it->cdr.mem);
+    if (it->cdr.extents != NULL)
+        g_array_unref(it->cdr.extents);
+    g_free(it->cdr_name);
+    g_free(it->cdr_type);
+    if (it->cdr_notes != NULL)
+        g_ptr_array_unref(it->cdr_notes);
     g_free(it);
 }
 
@@ -586,35 +615,51 @@ static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it)
     return true;
 }
 
-static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
+/* Reads the first MG_DETECT_SNIFF_BYTES of c into s->sniff. */
+static gssize sniff_content(struct mg_sanitize *s, const struct sz_content *c)
 {
-    struct mg_sanitize *s = mg_mime_user(p);
-    int at = open_find(s, part->path);
-    struct sz_item *it = at >= 0 ? item_at(s, g_array_index(s->open, int, at)) : NULL;
-    struct mg_rule_subject subj;
-    gssize n;
+    gssize n = 0;
 
-    if (at >= 0)
-        g_array_remove_index(s->open, (guint)at);
-    if (it == NULL) {
-        sz_fail(s, MG_VERDICT_INTERNAL, "part end without a part");
-        return 1;
-    }
-    if (it->kind != MG_MIME_LEAF)
-        return 0;
-    g_strlcpy(it->sha_hex, mg_sha256_hex(it->sha), sizeof it->sha_hex);
-    if (!content_close(s, &it->c))
-        return 1;
-    n = 0;
-    while ((uint64_t)n < MIN(it->c.size, (uint64_t)MG_DETECT_SNIFF_BYTES)) {
-        gssize r = sz_content_read(
-            s, &it->c, (uint64_t)n, s->sniff + n,
-            (size_t)(MIN(it->c.size, (uint64_t)MG_DETECT_SNIFF_BYTES) - (uint64_t)n));
+    while ((uint64_t)n < MIN(c->size, (uint64_t)MG_DETECT_SNIFF_BYTES)) {
+        gssize r =
+            sz_content_read(s, c, (uint64_t)n, s->sniff + n,
+                            (size_t)(MIN(c->size, (uint64_t)MG_DETECT_SNIFF_BYTES) - (uint64_t)n));
         if (r <= 0)
-            return 1;
+            return -1;
         n += r;
     }
-    it->role = item_role(it);
+    return n;
+}
+
+static const struct mg_rule *match(struct mg_sanitize *s, struct sz_item *it)
+{
+    struct mg_rule_subject subj;
+
+    envelope(s);
+    memset(&subj, 0, sizeof subj);
+    subj.detected_type = it->detected;
+    subj.declared_type = it->declared; /* the RFC default when absent */
+    subj.filename = it->filename;
+    subj.size = it->c.size;
+    subj.sender = s->sender;
+    subj.recipients = (const char *const *)s->recipients->pdata;
+    subj.flags = it->flags;
+    subj.depth = it->arc_depth;
+    subj.role = it->role;
+    return mg_rules_match(s->o.rules, &subj);
+}
+
+static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handler *h);
+
+/* Detection, flags, AV, the rule, forced outcomes and the handler of a
+ * complete leaf: a part of the mail, or a member of an archive. */
+static bool classify(struct mg_sanitize *s, int index)
+{
+    struct sz_item *it = item_at(s, index);
+    gssize n = sniff_content(s, &it->c);
+
+    if (n < 0)
+        return false;
     {
         /* A body part becomes text in a text/plain body whatever it
          * is: libmagic's text check is enough when it says text (50
@@ -631,21 +676,12 @@ static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
     if (sz_type_mismatch(it->declared_default ? NULL : it->declared, it->detected) ||
         (it->filename != NULL && sz_extension_mismatch(it->filename, it->detected)))
         it->flags |= MG_ITEM_MISMATCH;
+    if (it->cdr_flags & MG_CDR_OUT_ENCRYPTED)
+        it->flags |= MG_ITEM_ENCRYPTED;
     if (!leaf_scan(s, it))
-        return 1;
+        return false;
 
-    envelope(s);
-    memset(&subj, 0, sizeof subj);
-    subj.detected_type = it->detected;
-    subj.declared_type = it->declared; /* the RFC default when absent */
-    subj.filename = it->filename;
-    subj.size = it->c.size;
-    subj.sender = s->sender;
-    subj.recipients = (const char *const *)s->recipients->pdata;
-    subj.flags = it->flags;
-    subj.depth = 0;
-    subj.role = it->role;
-    it->rule = mg_rules_match(s->o.rules, &subj);
+    it->rule = match(s, it);
     it->action = mg_rule_action(it->rule);
 
     if (it->flags & MG_ITEM_INFECTED) {
@@ -659,17 +695,372 @@ static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
         it->action = MG_ACTION_DROP;
         it->forced = SZ_FORCED_OPAQUE;
     } else if (it->action == MG_ACTION_DISARM || it->action == MG_ACTION_FLATTEN ||
-               it->action == MG_ACTION_UNPACK) {
-        it->action = MG_ACTION_DROP;
-        it->forced = SZ_FORCED_NO_HANDLER;
+               it->action == MG_ACTION_UNPACK ||
+               (it->action == MG_ACTION_TEXT && mg_cdr_find(MG_ACTION_TEXT, it->detected))) {
+        const struct mg_cdr_handler *h = mg_cdr_find(it->action, it->detected);
+        if (h == NULL || it->role != MG_ROLE_ATTACHMENT) {
+            it->action = MG_ACTION_DROP;
+            it->forced = SZ_FORCED_NO_HANDLER;
+        } else if (h->action == MG_ACTION_UNPACK && it->arc_depth >= s->o.archive_depth) {
+            it->action = MG_ACTION_DROP;
+            it->forced = SZ_FORCED_TOO_DEEP;
+        } else if (!run_cdr(s, index, h)) {
+            return false;
+        }
+        it = item_at(s, index);
     } else if (it->action == MG_ACTION_TEXT && !g_str_has_prefix(it->detected, "text/") &&
                !is_html(it->detected) && strcmp(it->detected, "application/x-empty") != 0) {
         it->action = MG_ACTION_DROP;
         it->forced = SZ_FORCED_NOT_TEXT;
     }
-    if (it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT)
+    if ((it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT) || it->cdr_ready)
         content_forget(s, &it->c);
-    return s->error != NULL;
+    return s->error == NULL;
+}
+
+static int on_part_end(struct mg_mime *p, const struct mg_mime_part *part)
+{
+    struct mg_sanitize *s = mg_mime_user(p);
+    int at = open_find(s, part->path);
+    int index = at >= 0 ? g_array_index(s->open, int, at) : -1;
+    struct sz_item *it = item_at(s, index);
+
+    if (at >= 0)
+        g_array_remove_index(s->open, (guint)at);
+    if (it == NULL) {
+        sz_fail(s, MG_VERDICT_INTERNAL, "part end without a part");
+        return 1;
+    }
+    if (it->kind != MG_MIME_LEAF)
+        return 0;
+    g_strlcpy(it->sha_hex, mg_sha256_hex(it->sha), sizeof it->sha_hex);
+    if (!content_close(s, &it->c))
+        return 1;
+    it->role = item_role(it);
+    return classify(s, index) ? 0 : 1;
+}
+
+/* --- CDR ------------------------------------------------------------------ */
+
+/* Where a worker's outputs go while it runs. */
+struct cdr_run {
+    struct mg_sanitize *s;
+    int index;           /* the item the worker works on */
+    bool unpack;         /* outputs are members (else one output replaces the item) */
+    GPtrArray *members;  /* of struct sz_item * (unpack), not yet in s->items */
+    struct sz_item *cur; /* member being received */
+    unsigned outputs;
+    GPtrArray *notes;
+    struct mg_sha256 *sha; /* of the one output (not unpack) */
+};
+
+static bool cdr_begin(void *u, const char *name, const char *type, unsigned flags)
+{
+    struct cdr_run *r = u;
+    struct sz_item *it = item_at(r->s, r->index);
+
+    r->outputs++;
+    if (!r->unpack) {
+        if (r->outputs > 1)
+            return false; /* one output only */
+        g_free(it->cdr_name);
+        it->cdr_name = g_strdup(name);
+        (void)type; /* the type is detected here, never taken from the worker */
+        return true;
+    }
+    r->cur = g_new0(struct sz_item, 1);
+    r->cur->path = g_strdup_printf("%s:%u", it->path, r->members->len + 1);
+    r->cur->parent = r->index;
+    r->cur->depth = it->depth;
+    r->cur->kind = MG_MIME_LEAF;
+    r->cur->origin = it->origin;
+    r->cur->declared = g_strdup("application/octet-stream");
+    r->cur->declared_default = true;
+    r->cur->filename = g_strdup(name);
+    r->cur->role = MG_ROLE_ATTACHMENT;
+    r->cur->arc_depth = it->arc_depth + 1;
+    r->cur->sha = mg_sha256_new();
+    r->cur->cdr_flags = flags;
+    g_ptr_array_add(r->members, r->cur);
+    return true;
+}
+
+static bool cdr_data(void *u, const void *buf, size_t len)
+{
+    struct cdr_run *r = u;
+
+    if (!r->unpack) {
+        mg_sha256_update(r->sha, buf, len);
+        return content_append(r->s, &item_at(r->s, r->index)->cdr, buf, len);
+    }
+    if (r->cur == NULL)
+        return false;
+    mg_sha256_update(r->cur->sha, buf, len);
+    return content_append(r->s, &r->cur->c, buf, len);
+}
+
+static bool cdr_end(void *u)
+{
+    struct cdr_run *r = u;
+    bool ok;
+
+    if (!r->unpack) {
+        struct sz_item *it = item_at(r->s, r->index);
+        g_strlcpy(it->cdr_sha_hex, mg_sha256_hex(r->sha), sizeof it->cdr_sha_hex);
+        return content_close(r->s, &it->cdr);
+    }
+    if (r->cur == NULL)
+        return false;
+    g_strlcpy(r->cur->sha_hex, mg_sha256_hex(r->cur->sha), sizeof r->cur->sha_hex);
+    ok = content_close(r->s, &r->cur->c);
+    r->cur = NULL;
+    return ok;
+}
+
+static void cdr_note(void *u, const char *kind, const char *text)
+{
+    struct cdr_run *r = u;
+
+    if (r->notes->len < 100 && (strcmp(kind, "removed") == 0 || strcmp(kind, "converted") == 0 ||
+                                strcmp(kind, "flag") == 0))
+        g_ptr_array_add(r->notes, g_strdup_printf("%s: %s", kind, text));
+}
+
+static const struct mg_cdr_sink cdr_sink = {cdr_begin, cdr_data, cdr_end, cdr_note};
+
+/* A temporary file with the item's content: the worker's standard input. */
+static int item_file(struct mg_sanitize *s, const struct sz_content *c)
+{
+    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    char *buf;
+    uint64_t off = 0;
+
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        char *path = g_build_filename(dir, "mugaika-item-XXXXXX", NULL);
+        fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            (void)unlink(path);
+        g_free(path);
+    }
+    if (fd < 0) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "spool directory %s: %s", dir, g_strerror(errno));
+        return -1;
+    }
+    buf = g_malloc(SZ_BUF);
+    while (off < c->size) {
+        gssize n = sz_content_read(s, c, off, buf, SZ_BUF);
+        const char *p = buf;
+        if (n <= 0)
+            break;
+        off += (uint64_t)n;
+        while (n > 0) {
+            ssize_t w = write(fd, p, (size_t)n);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                sz_fail(s, MG_VERDICT_TEMPFAIL, "spool write: %s", g_strerror(errno));
+                n = -1;
+                break;
+            }
+            p += w;
+            n -= w;
+        }
+        if (n < 0)
+            break;
+    }
+    g_free(buf);
+    if (off < c->size || s->error != NULL) {
+        if (s->error == NULL)
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: short");
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The handler's output replaces the item: typed again (it must be what
+ * the handler makes) and scanned again before it may be delivered. */
+static bool check_output(struct mg_sanitize *s, struct sz_item *it, const struct mg_cdr_handler *h)
+{
+    gssize n = sniff_content(s, &it->cdr);
+    GError *e = NULL;
+    char *vir = NULL;
+    enum mg_av_verdict v = MG_AV_CLEAN;
+    const char *t;
+
+    if (n < 0)
+        return false;
+    t = mg_detect_buffer(s->o.detect, s->sniff, (size_t)n);
+    g_free(it->cdr_type);
+    it->cdr_type = g_ascii_strdown(t, -1);
+    if (!mg_cdr_type_in(h->out_types, it->cdr_type)) {
+        it->cdr_reason = g_strdup_printf("the handler made %s, not what it should", it->cdr_type);
+        it->cdr_status = MG_CDR_FAIL;
+        return true;
+    }
+    if (s->o.av != NULL) {
+        if (it->cdr.extents == NULL) {
+            v = mg_av_scan_buffer(s->o.av,
+                                  it->cdr.mem != NULL ? it->cdr.mem->data : (const guint8 *)"",
+                                  it->cdr.mem != NULL ? it->cdr.mem->len : 0, &vir, &e);
+        } else {
+            struct sz_reader rd = {s, &it->cdr};
+            v = mg_av_scan_pread(s->o.av, it->cdr.size, reader_cb, &rd, &vir, &e);
+        }
+    }
+    if (v == MG_AV_FAILED) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of the output of %s for part %s: %s", h->name,
+                it->path, e != NULL ? e->message : "engine error");
+        g_clear_error(&e);
+        return false;
+    }
+    if (v == MG_AV_INFECTED) {
+        it->cdr_reason = g_strdup_printf("the output scanned as %s", vir);
+        it->cdr_status = MG_CDR_FAIL;
+        g_free(vir);
+        return true;
+    }
+    it->cdr_ready = true;
+    return true;
+}
+
+/* Options for the handler: the item's name, rule options, limits. */
+static GPtrArray *cdr_options(struct mg_sanitize *s, struct sz_item *it,
+                              const struct mg_cdr_handler *h)
+{
+    GPtrArray *o = g_ptr_array_new_with_free_func(g_free);
+    const char *links = mg_rule_option(it->rule, "links");
+
+    if (it->filename != NULL && g_utf8_validate(it->filename, -1, NULL) &&
+        strlen(it->filename) < 1024 && strchr(it->filename, '\n') == NULL)
+        g_ptr_array_add(o, g_strdup_printf("name=%s", it->filename));
+    if (h->action == MG_ACTION_UNPACK) {
+        unsigned left =
+            s->o.archive_members > s->arc_members ? s->o.archive_members - s->arc_members : 0;
+        uint64_t bytes = s->o.archive_total > s->arc_bytes ? s->o.archive_total - s->arc_bytes : 0;
+        g_ptr_array_add(o, g_strdup_printf("max-members=%u", left));
+        g_ptr_array_add(o, g_strdup_printf("max-total=%" G_GUINT64_FORMAT, bytes));
+        g_ptr_array_add(o, g_strdup_printf("max-ratio=%u", s->o.archive_ratio));
+    }
+    if (links != NULL && strcmp(links, "remove") == 0) {
+        g_ptr_array_add(o, g_strdup("uri=remove"));
+        g_ptr_array_add(o, g_strdup("hyperlinks=remove"));
+    }
+    g_ptr_array_add(o, NULL);
+    return o;
+}
+
+static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handler *h)
+{
+    struct sz_item *it = item_at(s, index);
+    struct cdr_run r;
+    struct mg_cdr_limits lim = s->o.cdr;
+    GPtrArray *opts;
+    char *reason = NULL;
+    enum mg_cdr_status st;
+    int fd;
+
+    memset(&r, 0, sizeof r);
+    r.s = s;
+    r.index = index;
+    r.unpack = h->action == MG_ACTION_UNPACK;
+    r.members = g_ptr_array_new();
+    r.notes = g_ptr_array_new_with_free_func(g_free);
+    fd = item_file(s, &it->c);
+    if (fd < 0) {
+        g_ptr_array_unref(r.members);
+        g_ptr_array_unref(r.notes);
+        return false;
+    }
+    r.sha = mg_sha256_new();
+    if (r.unpack) {
+        lim.max_outputs =
+            s->o.archive_members > s->arc_members ? s->o.archive_members - s->arc_members + 1 : 1;
+        lim.max_output = s->o.archive_total > s->arc_bytes ? s->o.archive_total - s->arc_bytes : 0;
+    }
+    opts = cdr_options(s, it, h);
+    st = mg_cdr_run(h, (const char *const *)opts->pdata, fd, &lim, &cdr_sink, &r, &reason);
+    close(fd);
+    g_ptr_array_unref(opts);
+    it = item_at(s, index);
+    it->cdr_handler = h->name;
+    it->cdr_status = (int)st;
+    it->cdr_notes = r.notes;
+    if (st == MG_CDR_ERROR) {
+        /* the worker could not be started, or the spool failed: not the
+         * item's fault, so the message is retried later */
+        if (s->error == NULL)
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "CDR %s for part %s: %s", h->name, it->path, reason);
+        g_free(reason);
+        goto out;
+    }
+    if (st == MG_CDR_OK && !r.unpack && r.outputs != 1) {
+        st = MG_CDR_FAIL;
+        it->cdr_status = (int)st;
+        g_free(reason);
+        reason = g_strdup_printf("the handler made %u outputs instead of one", r.outputs);
+    }
+    if (st == MG_CDR_OK && !r.unpack) {
+        g_free(reason);
+        reason = NULL;
+        if (!check_output(s, it, h))
+            goto out;
+    } else if (st == MG_CDR_OK) {
+        /* members go through the whole pipeline, depth first, so that
+         * each archive's subtree stays contiguous in s->items */
+        it->members = r.members->len;
+        for (guint i = 0; i < r.members->len; i++) {
+            struct sz_item *m = g_ptr_array_index(r.members, i);
+            s->arc_members++;
+            s->arc_bytes += m->c.size;
+        }
+        if (s->arc_members > s->o.archive_members || s->arc_bytes > s->o.archive_total) {
+            st = MG_CDR_LIMIT;
+            it->cdr_status = (int)st;
+            reason = g_strdup("the message's archives hold too many members or bytes");
+        } else {
+            for (guint i = 0; i < r.members->len && s->error == NULL; i++) {
+                struct sz_item *m = g_ptr_array_index(r.members, i);
+                g_ptr_array_index(r.members, i) = NULL;
+                g_ptr_array_add(s->items, m);
+                if (!classify(s, (int)s->items->len - 1))
+                    break;
+            }
+        }
+        it = item_at(s, index);
+    }
+    if (st == MG_CDR_ENCRYPTED) {
+        /* the rules decide what an encrypted item becomes (hold, drop) */
+        it->flags |= MG_ITEM_ENCRYPTED;
+        it->rule = match(s, it);
+        it->action = mg_rule_action(it->rule);
+        if (it->action != MG_ACTION_HOLD && it->action != MG_ACTION_REJECT &&
+            it->action != MG_ACTION_DROP) {
+            /* the rule would run the handler again: it cannot */
+            it->action = MG_ACTION_DROP;
+            it->forced = SZ_FORCED_CDR_FAILED;
+        }
+        it->cdr_reason = reason;
+        reason = NULL;
+    } else if (st != MG_CDR_OK || it->cdr_status != MG_CDR_OK) {
+        it->action = MG_ACTION_DROP;
+        it->forced = SZ_FORCED_CDR_FAILED;
+        if (it->cdr_reason == NULL) {
+            it->cdr_reason = reason;
+            reason = NULL;
+        }
+        sz_content_forget(s, &it->cdr);
+        it->cdr_ready = false;
+    }
+    g_free(reason);
+out:
+    for (guint i = 0; i < r.members->len; i++)
+        if (g_ptr_array_index(r.members, i) != NULL)
+            item_free(g_ptr_array_index(r.members, i));
+    g_ptr_array_unref(r.members);
+    mg_sha256_free(r.sha);
+    return s->error == NULL;
 }
 
 static const struct mg_mime_settings settings = {
@@ -1075,10 +1466,10 @@ const char *mg_sanitize_result(const struct mg_sanitize *s)
 
 static const char *forced_name(enum sz_forced f)
 {
-    static const char *const names[] = {NULL,         "infected",     "not-understood",
-                                        "no-handler", "no-text-form", "alternative",
-                                        "not-scanned"};
-    G_STATIC_ASSERT(G_N_ELEMENTS(names) == SZ_FORCED_UNSCANNED + 1);
+    static const char *const names[] = {NULL,          "infected",       "not-understood",
+                                        "no-handler",  "no-text-form",   "alternative",
+                                        "not-scanned", "handler-failed", "too-deep"};
+    G_STATIC_ASSERT(G_N_ELEMENTS(names) == SZ_FORCED_TOO_DEEP + 1);
     return (unsigned)f < G_N_ELEMENTS(names) ? names[f] : NULL;
 }
 
@@ -1126,6 +1517,28 @@ static void build_parts(const struct mg_sanitize *s, JsonBuilder *b)
             add_str(b, "action", it->rule != NULL ? mg_action_name(it->action) : NULL);
             add_str(b, "forced", forced_name(it->forced));
             add_str(b, "output", it->out_name);
+            if (it->cdr_handler != NULL) {
+                json_builder_set_member_name(b, "cdr");
+                json_builder_begin_object(b);
+                add_str(b, "handler", it->cdr_handler);
+                add_str(b, "status", mg_cdr_status_name((enum mg_cdr_status)it->cdr_status));
+                add_str(b, "reason", it->cdr_reason);
+                add_str(b, "output_type", it->cdr_ready ? it->cdr_type : NULL);
+                if (it->members > 0) {
+                    json_builder_set_member_name(b, "members");
+                    json_builder_add_int_value(b, it->members);
+                }
+                json_builder_set_member_name(b, "notes");
+                json_builder_begin_array(b);
+                for (guint j = 0; it->cdr_notes != NULL && j < it->cdr_notes->len; j++)
+                    json_builder_add_string_value(b, g_ptr_array_index(it->cdr_notes, j));
+                json_builder_end_array(b);
+                json_builder_end_object(b);
+            }
+            if (it->arc_depth > 0) {
+                json_builder_set_member_name(b, "archive_depth");
+                json_builder_add_int_value(b, it->arc_depth);
+            }
         }
         json_builder_set_member_name(b, "defects");
         json_builder_begin_array(b);

@@ -32,6 +32,8 @@ enum sz_forced {
     SZ_FORCED_NOT_TEXT,    /* action text on content that has no text form yet */
     SZ_FORCED_ALTERNATIVE, /* another alternative of the same content was used */
     SZ_FORCED_UNSCANNED,   /* the AV engine could not look at all of it */
+    SZ_FORCED_CDR_FAILED,  /* the handler failed, crashed, timed out or hit a limit */
+    SZ_FORCED_TOO_DEEP,    /* an archive nested deeper than the archive depth limit */
 };
 
 struct sz_extent {
@@ -83,6 +85,18 @@ struct sz_item {
     bool emitted;   /* its text or file is in the output */
     char *out_name; /* attachment file name in the output */
     char *out_type; /* attachment content type in the output */
+    /* CDR (disarm, flatten, unpack, text through a worker) */
+    unsigned arc_depth;        /* archives around it (0: a part of the mail) */
+    const char *cdr_handler;   /* static: the handler that ran, or NULL */
+    int cdr_status;            /* enum mg_cdr_status, when cdr_handler is set */
+    char *cdr_reason;          /* why it failed */
+    bool cdr_ready;            /* cdr holds the handler's output */
+    struct sz_content cdr;     /* the output (disarm, flatten, text) */
+    char *cdr_name, *cdr_type; /* the worker's name for it, its detected type */
+    char cdr_sha_hex[65];      /* SHA-256 of the output */
+    GPtrArray *cdr_notes;      /* of char *: what the handler removed or converted */
+    unsigned members;          /* unpack: members that became items */
+    unsigned cdr_flags;        /* MG_CDR_OUT_* of a member */
 };
 
 /* The pipeline of one message (sanitize.c; the writer in build.c). */
@@ -102,6 +116,9 @@ struct mg_sanitize {
     struct mg_sha256 *orig_sha;
     uint64_t orig_size;
     struct mg_qwrite *qw;
+    /* archives unpacked so far (limits are for the whole message) */
+    unsigned arc_members;
+    uint64_t arc_bytes;
     /* envelope, from the options or the top-level header */
     char *sender;
     GPtrArray *recipients; /* of char *, NULL-terminated */
@@ -128,6 +145,10 @@ void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...) G_G
 bool sz_spool_write(struct mg_sanitize *s, const void *buf, size_t len, struct sz_extent *ext);
 /* Reads up to len bytes of c at off; returns the count (0 at the end,
  * -1 on error after sz_fail). */
+/* The content of a derived item: memory or spool, as a leaf's. */
+bool sz_content_append(struct mg_sanitize *s, struct sz_content *c, const char *buf, size_t len);
+bool sz_content_close(struct mg_sanitize *s, struct sz_content *c);
+void sz_content_forget(struct mg_sanitize *s, struct sz_content *c);
 gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
                        size_t len);
 

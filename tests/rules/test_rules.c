@@ -437,6 +437,10 @@ static const struct error_case error_cases[] = {
      "D/10-a.rules:4: [rule a] prefer-html: only allowed with action text and part = body"},
     {"[rule a]\naction = keep\npart = body\nprefer-html = true\n",
      "D/10-a.rules:4: [rule a] prefer-html: only allowed with action text and part = body"},
+    {"[rule a]\naction = keep\nlinks = remove\n",
+     "D/10-a.rules:3: [rule a] links: only allowed with action disarm"},
+    {"[rule a]\naction = disarm\nlinks = defang\n",
+     "D/10-a.rules:3: [rule a] links: bad value \"defang\" (expected keep or remove)"},
     {"[rule a]\naction = text\npart = body\nprefer-html = yes\n",
      "D/10-a.rules:4: [rule a] prefer-html: bad value \"yes\" (expected true or false)"},
     /* duplicate id in one file */
@@ -626,6 +630,9 @@ static void test_options(void)
     struct mg_rules *r = load_ok("[rule plain-body]\npart = body\ndeclared-type = text/html\n"
                                  "action = text\nurls = plain\nprefer-html = true\n"
                                  "[rule html]\ndetected-type = text/html\naction = text\n"
+                                 "[rule pdf]\ndetected-type = application/pdf\naction = disarm\n"
+                                 "links = remove\n"
+                                 "[rule png]\ndetected-type = image/png\naction = disarm\n"
                                  "[rule other]\naction = keep\n");
     struct mg_rule_subject s = subject("text/html");
     const struct mg_rule *rule;
@@ -642,7 +649,15 @@ static void test_options(void)
     g_assert_cmpstr(mg_rule_id(rule), ==, "html");
     g_assert_cmpstr(mg_rule_option(rule, "urls"), ==, "defang");
     g_assert_cmpstr(mg_rule_option(rule, "prefer-html"), ==, "false");
+    s.detected_type = "application/pdf";
+    rule = mg_rules_match(r, &s);
+    g_assert_cmpstr(mg_rule_id(rule), ==, "pdf");
+    g_assert_cmpstr(mg_rule_option(rule, "links"), ==, "remove");
     s.detected_type = "image/png";
+    rule = mg_rules_match(r, &s);
+    g_assert_cmpstr(mg_rule_id(rule), ==, "png");
+    g_assert_cmpstr(mg_rule_option(rule, "links"), ==, "keep");
+    s.detected_type = "image/gif";
     rule = mg_rules_match(r, &s);
     g_assert_cmpstr(mg_rule_id(rule), ==, "other");
     g_assert_cmpstr(mg_rule_option(rule, "urls"), ==, "defang");
@@ -822,9 +837,41 @@ static void test_builtin(void)
     g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_TEXT);
     x = builtin_match(r, ATT, NULL, "application/xhtml+xml", NULL, 0);
     g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_TEXT);
-    /* 6. everything else: dropped, with a notice in both languages */
-    static const char *const other[] = {"application/pdf",    "application/zip",
-                                        "image/png",          "application/vnd.ms-excel",
+    /* 6. documents, pictures and archives go to the CDR handlers */
+    static const struct {
+        const char *type, *rule;
+        enum mg_action action;
+    } cdr[] = {
+        {"application/pdf", "pdf", MG_ACTION_DISARM},
+        {"application/zip", "archive", MG_ACTION_UNPACK},
+        {"application/x-7z-compressed", "archive", MG_ACTION_UNPACK},
+        {"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "office",
+         MG_ACTION_DISARM},
+        {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "office",
+         MG_ACTION_DISARM},
+        {"image/png", "image", MG_ACTION_DISARM},
+        {"image/jpeg", "image", MG_ACTION_DISARM},
+        {"text/rtf", "rtf", MG_ACTION_TEXT},
+    };
+    for (unsigned i = 0; i < G_N_ELEMENTS(cdr); i++) {
+        x = builtin_match(r, ATT, NULL, cdr[i].type, "x.dat", 0);
+        g_assert_cmpstr(mg_rule_id(x), ==, cdr[i].rule);
+        g_assert_cmpint(mg_rule_action(x), ==, cdr[i].action);
+        /* encrypted: never given to a handler */
+        x = builtin_match(r, ATT, NULL, cdr[i].type, "x.dat", MG_ITEM_ENCRYPTED);
+        g_assert_cmpstr(mg_rule_id(x), ==, "encrypted");
+        g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_DROP);
+        g_assert_nonnull(strstr(mg_rule_notice(x, "ja"), "パスワード"));
+        /* a body part is never an attachment's handler's business */
+        x = builtin_match(r, BODY, NULL, cdr[i].type, NULL, 0);
+        g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_DROP);
+    }
+    /* a disk image is not unpacked */
+    x = builtin_match(r, ATT, NULL, "application/x-iso9660-image", "x.iso", 0);
+    g_assert_cmpstr(mg_rule_id(x), ==, "default-drop");
+    /* 7. everything else: dropped, with a notice in both languages */
+    static const char *const other[] = {"application/msword", "application/x-dosexec",
+                                        "image/svg+xml",      "application/vnd.ms-excel",
                                         "text/x-shellscript", "application/octet-stream"};
     for (unsigned i = 0; i < G_N_ELEMENTS(other); i++) {
         x = builtin_match(r, ATT, NULL, other[i], "x.dat", 0);

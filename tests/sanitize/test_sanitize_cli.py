@@ -53,6 +53,12 @@ def run(args, stdin=None, env=None, user=None):
         if not os.path.exists(own):
             shutil.copy2(MUG, own)
             os.chmod(own, 0o755)
+            # and the CDR workers it starts (src/worker, src/pdf of the build)
+            build = os.path.dirname(os.path.dirname(os.path.abspath(MUG)))
+            for sub, prog in (('worker', 'mugaika-worker'), ('pdf', 'mugaika-pdf')):
+                shutil.copy2(os.path.join(build, sub, prog), os.path.join(TMP, prog))
+                os.chmod(os.path.join(TMP, prog), 0o755)
+        env = dict(env if env is not None else os.environ, MUGAIKA_WORKER_DIR=TMP)
         cmd = ['setpriv', '--reuid=%d' % user, '--regid=%d' % user, '--clear-groups', own,
                'sanitize'] + args
     return subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

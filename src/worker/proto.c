@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	proto 3
+ * SUMMARY
+ *	the worker side of the CDR worker protocol
+ * DESCRIPTION
+ *	See mgw.h for the record format. Records are written with plain
+ *	write(2) on fd 1; a failed write (the parent has gone, or killed
+ *	the pipe) makes every later output call fail, so a handler stops
+ *	soon after.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include "worker/mgw.h"
+
+struct mgw {
+    GHashTable *opts; /* char * -> char * */
+    uint64_t in_size;
+    bool in_output;
+    bool broken; /* fd 1 failed */
+    char *reason;
+};
+
+const char *mgw_status_name(enum mgw_status st)
+{
+    switch (st) {
+    case MGW_OK:
+        return "ok";
+    case MGW_FAIL:
+        return "fail";
+    case MGW_ENCRYPTED:
+        return "encrypted";
+    case MGW_LIMIT:
+        return "limit";
+    }
+    return "fail";
+}
+
+static bool write_all(struct mgw *w, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0 && !w->broken) {
+        ssize_t n = write(1, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            w->broken = true;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return !w->broken;
+}
+
+static bool record(struct mgw *w, char tag, const void *buf, size_t len)
+{
+    unsigned char h[5];
+
+    if (w->broken || len > UINT32_MAX)
+        return false;
+    h[0] = (unsigned char)tag;
+    h[1] = (unsigned char)(len >> 24);
+    h[2] = (unsigned char)(len >> 16);
+    h[3] = (unsigned char)(len >> 8);
+    h[4] = (unsigned char)len;
+    return write_all(w, h, sizeof h) && (len == 0 || write_all(w, buf, len));
+}
+
+static bool record_json(struct mgw *w, char tag, JsonBuilder *b)
+{
+    JsonNode *n = json_builder_get_root(b);
+    gsize len = 0;
+    char *s = json_to_string(n, FALSE);
+    bool ok;
+
+    len = strlen(s);
+    ok = record(w, tag, s, len);
+    g_free(s);
+    json_node_unref(n);
+    g_object_unref(b);
+    return ok;
+}
+
+/* Strings in records must be UTF-8 (JSON); anything else is replaced. */
+static char *valid_utf8(const char *s)
+{
+    return s == NULL ? NULL : g_utf8_make_valid(s, -1);
+}
+
+int mgw_input_fd(const struct mgw *w)
+{
+    (void)w;
+    return 0;
+}
+
+uint64_t mgw_input_size(const struct mgw *w)
+{
+    return w->in_size;
+}
+
+unsigned char *mgw_input_read_all(struct mgw *w, uint64_t max, size_t *len)
+{
+    unsigned char *buf;
+    size_t got = 0;
+
+    *len = 0;
+    if (w->in_size > max || w->in_size > SIZE_MAX - 1) {
+        mgw_note(w, "defect",
+                 "input of %" G_GUINT64_FORMAT " bytes is larger than %" G_GUINT64_FORMAT,
+                 w->in_size, max);
+        return NULL;
+    }
+    buf = g_malloc((size_t)w->in_size + 1);
+    while (got < (size_t)w->in_size) {
+        ssize_t n = pread(0, buf + got, (size_t)w->in_size - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            mgw_note(w, "defect", "input unreadable: %s", n < 0 ? g_strerror(errno) : "short");
+            g_free(buf);
+            return NULL;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *len = got;
+    return buf;
+}
+
+const char *mgw_option(const struct mgw *w, const char *key)
+{
+    return g_hash_table_lookup(w->opts, key);
+}
+
+uint64_t mgw_option_u64(const struct mgw *w, const char *key, uint64_t def)
+{
+    const char *v = mgw_option(w, key);
+    guint64 n;
+
+    if (v == NULL || !g_ascii_string_to_unsigned(v, 10, 0, G_MAXUINT64, &n, NULL))
+        return def;
+    return n;
+}
+
+bool mgw_option_bool(const struct mgw *w, const char *key, bool def)
+{
+    const char *v = mgw_option(w, key);
+
+    if (v == NULL)
+        return def;
+    return strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0;
+}
+
+bool mgw_out_begin(struct mgw *w, const char *name, const char *type, unsigned flags)
+{
+    JsonBuilder *b;
+    char *n = valid_utf8(name), *t = valid_utf8(type);
+
+    if (w->in_output && !mgw_out_end(w))
+        return false;
+    b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "name");
+    if (n != NULL)
+        json_builder_add_string_value(b, n);
+    else
+        json_builder_add_null_value(b);
+    json_builder_set_member_name(b, "type");
+    if (t != NULL)
+        json_builder_add_string_value(b, t);
+    else
+        json_builder_add_null_value(b);
+    json_builder_set_member_name(b, "flags");
+    json_builder_begin_array(b);
+    if (flags & MGW_OUT_ENCRYPTED)
+        json_builder_add_string_value(b, "encrypted");
+    if (flags & MGW_OUT_NAME_MISMATCH)
+        json_builder_add_string_value(b, "name-mismatch");
+    if (flags & MGW_OUT_NAME_CHANGED)
+        json_builder_add_string_value(b, "name-changed");
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    g_free(n);
+    g_free(t);
+    w->in_output = true;
+    return record_json(w, 'O', b);
+}
+
+bool mgw_out_write(struct mgw *w, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    if (!w->in_output)
+        return false;
+    while (len > 0) {
+        size_t n = MIN(len, (size_t)MGW_DATA_MAX);
+        if (!record(w, 'D', p, n))
+            return false;
+        p += n;
+        len -= n;
+    }
+    return true;
+}
+
+bool mgw_out_end(struct mgw *w)
+{
+    if (!w->in_output)
+        return false;
+    w->in_output = false;
+    return record(w, 'E', NULL, 0);
+}
+
+bool mgw_out_file(struct mgw *w, const char *name, const char *type, const void *buf, size_t len)
+{
+    return mgw_out_begin(w, name, type, 0) && mgw_out_write(w, buf, len) && mgw_out_end(w);
+}
+
+void mgw_note(struct mgw *w, const char *kind, const char *fmt, ...)
+{
+    JsonBuilder *b = json_builder_new();
+    va_list ap;
+    char *text, *valid;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    valid = valid_utf8(text);
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "kind");
+    json_builder_add_string_value(b, kind);
+    json_builder_set_member_name(b, "text");
+    json_builder_add_string_value(b, valid);
+    json_builder_end_object(b);
+    record_json(w, 'N', b);
+    g_free(text);
+    g_free(valid);
+}
+
+void mgw_reason(struct mgw *w, const char *fmt, ...)
+{
+    va_list ap;
+
+    g_free(w->reason);
+    va_start(ap, fmt);
+    w->reason = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+static bool done(struct mgw *w, enum mgw_status st)
+{
+    JsonBuilder *b = json_builder_new();
+    char *r = valid_utf8(w->reason);
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "status");
+    json_builder_add_string_value(b, mgw_status_name(st));
+    json_builder_set_member_name(b, "reason");
+    if (r != NULL)
+        json_builder_add_string_value(b, r);
+    else
+        json_builder_add_null_value(b);
+    json_builder_end_object(b);
+    g_free(r);
+    return record_json(w, 'Z', b);
+}
+
+static void usage(const char *prog, const struct mgw_handler *table, size_t n)
+{
+    fprintf(stderr, "usage: %s HANDLER [KEY=VALUE...] <item >records\nhandlers:", prog);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %s", table[i].name);
+    fputc('\n', stderr);
+}
+
+int mgw_main(int argc, char **argv, const struct mgw_handler *table, size_t n)
+{
+    struct mgw w;
+    const struct mgw_handler *h = NULL;
+    struct stat st;
+    enum mgw_status status;
+    GError *e = NULL;
+    int rc;
+
+    memset(&w, 0, sizeof w);
+    /* the parent reads the status from the records, never from a signal */
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    if (argc < 2) {
+        usage(argv[0], table, n);
+        return 64;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(argv[1], table[i].name) == 0)
+            h = &table[i];
+    if (h == NULL) {
+        fprintf(stderr, "%s: unknown handler '%s'\n", argv[0], argv[1]);
+        usage(argv[0], table, n);
+        return 64;
+    }
+    w.opts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (int i = 2; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        if (eq == NULL || eq == argv[i]) {
+            fprintf(stderr, "%s: option '%s' is not KEY=VALUE\n", argv[0], argv[i]);
+            g_hash_table_unref(w.opts);
+            return 64;
+        }
+        g_hash_table_replace(w.opts, g_strndup(argv[i], (gsize)(eq - argv[i])), g_strdup(eq + 1));
+    }
+    if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "%s: the item (fd 0) must be a regular file\n", argv[0]);
+        g_hash_table_unref(w.opts);
+        return 66;
+    }
+    w.in_size = (uint64_t)st.st_size;
+    if (!mgw_sandbox((unsigned)mgw_option_u64(&w, "cpu", 30),
+                     mgw_option_u64(&w, "as", (uint64_t)1024 * 1024 * 1024),
+                     (unsigned)mgw_option_u64(&w, "nofile", 64), &e)) {
+        fprintf(stderr, "%s: sandbox: %s\n", argv[0], e->message);
+        g_error_free(e);
+        g_hash_table_unref(w.opts);
+        return 71;
+    }
+    status = h->fn(&w);
+    if (w.in_output && status == MGW_OK)
+        mgw_out_end(&w);
+    if (status != MGW_OK && w.reason == NULL)
+        mgw_reason(&w, "%s", mgw_status_name(status));
+    rc = done(&w, status) ? 0 : 74;
+    g_free(w.reason);
+    g_hash_table_unref(w.opts);
+    return rc;
+}

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	sandbox 3
+ * SUMMARY
+ *	confine a CDR worker before it parses anything
+ * DESCRIPTION
+ *	mgw_sandbox() is called once, before the handler touches the item:
+ *
+ *	- rlimits: RLIMIT_CPU (the kernel sends SIGXCPU, then SIGKILL),
+ *	  RLIMIT_AS (allocations fail past it; not set under
+ *	  AddressSanitizer, whose shadow memory is a huge reservation),
+ *	  RLIMIT_NOFILE, RLIMIT_FSIZE 0 (no file can grow: results go to
+ *	  the pipe on fd 1; SIGXFSZ is ignored so a write fails with EFBIG
+ *	  instead), RLIMIT_CORE 0;
+ *	- PR_SET_NO_NEW_PRIVS and PR_SET_DUMPABLE 0 (no set-uid gain, no
+ *	  ptrace by other processes of the same user);
+ *	- a seccomp filter (libseccomp) that fails with EPERM every system
+ *	  call a document parser never needs and an attacker would want:
+ *	  sockets (so no network), exec, fork, ptrace, other processes'
+ *	  memory, mounts and namespaces, kernel modules, BPF, perf, key
+ *	  rings, userfaultfd, reboot and clock setting, and every change
+ *	  to the file system (open for writing, create, truncate, unlink,
+ *	  rename, mkdir, links, chmod, chown): a worker runs as the
+ *	  daemon's user, which owns the quarantine. It is a deny list
+ *	  because the libraries run here (libarchive, libxml2, poppler,
+ *	  cairo, fontconfig, qpdf, image codecs) make a wide and changing
+ *	  set of harmless calls; docs/architecture.md explains the choice.
+ *	  Threads stay allowed (clone without a new process is how glibc
+ *	  starts them); fork, vfork and clone without CLONE_THREAD are refused (clone3
+ *	  reports ENOSYS so that glibc falls back to clone), and kill and
+ *	  tgkill only reach the worker itself.
+ *
+ *	  In the AddressSanitizer build (the tests' second build) ptrace and
+ *	  clone with CLONE_VM stay allowed, because LeakSanitizer checks
+ *	  the worker at exit from a memory-sharing clone that ptraces the
+ *	  threads; fork is still refused there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+
+#include "worker/mgw.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MGW_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MGW_ASAN 1
+#endif
+#endif
+
+static bool set_limit(int res, rlim_t v, const char *what, GError **err)
+{
+    struct rlimit rl = {v, v};
+
+    if (setrlimit(res, &rl) != 0) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "setrlimit %s: %s", what,
+                    g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* System calls a worker is refused (EPERM). */
+static const char *const denied[] = {
+    "socket",
+    "socketpair",
+    "connect",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "sendto",
+    "sendmsg",
+    "sendmmsg",
+    "recvfrom",
+    "recvmsg",
+    "recvmmsg",
+    "execve",
+    "execveat",
+    "fork",
+    "vfork",
+#ifndef MGW_ASAN
+    "ptrace", /* LeakSanitizer stops the threads with it at exit */
+#endif
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "pidfd_getfd",
+    "pidfd_open",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "acct",
+    "quotactl",
+    "syslog",
+    "personality",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "setfsuid",
+    "setfsgid",
+    "tkill",
+    "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
+    "mknod",
+    "mknodat",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "truncate",
+    "ftruncate",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "utime",
+    "utimes",
+    "futimesat",
+    "utimensat",
+    "creat",
+};
+
+static bool apply_seccomp(GError **err)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    int rc = 0;
+
+    if (ctx == NULL) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "seccomp_init failed");
+        return false;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(denied) && rc == 0; i++) {
+        int nr = seccomp_syscall_resolve_name(denied[i]);
+        if (nr == __NR_SCMP_ERROR)
+            continue; /* not on this architecture */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+    }
+    /* files open for reading only: no write, create or truncate */
+    {
+        static const int open_bits[] = {O_WRONLY, O_RDWR, O_CREAT, O_TRUNC};
+        for (size_t i = 0; i < G_N_ELEMENTS(open_bits) && rc == 0; i++) {
+            scmp_datum_t b = (scmp_datum_t)open_bits[i];
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(open), 1,
+                                  SCMP_A1(SCMP_CMP_MASKED_EQ, b, b));
+            if (rc == 0)
+                rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(openat), 1,
+                                      SCMP_A2(SCMP_CMP_MASKED_EQ, b, b));
+        }
+    }
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0);
+    /* clone3 "does not exist" (glibc then starts threads with clone);
+     * clone only for threads: fork() is clone without CLONE_THREAD */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+#ifndef MGW_ASAN
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, (scmp_datum_t)CLONE_THREAD, 0));
+#else
+    /* LeakSanitizer's tracer is a clone sharing memory (CLONE_VM) but not
+     * a thread: still no fork (neither bit) */
+    if (rc == 0)
+        rc = seccomp_rule_add(
+            ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+            SCMP_A0(SCMP_CMP_MASKED_EQ, (scmp_datum_t)(CLONE_THREAD | CLONE_VM), 0));
+#endif
+    /* signals only to itself (abort() and raise() use tgkill on itself) */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(kill), 1,
+                              SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)getpid(), 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(tgkill), 1,
+                              SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)getpid(), 0));
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc != 0) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_FAILED, "seccomp: %s", g_strerror(-rc));
+        return false;
+    }
+    return true;
+}
+
+bool mgw_sandbox(unsigned cpu_seconds, uint64_t as_bytes, unsigned nofile, GError **err)
+{
+    if (cpu_seconds > 0 && !set_limit(RLIMIT_CPU, cpu_seconds, "RLIMIT_CPU", err))
+        return false;
+#ifndef MGW_ASAN
+    if (as_bytes > 0 && !set_limit(RLIMIT_AS, (rlim_t)as_bytes, "RLIMIT_AS", err))
+        return false;
+#else
+    (void)as_bytes;
+#endif
+    if (nofile > 0 && !set_limit(RLIMIT_NOFILE, nofile, "RLIMIT_NOFILE", err))
+        return false;
+    if (!set_limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE", err) ||
+        !set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE", err))
+        return false;
+    signal(SIGXFSZ, SIG_IGN);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "prctl: %s",
+                    g_strerror(errno));
+        return false;
+    }
+    return apply_seccomp(err);
+}
+
+bool mgw_sandbox_asan(void)
+{
+#ifdef MGW_ASAN
+    return true;
+#else
+    return false;
+#endif
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	selftest 3
+ * SUMMARY
+ *	a handler that misbehaves on request, for the isolation tests
+ * DESCRIPTION
+ *	Option do= picks what it does:
+ *	  echo	copies the item to one output (name=, type= options);
+ *	  crash	dereferences a null pointer;
+ *	  hang	spins without end (the deadline or RLIMIT_CPU stops it);
+ *	  sleep	sleeps without end (only the deadline stops it);
+ *	  alloc	allocates and touches memory until allocation fails;
+ *	  flood	emits outputs without end;
+ *	  probe	tries what the sandbox forbids (socket, exec, fork, a
+ *		file write, a signal to its parent) and notes each result as
+ *		"allowed" or "refused: ERRNO".
+ *	The tests in tests/cdr drive it; it can do nothing the sandbox
+ *	does not already allow any handler to do.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "worker/handlers.h"
+
+static void probe_result(struct mgw *w, const char *what, int rc)
+{
+    if (rc >= 0)
+        mgw_note(w, "info", "%s: allowed", what);
+    else
+        mgw_note(w, "info", "%s: refused: %s", what, g_strerror(errno));
+}
+
+static void probe(struct mgw *w)
+{
+    char *const argv[] = {(char *)"/bin/true", NULL};
+    int fd;
+    pid_t pid;
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    probe_result(w, "socket-inet", fd);
+    if (fd >= 0)
+        close(fd);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    probe_result(w, "socket-unix", fd);
+    if (fd >= 0)
+        close(fd);
+    pid = fork();
+    if (pid == 0)
+        _exit(0);
+    probe_result(w, "fork", pid);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    probe_result(w, "exec", execv(argv[0], argv));
+    fd = open(mgw_option(w, "file") != NULL ? mgw_option(w, "file") : "/tmp/mugaika-selftest",
+              O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        ssize_t n = write(fd, "x", 1);
+        close(fd);
+        probe_result(w, "file-write", n == 1 ? 0 : -1);
+    } else {
+        probe_result(w, "file-write", -1);
+    }
+    probe_result(w, "kill-parent", kill(getppid(), 0));
+    mgw_note(w, "info", "asan: %s", mgw_sandbox_asan() ? "yes" : "no");
+}
+
+enum mgw_status mgw_selftest(struct mgw *w)
+{
+    const char *what = mgw_option(w, "do");
+
+    if (what == NULL || strcmp(what, "echo") == 0) {
+        size_t len;
+        unsigned char *buf = mgw_input_read_all(w, 64u << 20, &len);
+        bool ok;
+        if (buf == NULL)
+            return MGW_FAIL;
+        ok = mgw_out_file(w, mgw_option(w, "name"), mgw_option(w, "type"), buf, len);
+        g_free(buf);
+        return ok ? MGW_OK : MGW_FAIL;
+    }
+    if (strcmp(what, "crash") == 0) {
+        volatile int *p = NULL;
+        *p = 1;
+        return MGW_FAIL;
+    }
+    if (strcmp(what, "hang") == 0) {
+        volatile unsigned long n = 0;
+        for (;;)
+            n++;
+    }
+    if (strcmp(what, "sleep") == 0) {
+        for (;;)
+            pause();
+    }
+    if (strcmp(what, "alloc") == 0) {
+        size_t total = 0;
+        for (;;) {
+            char *p = malloc(16u << 20);
+            if (p == NULL)
+                break;
+            memset(p, 1, 16u << 20);
+            total += 16u << 20;
+        }
+        mgw_reason(w, "allocation failed after %zu MiB", total >> 20);
+        return MGW_LIMIT;
+    }
+    if (strcmp(what, "flood") == 0) {
+        static const char chunk[4096];
+        for (unsigned i = 0;; i++) {
+            char name[32];
+            g_snprintf(name, sizeof name, "f%u.bin", i);
+            if (!mgw_out_begin(w, name, NULL, 0))
+                return MGW_FAIL;
+            for (int k = 0; k < 256; k++)
+                if (!mgw_out_write(w, chunk, sizeof chunk))
+                    return MGW_FAIL;
+            if (!mgw_out_end(w))
+                return MGW_FAIL;
+        }
+    }
+    if (strcmp(what, "probe") == 0) {
+        probe(w);
+        return MGW_OK;
+    }
+    mgw_reason(w, "unknown do=%s", what);
+    return MGW_FAIL;
+}

@@ -1,0 +1,311 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Isolation of the CDR workers, and the daemon's side of the protocol.
+
+1. The real mugaika-worker, through its sandbox (selftest handler):
+   no network, exec, fork, file writes or signals to other processes;
+   a crash, a CPU spin, a sleep, an allocation storm and an output
+   flood each end in the right status within bounded time, with no
+   process left behind.
+2. mg_cdr_run (through tests/cdr/cdr_run) against fake workers that
+   break the protocol in every way: garbage, a missing last record,
+   bytes after it, oversized records, data outside an output, bad
+   JSON, a last record inside an output, a non-zero exit, death by
+   signal, a flood on stderr, records dribbled one byte at a time, and
+   a worker that leaves a child holding the pipe.
+3. The pipeline (`mugaika sanitize`) when the worker crashes or hangs:
+   the message is still delivered, with a notice naming the file, and
+   the original is in quarantine; when the workers cannot be found the
+   command exits 78 before reading anything.
+"""
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mgw import run  # noqa: E402
+from tap import args, check, done, need_shared  # noqa: E402
+
+A = args()
+CORPUS = need_shared(A)
+TMP = tempfile.mkdtemp(prefix='mugaika-cdr-worker.')
+
+FAKE = r'''#!/usr/bin/env python3
+# A fake CDR worker: argv[1] (or $FAKE_MODE) says how it misbehaves.
+import json, os, signal, struct, sys, time
+mode = os.environ.get('FAKE_MODE') or sys.argv[1]
+out = sys.stdout.buffer
+def rec(tag, body=b''):
+    out.write(tag + struct.pack('>I', len(body)) + body)
+    out.flush()
+def js(tag, obj):
+    rec(tag, json.dumps(obj).encode())
+def ok():
+    js(b'Z', {'status': 'ok', 'reason': None})
+data = sys.stdin.buffer.read()
+if mode == 'echo':
+    js(b'O', {'name': 'out.bin', 'type': None, 'flags': []}); rec(b'D', data); rec(b'E'); ok()
+elif mode == 'two':
+    for n in ('a.txt', 'b.txt'):
+        js(b'O', {'name': n, 'type': None, 'flags': []}); rec(b'D', b'x'); rec(b'E')
+    ok()
+elif mode == 'garbage':
+    out.write(b'hello, this is not a record stream\n' * 10)
+elif mode == 'noz':
+    js(b'O', {'name': 'a', 'type': None, 'flags': []}); rec(b'D', b'abc'); rec(b'E')
+elif mode == 'afterz':
+    ok(); out.write(b'more'); out.flush()
+elif mode == 'bigrec':
+    js(b'O', {'name': 'a', 'type': None, 'flags': []})
+    out.write(b'D' + struct.pack('>I', 2 << 20)); out.write(b'x' * (2 << 20)); rec(b'E'); ok()
+elif mode == 'dnoopen':
+    rec(b'D', b'abc'); ok()
+elif mode == 'badjson':
+    rec(b'N', b'{"kind": "removed", "text": '); ok()
+elif mode == 'zinside':
+    js(b'O', {'name': 'a', 'type': None, 'flags': []}); rec(b'D', b'abc'); ok()
+elif mode == 'exit3':
+    js(b'O', {'name': 'a', 'type': None, 'flags': []}); rec(b'D', b'abc'); rec(b'E'); ok()
+    sys.exit(3)
+elif mode == 'segv':
+    js(b'O', {'name': 'a', 'type': None, 'flags': []})
+    os.kill(os.getpid(), signal.SIGSEGV)
+elif mode == 'sleep':
+    time.sleep(600)
+elif mode == 'stderrflood':
+    for _ in range(160):
+        sys.stderr.buffer.write(b'e' * 65536)
+    sys.stderr.flush()
+    js(b'Z', {'status': 'fail', 'reason': 'flooded stderr'})
+elif mode == 'dribble':
+    buf = b''
+    for n in ('a.txt', 'b.txt'):
+        body = json.dumps({'name': n, 'type': None, 'flags': ['name-changed']}).encode()
+        buf += b'O' + struct.pack('>I', len(body)) + body
+        buf += b'D' + struct.pack('>I', 5) + b'hello' + b'E' + struct.pack('>I', 0)
+    body = json.dumps({'kind': 'removed', 'text': 'something'}).encode()
+    buf += b'N' + struct.pack('>I', len(body)) + body
+    body = json.dumps({'status': 'ok', 'reason': None}).encode()
+    buf += b'Z' + struct.pack('>I', len(body)) + body
+    for i in range(len(buf)):
+        out.write(buf[i:i + 1]); out.flush()
+elif mode == 'orphan':
+    if os.fork() == 0:
+        time.sleep(600)
+        os._exit(0)
+    ok()
+elif mode == 'encrypted':
+    js(b'Z', {'status': 'encrypted', 'reason': 'password needed'})
+'''
+
+
+def make_fake(path):
+    os.makedirs(path, exist_ok=True)
+    for prog in ('mugaika-worker', 'mugaika-pdf'):
+        p = os.path.join(path, prog)
+        with open(p, 'w') as f:
+            f.write(FAKE)
+        os.chmod(p, stat.S_IRWXU)
+
+
+def cdr_run(program, handler, path, opts=(), limits=(), wdir=None, timeout=60):
+    cmd = [A.cdr_run]
+    if wdir:
+        cmd += ['--dir', wdir]
+    cmd += list(limits) + [program, handler, path] + list(opts)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    wall = time.monotonic() - t0
+    try:
+        r = json.loads(p.stdout)
+    except ValueError:
+        r = {'status': None, 'raw': p.stdout[-500:], 'stderr': p.stderr[-500:]}
+    r['wall'] = wall
+    return r
+
+
+def procs_named(marker):
+    """PIDs whose command line contains marker."""
+    found = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def main():
+    item = os.path.join(TMP, 'item.txt')
+    with open(item, 'wb') as f:
+        f.write(b'hello\n')
+
+    # --- 1. the real worker in its sandbox --------------------------------
+    r = run(A.worker, 'selftest', item, opts={'do': 'probe', 'file': os.path.join(TMP, 'w')})
+    notes = dict(n['text'].split(': ', 1) for n in r.notes)
+    check(r.status == 'ok' and r.returncode == 0, 'selftest probe runs', r.stderr)
+    asan = notes.get('asan') == 'yes'
+    notes.pop('asan', None)
+    for what in ('socket-inet', 'socket-unix', 'fork', 'exec', 'file-write', 'kill-parent'):
+        check(notes.get(what, '').startswith('refused'), 'sandbox refuses ' + what,
+              notes.get(what))
+    check(not os.path.exists(os.path.join(TMP, 'w')), 'sandbox: no file was created')
+
+    r = run(A.worker, 'selftest', item, opts={'do': 'echo', 'name': 'x.txt'})
+    check(r.status == 'ok' and len(r.outputs) == 1 and bytes(r.outputs[0].data) == b'hello\n'
+          and r.outputs[0].name == 'x.txt', 'echo: one output, byte-exact', r.outputs)
+
+    r = run(A.worker, 'nosuchhandler', item)
+    check(r.returncode == 64 and r.status is None, 'an unknown handler is a usage error')
+    p = subprocess.run([A.worker, 'selftest', 'do=echo'], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, input=b'x', timeout=30)
+    check(p.returncode == 66, 'a pipe as the item is refused (a regular file is required)',
+          p.returncode)
+
+    r = cdr_run('mugaika-worker', 'selftest', item, ['do=crash'])
+    check(r['status'] == 'crash' and ('crashed (signal' in (r['reason'] or '') or
+                                      (asan and 'AddressSanitizer' in (r['reason'] or ''))),
+          'crash -> crash', r)
+    r = cdr_run('mugaika-worker', 'selftest', item, ['do=hang'], ['--cpu', '1'])
+    check(r['status'] == 'crash' and 'CPU' in (r['reason'] or '') and r['wall'] < 10,
+          'CPU spin -> killed by RLIMIT_CPU', r)
+    r = cdr_run('mugaika-worker', 'selftest', item, ['do=sleep'], ['--deadline-ms', '1000'])
+    check(r['status'] == 'timeout' and 0.9 < r['wall'] < 10, 'sleep -> timeout at the deadline', r)
+    if asan:
+        # AddressSanitizer reserves terabytes of shadow memory, so the worker
+        # sets no RLIMIT_AS in that build (sandbox.c); the gcc build checks it
+        print('# ASan build: the address-space limit is checked in the gcc build')
+    else:
+        r = cdr_run('mugaika-worker', 'selftest', item, ['do=alloc'], ['--as', str(256 << 20)])
+        check(r['status'] == 'limit' and r['wall'] < 20, 'allocation storm -> address-space limit',
+              r)
+    r = cdr_run('mugaika-worker', 'selftest', item, ['do=flood'], ['--max-outputs', '5'])
+    check(r['status'] == 'limit' and 'outputs' in r['reason'] and len(r['outputs']) <= 5,
+          'output flood -> limit on the number of outputs', r.get('reason'))
+    r = cdr_run('mugaika-worker', 'selftest', item, ['do=flood'], ['--max-output', '3000000'])
+    check(r['status'] == 'limit' and 'bytes' in r['reason'],
+          'output flood -> limit on output bytes', r.get('reason'))
+    time.sleep(0.2)
+    check(not procs_named('do=sleep') and not procs_named('do=hang')
+          and not procs_named('do=flood'), 'no worker left running')
+
+    # --- 2. fake workers against mg_cdr_run -------------------------------
+    fake = os.path.join(TMP, 'fake')
+    make_fake(fake)
+    cases = [
+        ('echo', 'ok', None),
+        ('two', 'ok', None),
+        ('garbage', 'crash', None),
+        ('noz', 'crash', 'without a result'),
+        ('afterz', 'crash', 'after its last record'),
+        ('bigrec', 'crash', 'malformed'),
+        ('dnoopen', 'crash', 'malformed'),
+        ('badjson', 'crash', 'malformed'),
+        ('zinside', 'crash', 'inside an output'),
+        ('exit3', 'crash', 'status 3'),
+        ('segv', 'crash', 'signal 11'),
+        ('stderrflood', 'fail', 'flooded'),
+        ('encrypted', 'encrypted', 'password'),
+        ('dribble', 'ok', None),
+    ]
+    for mode, want, why in cases:
+        r = cdr_run('mugaika-worker', mode, item, wdir=fake)
+        good = r['status'] == want and (why is None or why in (r.get('reason') or ''))
+        check(good and r['wall'] < 30, 'fake worker %s -> %s' % (mode, want), r)
+        if mode == 'dribble':
+            check([(o['name'], o['size'], o['flags']) for o in r['outputs']]
+                  == [('a.txt', 5, 4), ('b.txt', 5, 4)] and r['notes'] == ['removed: something'],
+                  'records dribbled byte by byte are read whole', r)
+        if mode == 'echo':
+            check(r['outputs'] and r['outputs'][0]['size'] == 6, 'echo output size', r)
+    r = cdr_run('mugaika-worker', 'sleep', item, limits=['--deadline-ms', '1500'], wdir=fake)
+    check(r['status'] == 'timeout' and r['wall'] < 10, 'fake sleep -> timeout', r)
+    r = cdr_run('mugaika-worker', 'orphan', item, limits=['--deadline-ms', '1500'], wdir=fake)
+    check(r['status'] == 'timeout' and r['wall'] < 10,
+          'a child holding the pipe open cannot outlast the deadline', r)
+    time.sleep(0.3)
+    check(not [p for p in procs_named(fake) if p != os.getpid()],
+          'the whole process group of the worker was killed', procs_named(fake))
+    p = subprocess.run([A.cdr_run, '--dir', os.path.join(TMP, 'nowhere'), 'mugaika-worker',
+                        'x', item], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    check(p.returncode == 78 and b'nowhere' in p.stderr, 'missing workers are named (exit 78)',
+          p.stderr)
+
+    # --- 3. the pipeline when a worker fails -------------------------------
+    png = os.path.join(CORPUS, 'corkami', 'mini', 'png.png')
+    with open(png, 'rb') as f:
+        png_b64 = __import__('base64').encodebytes(f.read()).decode()
+    mail = os.path.join(TMP, 'mail.eml')
+    with open(mail, 'w') as f:
+        f.write('From: a@example.jp\nTo: b@example.lg.jp\nSubject: t\nMIME-Version: 1.0\n'
+                'Message-ID: <cdr-worker-test@example.jp>\n'
+                'Content-Type: multipart/mixed; boundary=b\n\n--b\n'
+                'Content-Type: text/plain; charset=us-ascii\n\nbody text here\n--b\n'
+                'Content-Type: image/png; name=pic.png\nContent-Transfer-Encoding: base64\n'
+                'Content-Disposition: attachment; filename=pic.png\n\n' + png_b64 + '--b--\n')
+    for mode, timeout in (('segv', 60), ('sleep', 2)):
+        q = os.path.join(TMP, 'q-' + mode)
+        conf = os.path.join(TMP, mode + '.conf')
+        with open(conf, 'w') as f:
+            f.write('[mugaika]\nworker-dir = %s\nworker-timeout = %d\n' % (fake, timeout))
+        env = dict(os.environ, FAKE_MODE=mode)
+        t0 = time.monotonic()
+        p = subprocess.run([A.cli, 'sanitize', '--config', conf, '--quarantine', q,
+                            '--clamav-db', db_dir(), '--lang', 'en', mail],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120)
+        wall = time.monotonic() - t0
+        out = p.stdout.decode('utf-8', 'replace')
+        check(p.returncode == 0, 'worker %s: the message is still delivered (exit 0)' % mode,
+              p.stderr)
+        check('body text here' in out and 'pic.png' in out and 'could not be rebuilt' in out,
+              'worker %s: the notice names the file that was removed' % mode, out[-800:])
+        check('image/png' not in out.split('\n\n', 1)[1] or 'Content-Type: image/png' not in out,
+              'worker %s: the picture is not delivered' % mode)
+        lst = subprocess.run([A.cli, 'quarantine', '--quarantine', q, 'list', '--json'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        check(lst.returncode == 0 and b'cdr-worker-test@example.jp' in lst.stdout,
+              'worker %s: the original is in quarantine' % mode, lst.stdout + lst.stderr)
+        if mode == 'sleep':
+            check(wall < 30, 'a hanging worker costs only its deadline (%.1f s)' % wall)
+    conf = os.path.join(TMP, 'missing.conf')
+    with open(conf, 'w') as f:
+        f.write('[mugaika]\nworker-dir = %s\n' % os.path.join(TMP, 'nowhere'))
+    p = subprocess.run([A.cli, 'sanitize', '--config', conf, '--quarantine',
+                        os.path.join(TMP, 'q-missing'), '--clamav-db', db_dir(), mail],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    check(p.returncode == 78 and p.stdout == b'' and b'nowhere' in p.stderr,
+          'workers missing: exit 78, nothing written, the path named', p.stderr)
+
+
+_db = []
+
+
+def db_dir():
+    if not _db:
+        d = os.path.join(TMP, 'db')
+        subprocess.run(['bash', os.path.join(A.source, 'tests', 'av', 'make-testdb'), d],
+                       check=True, stdout=subprocess.DEVNULL, timeout=120)
+        _db.append(d)
+    return _db[0]
+
+
+try:
+    main()
+finally:
+    for pid in procs_named(TMP):
+        if pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    shutil.rmtree(TMP, ignore_errors=True)
+done()
