@@ -40,6 +40,8 @@
 
 #include <mugaika/cdr.h>
 
+#include "cdr/cdr_int.h"
+
 #ifndef MUGAIKA_LIBEXECDIR
 #define MUGAIKA_LIBEXECDIR "/usr/local/libexec/mugaika"
 #endif
@@ -174,7 +176,7 @@ const char *mg_cdr_status_name(enum mg_cdr_status st)
 
 /* --- reading records ------------------------------------------------------ */
 
-struct reader {
+struct mg_cdr_reader {
     const struct mg_cdr_sink *sink;
     void *u;
     const struct mg_cdr_limits *lim;
@@ -194,8 +196,9 @@ struct reader {
     char *stop_reason;
 };
 
-static void stop(struct reader *r, enum mg_cdr_status st, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void stop(struct reader *r, enum mg_cdr_status st, const char *fmt, ...)
+static void stop(struct mg_cdr_reader *r, enum mg_cdr_status st, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+static void stop(struct mg_cdr_reader *r, enum mg_cdr_status st, const char *fmt, ...)
 {
     va_list ap;
 
@@ -207,11 +210,15 @@ static void stop(struct reader *r, enum mg_cdr_status st, const char *fmt, ...)
     va_end(ap);
 }
 
-static JsonObject *parse_obj(struct reader *r, JsonParser *p)
+static JsonObject *parse_obj(struct mg_cdr_reader *r, JsonParser *p)
 {
     JsonNode *root;
 
-    if (!json_parser_load_from_data(p, (const char *)r->body->data, (gssize)r->body->len, NULL) ||
+    /* the worker writes valid UTF-8 JSON objects (proto.c); anything
+     * else did not come from a healthy worker */
+    if (r->body->len == 0 ||
+        !g_utf8_validate((const char *)r->body->data, (gssize)r->body->len, NULL) ||
+        !json_parser_load_from_data(p, (const char *)r->body->data, (gssize)r->body->len, NULL) ||
         (root = json_parser_get_root(p)) == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
         stop(r, MG_CDR_CRASH, "worker sent a malformed '%c' record", r->tag);
         return NULL;
@@ -222,13 +229,16 @@ static JsonObject *parse_obj(struct reader *r, JsonParser *p)
 static const char *obj_str(JsonObject *o, const char *key)
 {
     JsonNode *n = json_object_get_member(o, key);
+    const char *v =
+        n != NULL && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
+            ? json_node_get_string(n)
+            : NULL;
 
-    return n != NULL && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
-               ? json_node_get_string(n)
-               : NULL;
+    /* escapes can still make invalid UTF-8 (a lone surrogate): ignored */
+    return v != NULL && g_utf8_validate(v, -1, NULL) ? v : NULL;
 }
 
-static void json_record(struct reader *r)
+static void json_record(struct mg_cdr_reader *r)
 {
     JsonParser *p = json_parser_new();
     JsonObject *o = parse_obj(r, p);
@@ -283,12 +293,14 @@ static void json_record(struct reader *r)
 }
 
 /* Feeds bytes of the record stream. */
-static void reader_feed(struct reader *r, const unsigned char *p, size_t len)
+bool mg_cdr_reader_feed(struct mg_cdr_reader *r, const void *buf, size_t len)
 {
+    const unsigned char *p = buf;
+
     while (len > 0 && r->stop == MG_CDR_OK) {
         if (r->got_z) {
             stop(r, MG_CDR_CRASH, "worker wrote after its last record");
-            return;
+            return r->stop == MG_CDR_OK;
         }
         if (r->hdr_got < sizeof r->hdr) {
             size_t n = MIN(len, sizeof r->hdr - r->hdr_got);
@@ -297,26 +309,26 @@ static void reader_feed(struct reader *r, const unsigned char *p, size_t len)
             p += n;
             len -= n;
             if (r->hdr_got < sizeof r->hdr)
-                return;
+                return r->stop == MG_CDR_OK;
             r->tag = (char)r->hdr[0];
             r->need = (uint32_t)r->hdr[1] << 24 | (uint32_t)r->hdr[2] << 16 |
                       (uint32_t)r->hdr[3] << 8 | r->hdr[4];
             g_byte_array_set_size(r->body, 0);
             if (strchr("ODENZ", r->tag) == NULL || r->tag == '\0') {
                 stop(r, MG_CDR_CRASH, "worker sent an unknown record");
-                return;
+                return r->stop == MG_CDR_OK;
             }
             if (r->tag == 'D' ? (r->need > REC_DATA_MAX || !r->in_output)
                               : (r->need > REC_JSON_MAX || (r->tag == 'E' && r->need != 0))) {
                 stop(r, MG_CDR_CRASH, "worker sent a malformed '%c' record", r->tag);
-                return;
+                return r->stop == MG_CDR_OK;
             }
             if (r->tag == 'D') {
                 r->out_bytes += r->need;
                 if (r->out_bytes > r->lim->max_output) {
                     stop(r, MG_CDR_LIMIT, "outputs larger than %" G_GUINT64_FORMAT " bytes",
                          r->lim->max_output);
-                    return;
+                    return r->stop == MG_CDR_OK;
                 }
             }
         }
@@ -325,7 +337,7 @@ static void reader_feed(struct reader *r, const unsigned char *p, size_t len)
             if (r->tag == 'D') {
                 if (!r->sink->data(r->u, p, n)) {
                     stop(r, MG_CDR_ERROR, "the output could not be stored");
-                    return;
+                    return r->stop == MG_CDR_OK;
                 }
             } else {
                 g_byte_array_append(r->body, p, (guint)n);
@@ -334,14 +346,14 @@ static void reader_feed(struct reader *r, const unsigned char *p, size_t len)
             p += n;
             len -= n;
             if (r->need > 0)
-                return;
+                return r->stop == MG_CDR_OK;
         }
         /* a whole record */
         r->hdr_got = 0;
         if (r->tag == 'E') {
             if (!r->in_output) {
                 stop(r, MG_CDR_CRASH, "worker ended an output it did not begin");
-                return;
+                return r->stop == MG_CDR_OK;
             }
             r->in_output = false;
             if (!r->sink->end(r->u))
@@ -350,6 +362,53 @@ static void reader_feed(struct reader *r, const unsigned char *p, size_t len)
             json_record(r);
         }
     }
+    return r->stop == MG_CDR_OK;
+}
+
+struct mg_cdr_reader *mg_cdr_reader_new(const struct mg_cdr_limits *lim,
+                                        const struct mg_cdr_sink *sink, void *u)
+{
+    struct mg_cdr_reader *r = g_new0(struct mg_cdr_reader, 1);
+
+    r->sink = sink;
+    r->u = u;
+    r->lim = lim;
+    r->body = g_byte_array_new();
+    return r;
+}
+
+enum mg_cdr_status mg_cdr_reader_end(struct mg_cdr_reader *r, bool exited_zero, char **reason)
+{
+    enum mg_cdr_status st;
+
+    *reason = NULL;
+    if (r->stop != MG_CDR_OK) {
+        st = r->stop;
+        *reason = g_strdup(r->stop_reason);
+    } else if (!r->got_z || !exited_zero) {
+        st = MG_CDR_CRASH;
+    } else if (r->in_output) {
+        st = MG_CDR_CRASH;
+        *reason = g_strdup("worker ended inside an output");
+    } else if (r->hdr_got > 0 || r->need > 0) {
+        st = MG_CDR_CRASH;
+        *reason = g_strdup("worker ended inside a record");
+    } else {
+        st = r->z_status;
+        if (st != MG_CDR_OK)
+            *reason = g_strdup(r->z_reason);
+    }
+    return st;
+}
+
+void mg_cdr_reader_free(struct mg_cdr_reader *r)
+{
+    if (r == NULL)
+        return;
+    g_byte_array_unref(r->body);
+    g_free(r->z_reason);
+    g_free(r->stop_reason);
+    g_free(r);
 }
 
 /* --- the process ---------------------------------------------------------- */
@@ -399,7 +458,7 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
     pid_t pid = -1;
     int status = 0, rc;
-    struct reader r;
+    struct mg_cdr_reader *r = NULL;
     GString *err_text = g_string_new(NULL);
     enum mg_cdr_status st;
     gint64 deadline;
@@ -429,11 +488,7 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
         g_ptr_array_add(argv, g_strdup(opts[i]));
     g_ptr_array_add(argv, NULL);
 
-    memset(&r, 0, sizeof r);
-    r.sink = sink;
-    r.u = u;
-    r.lim = lim;
-    r.body = g_byte_array_new();
+    r = mg_cdr_reader_new(lim, sink, u);
 
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
         *reason = g_strdup_printf("pipe: %s", g_strerror(errno));
@@ -495,7 +550,7 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc < 0) {
-            stop(&r, MG_CDR_ERROR, "poll: %s", g_strerror(errno));
+            stop(r, MG_CDR_ERROR, "poll: %s", g_strerror(errno));
             break;
         }
         for (nfds_t i = 0; i < n; i++) {
@@ -516,15 +571,15 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
                 continue;
             }
             if (pf[i].fd == out[0])
-                reader_feed(&r, buf, (size_t)got);
+                mg_cdr_reader_feed(r, buf, (size_t)got);
             else if (err_text->len < STDERR_KEEP)
                 g_string_append_len(err_text, (const char *)buf,
                                     MIN(got, (ssize_t)(STDERR_KEEP - err_text->len)));
         }
-        if (r.stop != MG_CDR_OK)
+        if (r->stop != MG_CDR_OK)
             break;
     }
-    if (timed_out || r.stop != MG_CDR_OK) {
+    if (timed_out || r->stop != MG_CDR_OK) {
         kill_wait(pid, &status);
     } else {
         /* both pipes closed: the worker is exiting; still bounded */
@@ -550,22 +605,11 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
         st = MG_CDR_TIMEOUT;
         *reason = g_strdup_printf("worker killed after %" G_GINT64_FORMAT " s (deadline)",
                                   lim->deadline_us / G_USEC_PER_SEC);
-    } else if (r.stop != MG_CDR_OK) {
-        st = r.stop;
-        *reason = r.stop_reason;
-        r.stop_reason = NULL;
-    } else if (!r.got_z || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        st = MG_CDR_CRASH;
-        *reason = describe_exit(status, err_text->str);
-    } else if (r.in_output) {
-        st = MG_CDR_CRASH;
-        *reason = g_strdup("worker ended inside an output");
     } else {
-        st = r.z_status;
-        if (st != MG_CDR_OK) {
-            *reason = r.z_reason;
-            r.z_reason = NULL;
-        }
+        bool zero = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        st = mg_cdr_reader_end(r, zero, reason);
+        if (st == MG_CDR_CRASH && *reason == NULL)
+            *reason = describe_exit(status, err_text->str);
     }
 out:
     if (pid > 0)
@@ -576,9 +620,7 @@ out:
         if (errp[i] >= 0)
             close(errp[i]);
     }
-    g_byte_array_unref(r.body);
-    g_free(r.z_reason);
-    g_free(r.stop_reason);
+    mg_cdr_reader_free(r);
     g_string_free(err_text, TRUE);
     g_ptr_array_unref(argv);
     if (st != MG_CDR_OK && *reason == NULL)

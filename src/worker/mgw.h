@@ -107,6 +107,11 @@ void mgw_reason(struct mgw *w, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
  * the process exit status (0 when a 'Z' record was written). */
 int mgw_main(int argc, char **argv, const struct mgw_handler *table, size_t n);
 
+/* For the fuzz targets (tests/fuzz/fuzz_worker.c): runs fn on the regular
+ * file at fd 0 with the KEY=VALUE options, without the sandbox (libFuzzer
+ * needs its process); records go to fd 1 as usual. */
+enum mgw_status mgw_run_unconfined(mgw_handler_fn fn, int nopts, char **opts);
+
 /* sandbox.c: rlimits (cpu seconds, address-space bytes, open files;
  * 0 keeps the default) and the seccomp filter. */
 bool mgw_sandbox(unsigned cpu_seconds, uint64_t as_bytes, unsigned nofile, GError **err);

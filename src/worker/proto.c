@@ -343,3 +343,29 @@ int mgw_main(int argc, char **argv, const struct mgw_handler *table, size_t n)
     g_hash_table_unref(w.opts);
     return rc;
 }
+
+enum mgw_status mgw_run_unconfined(mgw_handler_fn fn, int nopts, char **opts)
+{
+    struct mgw w;
+    struct stat st;
+    enum mgw_status status;
+
+    memset(&w, 0, sizeof w);
+    if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode))
+        return MGW_FAIL;
+    w.in_size = (uint64_t)st.st_size;
+    w.opts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (int i = 0; i < nopts; i++) {
+        const char *eq = strchr(opts[i], '=');
+        if (eq != NULL && eq != opts[i])
+            g_hash_table_replace(w.opts, g_strndup(opts[i], (gsize)(eq - opts[i])),
+                                 g_strdup(eq + 1));
+    }
+    status = fn(&w);
+    if (w.in_output && status == MGW_OK)
+        mgw_out_end(&w);
+    done(&w, status);
+    g_free(w.reason);
+    g_hash_table_unref(w.opts);
+    return status;
+}
