@@ -1,9 +1,1671 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* PLACEHOLDER: being written; refuses every item until then. */
+/*
+ * NAME
+ *	image 3
+ * SUMMARY
+ *	disarm an image: decode it to pixels, encode a new file from them
+ * SYNOPSIS
+ *	enum mgw_status mgw_image(struct mgw *w);
+ *
+ *	mugaika-worker image [name=NAME] [quality=Q] [max-pixels=N]
+ *		[max-frames=N] [max-input=BYTES] <item >records
+ * DESCRIPTION
+ *	The format is told by the first bytes of the item, never by its
+ *	name. The image is decoded completely and a new file is encoded
+ *	from the pixels alone, so nothing the encoder was not given can
+ *	reach the output: no EXIF, XMP, IPTC or ICC data, no text chunks,
+ *	comments or application extensions, no extra frames or streams,
+ *	and nothing after the end of the image (the zip or script of a
+ *	polyglot). Each thing dropped is recorded with a "removed" note,
+ *	after the new file is complete.
+ *
+ *	PNG gives PNG with the same size, bit depth and colour type (a
+ *	palette image stays one, with its PLTE and tRNS): the chunks are
+ *	walked first and only IHDR, PLTE, tRNS, IDAT and IEND are handed
+ *	to libpng, so it never parses an ancillary chunk. The rows are
+ *	read and written without transformation (an interlaced image is
+ *	written non-interlaced); the unused bits at the end of a row of
+ *	a 1, 2 or 4-bit image are cleared (libpng leaves them as they
+ *	were in memory). A palette index past PLTE is kept as it is. An
+ *	unknown critical chunk fails; APNG frames go, the default image
+ *	stays.
+ *
+ *	JPEG gives a baseline JPEG (quality=, default 90) with only SOI,
+ *	APP0 JFIF, DQT, SOF0, DHT, SOS and EOI. The EXIF Orientation
+ *	(1 to 8) is applied to the pixels before the EXIF data is dropped,
+ *	so the picture still shows the right way up (width and height swap
+ *	for 5 to 8). CMYK and YCCK pictures become RGB (no colour
+ *	management: the inverted Adobe convention when an Adobe marker is
+ *	present). A libjpeg warning (corrupt or truncated data, bytes
+ *	between markers) fails the item, as an error does.
+ *
+ *	GIF gives GIF: the screen, the colour tables, every frame with its
+ *	position, delay, disposal and transparent colour, and the
+ *	NETSCAPE2.0 loop count are written anew by giflib; comments, plain
+ *	text and other application extensions are dropped. Interlaced
+ *	frames are written progressive.
+ *
+ *	WebP gives WebP: lossless stays lossless, lossy is encoded again
+ *	at quality= (default 90), alpha is kept; animated WebP fails
+ *	(libwebp alone cannot decode it).
+ *
+ *	BMP gives PNG, decoded here: uncompressed 1, 4 and 8-bit palette
+ *	images, 16, 24 and 32-bit ones, and BI_BITFIELDS with masks of at
+ *	most 8 contiguous bits. Other BMPs (RLE, JPEG or PNG inside)
+ *	fail. The name's extension becomes .png (a "converted" note).
+ *
+ *	TIFF fails with the reason "unsupported" (no TIFF library here);
+ *	anything else fails as an unknown format.
+ *
+ *	The output keeps the option name= (with the extension changed when
+ *	the format changed) and has the type image/png, image/jpeg,
+ *	image/gif or image/webp.
+ * LIMITS
+ *	max-input (64 MiB) bounds the item read into memory. max-pixels
+ *	(40000000) bounds width times height, checked with 64-bit
+ *	arithmetic on the header before any pixel buffer is allocated, for
+ *	the picture, the GIF screen and each GIF frame; all frames of a GIF
+ *	together may have 4 times that. max-frames (500) bounds the GIF
+ *	frames. A progressive JPEG may have at most 256 scans. Going over
+ *	a limit, or running out of memory, returns MGW_LIMIT.
+ * DIAGNOSTICS
+ *	MGW_FAIL with a reason for an unknown, unsupported, corrupt or
+ *	truncated image (the libpng, libjpeg or giflib message).
+ */
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <gif_lib.h>
+#include <jerror.h>
+#include <jpeglib.h>
+#include <png.h>
+#include <webp/decode.h>
+#include <webp/encode.h>
+
 #include "worker/handlers.h"
+
+#define IMG_MAX_PIXELS 40000000u
+#define IMG_MAX_FRAMES 500u
+#define IMG_MAX_INPUT  ((uint64_t)64 << 20)
+#define IMG_QUALITY    90
+#define IMG_MAX_SCANS  256
+#define IMG_GIF_TOTAL  4 /* all GIF frames: this many times max-pixels */
+#define IMG_OUT_BUF    65536
+
+enum img_format { IMG_UNKNOWN, IMG_PNG, IMG_JPEG, IMG_GIF, IMG_WEBP, IMG_BMP, IMG_TIFF };
+
+static const struct {
+    const char *label;
+    const char *ext;
+    const char *type;
+} formats[] = {
+    [IMG_UNKNOWN] = {"unknown", "bin", NULL},    [IMG_PNG] = {"PNG", "png", "image/png"},
+    [IMG_JPEG] = {"JPEG", "jpg", "image/jpeg"},  [IMG_GIF] = {"GIF", "gif", "image/gif"},
+    [IMG_WEBP] = {"WebP", "webp", "image/webp"}, [IMG_BMP] = {"BMP", "bmp", NULL},
+    [IMG_TIFF] = {"TIFF", "tif", NULL},
+};
+
+/* One run: the item, the options and the output being written. */
+struct img {
+    struct mgw *w;
+    const unsigned char *in; /* the whole item (borrowed) */
+    size_t len;
+    uint64_t max_pixels;
+    uint64_t max_frames;
+    int quality;
+    enum img_format from;
+    bool out_begun;
+    bool out_broken;
+    size_t on; /* bytes waiting in obuf */
+    unsigned char obuf[IMG_OUT_BUF];
+};
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+static unsigned le16(const unsigned char *p)
+{
+    return (unsigned)p[1] << 8 | p[0];
+}
+
+static unsigned be16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+static enum img_format sniff(const unsigned char *p, size_t len)
+{
+    if (len >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0)
+        return IMG_PNG;
+    if (len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
+        return IMG_JPEG;
+    if (len >= 6 && (memcmp(p, "GIF87a", 6) == 0 || memcmp(p, "GIF89a", 6) == 0))
+        return IMG_GIF;
+    if (len >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0)
+        return IMG_WEBP;
+    if (len >= 2 && p[0] == 'B' && p[1] == 'M')
+        return IMG_BMP;
+    if (len >= 4 && (memcmp(p, "II*\0", 4) == 0 || memcmp(p, "MM\0*", 4) == 0 ||
+                     memcmp(p, "II+\0", 4) == 0 || memcmp(p, "MM\0+", 4) == 0))
+        return IMG_TIFF;
+    return IMG_UNKNOWN;
+}
+
+/* NAME with its extension replaced by EXT (or EXT appended). Owned. */
+static char *renamed(const char *name, const char *ext)
+{
+    const char *base = strrchr(name, '/');
+    const char *dot;
+
+    base = base != NULL ? base + 1 : name;
+    dot = strrchr(base, '.');
+    if (dot == NULL || dot == base)
+        return g_strconcat(name, ".", ext, NULL);
+    return g_strdup_printf("%.*s.%s", (int)(dot - name), name, ext);
+}
+
+/* The output. Bytes are gathered in im->obuf and sent in large records. */
+static bool out_begin(struct img *im, enum img_format to)
+{
+    const char *name = mgw_option(im->w, "name");
+    char *out = NULL;
+
+    if (name != NULL)
+        out = to == im->from ? g_strdup(name) : renamed(name, formats[to].ext);
+    im->out_begun = true;
+    if (!mgw_out_begin(im->w, out, formats[to].type, 0))
+        im->out_broken = true;
+    g_free(out);
+    return !im->out_broken;
+}
+
+static bool out_flush(struct img *im)
+{
+    if (im->on > 0 && !im->out_broken && !mgw_out_write(im->w, im->obuf, im->on))
+        im->out_broken = true;
+    im->on = 0;
+    return !im->out_broken;
+}
+
+static bool out_put(struct img *im, const void *buf, size_t len)
+{
+    if (!im->out_begun || im->out_broken)
+        return false;
+    if (len > sizeof im->obuf - im->on && !out_flush(im))
+        return false;
+    if (len >= sizeof im->obuf) {
+        if (!mgw_out_write(im->w, buf, len))
+            im->out_broken = true;
+        return !im->out_broken;
+    }
+    memcpy(im->obuf + im->on, buf, len);
+    im->on += len;
+    return true;
+}
+
+static bool out_end(struct img *im)
+{
+    if (!im->out_begun || !out_flush(im))
+        return false;
+    return mgw_out_end(im->w);
+}
+
+/* Sets the reason and returns true when WIDTH x HEIGHT is over the limit. */
+static bool over_pixels(struct img *im, const char *what, uint64_t width, uint64_t height)
+{
+    if (width == 0 || height <= im->max_pixels / width)
+        return false;
+    mgw_reason(im->w,
+               "%s of %" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT
+               " pixels is over max-pixels %" G_GUINT64_FORMAT,
+               what, width, height, im->max_pixels);
+    return true;
+}
+
+static enum mgw_status bad(struct img *im, const char *why)
+{
+    mgw_reason(im->w, "%s %s", formats[im->from].label, why);
+    return MGW_FAIL;
+}
+
+static enum mgw_status no_memory(struct img *im)
+{
+    mgw_reason(im->w, "out of memory decoding the %s image", formats[im->from].label);
+    return MGW_LIMIT;
+}
+
+static void note_count(struct mgw *w, size_t n, const char *one, const char *many)
+{
+    if (n == 1)
+        mgw_note(w, "removed", "1 %s", one);
+    else if (n > 1)
+        mgw_note(w, "removed", "%zu %s", n, many);
+}
+
+static void note_trailing(struct mgw *w, size_t n)
+{
+    note_count(w, n, "byte after the end of the image", "bytes after the end of the image");
+}
+
+/* Appends the 4-character NAME to the list LIST (", "-separated) once. */
+static void add_name(char *list, size_t size, const char *name, size_t n)
+{
+    char item[16];
+
+    g_snprintf(item, sizeof item, "%.*s", (int)n, name);
+    if (strstr(list, item) != NULL || strlen(list) + n + 3 > size)
+        return;
+    if (list[0] != '\0')
+        g_strlcat(list, ", ", size);
+    g_strlcat(list, item, size);
+}
+
+/*
+ * PNG
+ */
+
+struct png_scan {
+    unsigned char *clean; /* signature + the chunks libpng is given */
+    size_t clean_len;
+    size_t text, exif, icc, frames, other, trailing;
+    char other_names[64];
+};
+
+static bool png_letters(const unsigned char *t)
+{
+    for (int i = 0; i < 4; i++)
+        if (!g_ascii_isalpha(t[i]))
+            return false;
+    return true;
+}
+
+static bool png_kept(const unsigned char *t)
+{
+    return memcmp(t, "IHDR", 4) == 0 || memcmp(t, "PLTE", 4) == 0 || memcmp(t, "tRNS", 4) == 0 ||
+           memcmp(t, "IDAT", 4) == 0 || memcmp(t, "IEND", 4) == 0;
+}
+
+static void png_classify(struct png_scan *s, const unsigned char *t)
+{
+    if (memcmp(t, "tEXt", 4) == 0 || memcmp(t, "zTXt", 4) == 0 || memcmp(t, "iTXt", 4) == 0)
+        s->text++;
+    else if (memcmp(t, "eXIf", 4) == 0)
+        s->exif++;
+    else if (memcmp(t, "iCCP", 4) == 0)
+        s->icc++;
+    else if (memcmp(t, "fcTL", 4) == 0)
+        s->frames++;
+    else if (memcmp(t, "acTL", 4) != 0 && memcmp(t, "fdAT", 4) != 0) {
+        s->other++;
+        add_name(s->other_names, sizeof s->other_names, (const char *)t, 4);
+    }
+}
+
+/* Walks the chunks up to IEND, checks IHDR's size against the limit and
+ * copies the chunks to keep into s->clean. */
+static enum mgw_status png_walk(struct img *im, struct png_scan *s)
+{
+    size_t pos = 8;
+    bool end = false;
+
+    s->clean = g_try_malloc(im->len);
+    if (s->clean == NULL)
+        return no_memory(im);
+    memcpy(s->clean, im->in, 8);
+    s->clean_len = 8;
+    while (!end) {
+        const unsigned char *c = im->in + pos;
+        uint32_t n;
+
+        if (im->len - pos < 12)
+            return bad(im, "image is truncated (no IEND chunk)");
+        n = be32(c);
+        if (n > 0x7fffffffu || n > im->len - pos - 12)
+            return bad(im, "image is truncated or has a corrupt chunk length");
+        if (!png_letters(c + 4))
+            return bad(im, "image has a corrupt chunk type");
+        if (pos == 8) {
+            uint32_t width, height;
+            if (memcmp(c + 4, "IHDR", 4) != 0 || n != 13)
+                return bad(im, "image does not start with IHDR");
+            width = be32(c + 8);
+            height = be32(c + 12);
+            if (width == 0 || height == 0 || width > 0x7fffffffu || height > 0x7fffffffu)
+                return bad(im, "image has an invalid size");
+            if (over_pixels(im, "PNG image", width, height))
+                return MGW_LIMIT;
+        }
+        if (png_kept(c + 4)) {
+            memcpy(s->clean + s->clean_len, c, (size_t)n + 12);
+            s->clean_len += (size_t)n + 12;
+        } else if ((c[4] & 0x20) == 0) {
+            mgw_reason(im->w, "PNG image has an unknown critical chunk %.4s", c + 4);
+            return MGW_FAIL;
+        } else {
+            png_classify(s, c + 4);
+        }
+        end = memcmp(c + 4, "IEND", 4) == 0;
+        pos += (size_t)n + 12;
+    }
+    s->trailing = im->len - pos;
+    return MGW_OK;
+}
+
+/* libpng state for one PNG read and write, or BMP to PNG. */
+struct bmp;
+struct png_job {
+    struct img *im;
+    jmp_buf jb;
+    char err[160];
+    png_structp rp, wp;
+    png_infop ri, wi;
+    const unsigned char *src; /* the cleaned PNG */
+    size_t src_len, src_pos;
+    const struct bmp *bmp;
+    unsigned char *pix; /* one row, or the whole interlaced image */
+    png_bytep *rows;
+    enum mgw_status status;
+};
+
+static void png_fail_cb(png_structp p, png_const_charp msg)
+{
+    struct png_job *j = png_get_error_ptr(p);
+
+    g_strlcpy(j->err, msg, sizeof j->err);
+    longjmp(j->jb, 1);
+}
+
+static void png_warn_cb(png_structp p, png_const_charp msg)
+{
+    (void)p;
+    (void)msg;
+}
+
+static void png_read_cb(png_structp p, png_bytep buf, size_t n)
+{
+    struct png_job *j = png_get_io_ptr(p);
+
+    if (n > j->src_len - j->src_pos)
+        png_error(p, "image is truncated");
+    memcpy(buf, j->src + j->src_pos, n);
+    j->src_pos += n;
+}
+
+static void png_write_cb(png_structp p, png_bytep buf, size_t n)
+{
+    struct png_job *j = png_get_io_ptr(p);
+
+    if (!out_put(j->im, buf, n))
+        png_error(p, "output failed");
+}
+
+static void png_flush_cb(png_structp p)
+{
+    (void)p;
+}
+
+static bool png_writer(struct png_job *j, png_uint_32 width, png_uint_32 height, int depth,
+                       int ctype)
+{
+    j->wp = png_create_write_struct(PNG_LIBPNG_VER_STRING, j, png_fail_cb, png_warn_cb);
+    if (j->wp == NULL)
+        return false;
+    j->wi = png_create_info_struct(j->wp);
+    if (j->wi == NULL)
+        return false;
+    png_set_write_fn(j->wp, j, png_write_cb, png_flush_cb);
+    /* an index past PLTE is written as read (a viewer shows black) */
+    png_set_check_for_invalid_index(j->wp, 0);
+    png_set_IHDR(j->wp, j->wi, width, height, depth, ctype, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    return true;
+}
+
+/* Clears the bits after the last pixel of a row of a 1, 2 or 4-bit image. */
+static void png_clear_padding(unsigned char *row, size_t rowbytes, png_uint_32 width, int depth)
+{
+    uint64_t used = (uint64_t)width * (unsigned)depth;
+    uint64_t all = (uint64_t)rowbytes * 8;
+
+    if (depth < 8 && rowbytes > 0 && used < all && all - used < 8)
+        row[rowbytes - 1] &= (unsigned char)(0xff << (all - used));
+}
+
+static void png_recode_body(struct png_job *j)
+{
+    png_uint_32 width, height;
+    int depth, ctype, interlace, npal, ntrans;
+    png_colorp pal;
+    png_bytep trans;
+    png_color_16p tcolor;
+    size_t rowbytes;
+
+    j->status = MGW_FAIL;
+    j->rp = png_create_read_struct(PNG_LIBPNG_VER_STRING, j, png_fail_cb, png_warn_cb);
+    if (j->rp == NULL || (j->ri = png_create_info_struct(j->rp)) == NULL) {
+        j->status = no_memory(j->im);
+        return;
+    }
+    png_set_read_fn(j->rp, j, png_read_cb);
+    png_set_user_limits(j->rp, 0x7fffffffu, 0x7fffffffu);
+    png_read_info(j->rp, j->ri);
+    png_get_IHDR(j->rp, j->ri, &width, &height, &depth, &ctype, &interlace, NULL, NULL);
+    if (over_pixels(j->im, "PNG image", width, height)) {
+        j->status = MGW_LIMIT;
+        return;
+    }
+    if (interlace != PNG_INTERLACE_NONE)
+        png_set_interlace_handling(j->rp);
+    png_read_update_info(j->rp, j->ri);
+    rowbytes = png_get_rowbytes(j->rp, j->ri);
+    if (!png_writer(j, width, height, depth, ctype)) {
+        j->status = no_memory(j->im);
+        return;
+    }
+    if (ctype == PNG_COLOR_TYPE_PALETTE && png_get_PLTE(j->rp, j->ri, &pal, &npal) != 0)
+        png_set_PLTE(j->wp, j->wi, pal, npal);
+    if (png_get_tRNS(j->rp, j->ri, &trans, &ntrans, &tcolor) != 0)
+        png_set_tRNS(j->wp, j->wi, trans, ntrans, tcolor);
+    if (interlace == PNG_INTERLACE_NONE) {
+        j->pix = g_try_malloc(rowbytes);
+    } else if (rowbytes <= SIZE_MAX / height) {
+        j->pix = g_try_malloc(rowbytes * height);
+        j->rows = g_try_new(png_bytep, height);
+    }
+    if (j->pix == NULL || (interlace != PNG_INTERLACE_NONE && j->rows == NULL)) {
+        j->status = no_memory(j->im);
+        return;
+    }
+    if (!out_begin(j->im, IMG_PNG))
+        return;
+    png_write_info(j->wp, j->wi);
+    if (interlace == PNG_INTERLACE_NONE) {
+        for (png_uint_32 y = 0; y < height; y++) {
+            png_read_row(j->rp, j->pix, NULL);
+            png_clear_padding(j->pix, rowbytes, width, depth);
+            png_write_row(j->wp, j->pix);
+        }
+    } else {
+        for (png_uint_32 y = 0; y < height; y++)
+            j->rows[y] = j->pix + (size_t)y * rowbytes;
+        png_read_image(j->rp, j->rows);
+        for (png_uint_32 y = 0; y < height; y++) {
+            png_clear_padding(j->rows[y], rowbytes, width, depth);
+            png_write_row(j->wp, j->rows[y]);
+        }
+    }
+    png_read_end(j->rp, NULL);
+    png_write_end(j->wp, NULL);
+    j->status = MGW_OK;
+}
+
+/* Runs BODY; false when libpng failed (j->err says why). */
+static bool png_run(struct png_job *j, void (*body)(struct png_job *))
+{
+    if (setjmp(j->jb) != 0)
+        return false;
+    body(j);
+    return true;
+}
+
+static enum mgw_status png_finish(struct png_job *j, bool ran)
+{
+    enum mgw_status st = j->status;
+
+    if (!ran) {
+        mgw_reason(j->im->w, "%s image: %s", formats[j->im->from].label, j->err);
+        st = MGW_FAIL;
+    }
+    if (j->rp != NULL)
+        png_destroy_read_struct(&j->rp, j->ri != NULL ? &j->ri : NULL, NULL);
+    if (j->wp != NULL)
+        png_destroy_write_struct(&j->wp, j->wi != NULL ? &j->wi : NULL);
+    g_free(j->pix);
+    g_free(j->rows);
+    return st;
+}
+
+static enum mgw_status do_png(struct img *im)
+{
+    struct png_scan s;
+    struct png_job j;
+    enum mgw_status st;
+
+    memset(&s, 0, sizeof s);
+    st = png_walk(im, &s);
+    if (st == MGW_OK) {
+        memset(&j, 0, sizeof j);
+        j.im = im;
+        j.src = s.clean;
+        j.src_len = s.clean_len;
+        st = png_finish(&j, png_run(&j, png_recode_body));
+    }
+    if (st == MGW_OK) {
+        note_count(im->w, s.text, "text chunk", "text chunks");
+        if (s.exif > 0)
+            mgw_note(im->w, "removed", "EXIF metadata");
+        if (s.icc > 0)
+            mgw_note(im->w, "removed", "ICC colour profile");
+        if (s.frames > 0)
+            mgw_note(im->w, "removed", "the animation (%zu APNG frames)", s.frames);
+        if (s.other > 0)
+            mgw_note(im->w, "removed", "%zu other ancillary chunk%s (%s)", s.other,
+                     s.other == 1 ? "" : "s", s.other_names);
+        note_trailing(im->w, s.trailing);
+    }
+    g_free(s.clean);
+    return st;
+}
+
+/*
+ * BMP (to PNG)
+ */
+
+struct bmp {
+    const unsigned char *px; /* the first stored row */
+    size_t stride;
+    uint32_t width, height;
+    bool top_down;
+    unsigned bpp;
+    uint32_t mask[4]; /* red, green, blue, alpha (16 and 32 bits) */
+    unsigned shift[4], bits[4];
+    png_color pal[256];
+    unsigned npal; /* entries written to PLTE */
+    int ctype;
+    size_t trailing;
+    bool icc;
+};
+
+/* Checks MASK (contiguous, at most 8 bits, inside BPP bits). */
+static bool bmp_mask(struct bmp *b, int i, uint32_t mask, bool optional)
+{
+    unsigned shift = 0, bits = 0;
+
+    b->mask[i] = mask;
+    if (mask == 0)
+        return optional;
+    if (b->bpp < 32 && mask >> b->bpp != 0)
+        return false;
+    while ((mask >> shift & 1) == 0)
+        shift++;
+    while (shift + bits < 32 && (mask >> (shift + bits) & 1) != 0)
+        bits++;
+    if (bits > 8 || (shift + bits < 32 && mask >> (shift + bits) != 0))
+        return false;
+    b->shift[i] = shift;
+    b->bits[i] = bits;
+    return true;
+}
+
+static unsigned bmp_index(const struct bmp *b, const unsigned char *s, uint32_t x)
+{
+    switch (b->bpp) {
+    case 1:
+        return s[x >> 3] >> (7 - (x & 7)) & 1;
+    case 4:
+        return (x & 1) != 0 ? s[x >> 1] & 15 : s[x >> 1] >> 4;
+    default:
+        return s[x];
+    }
+}
+
+static enum mgw_status bmp_palette(struct img *im, struct bmp *b, size_t at, size_t entry,
+                                   uint32_t used)
+{
+    unsigned n = 1u << b->bpp, top = 0;
+
+    if (used != 0 && used < n)
+        n = used;
+    if (at > im->len || (size_t)n * entry > im->len - at)
+        return bad(im, "image is truncated (palette)");
+    for (unsigned i = 0; i < n; i++) {
+        const unsigned char *e = im->in + at + (size_t)i * entry;
+        b->pal[i].red = e[2];
+        b->pal[i].green = e[1];
+        b->pal[i].blue = e[0];
+    }
+    /* an index past the palette shows black (PLTE must cover it) */
+    for (uint32_t y = 0; y < b->height; y++)
+        for (uint32_t x = 0; x < b->width; x++) {
+            unsigned k = bmp_index(b, b->px + (size_t)y * b->stride, x);
+            if (k > top)
+                top = k;
+        }
+    b->npal = top + 1 > n ? top + 1 : n;
+    return MGW_OK;
+}
+
+static enum mgw_status bmp_masks(struct img *im, struct bmp *b, uint32_t hsize, uint32_t comp)
+{
+    const unsigned char *p = im->in;
+    bool ok;
+
+    if (comp == 0 && b->bpp == 16)
+        ok = bmp_mask(b, 0, 0x7c00, false) && bmp_mask(b, 1, 0x03e0, false) &&
+             bmp_mask(b, 2, 0x001f, false) && bmp_mask(b, 3, 0, true);
+    else if (comp == 0)
+        ok = bmp_mask(b, 0, 0xff0000, false) && bmp_mask(b, 1, 0xff00, false) &&
+             bmp_mask(b, 2, 0xff, false) && bmp_mask(b, 3, 0, true);
+    else if (comp == 3 && hsize >= 52)
+        ok = bmp_mask(b, 0, le32(p + 54), false) && bmp_mask(b, 1, le32(p + 58), false) &&
+             bmp_mask(b, 2, le32(p + 62), false) &&
+             bmp_mask(b, 3, hsize >= 56 ? le32(p + 66) : 0, true);
+    else if (comp == 3 && hsize == 40 && im->len >= 66)
+        ok = bmp_mask(b, 0, le32(p + 54), false) && bmp_mask(b, 1, le32(p + 58), false) &&
+             bmp_mask(b, 2, le32(p + 62), false) && bmp_mask(b, 3, 0, true);
+    else
+        ok = false;
+    if (!ok)
+        return bad(im, "image has unsupported compression or bit masks");
+    b->ctype = b->mask[3] != 0 ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB;
+    return MGW_OK;
+}
+
+static enum mgw_status bmp_parse(struct img *im, struct bmp *b)
+{
+    const unsigned char *p = im->in;
+    uint32_t hsize, off, comp = 0, used = 0;
+    int64_t sw, sh;
+    unsigned planes;
+    uint64_t size;
+    enum mgw_status st;
+
+    if (im->len < 26)
+        return bad(im, "image is truncated (header)");
+    off = le32(p + 10);
+    hsize = le32(p + 14);
+    if (hsize != 12 && hsize != 40 && hsize != 52 && hsize != 56 && hsize != 108 && hsize != 124)
+        return bad(im, "image has an unsupported header");
+    if (14 + (size_t)hsize > im->len)
+        return bad(im, "image is truncated (header)");
+    if (hsize == 12) {
+        sw = le16(p + 18);
+        sh = le16(p + 20);
+        planes = le16(p + 22);
+        b->bpp = le16(p + 24);
+    } else {
+        sw = (int32_t)le32(p + 18);
+        sh = (int32_t)le32(p + 22);
+        planes = le16(p + 26);
+        b->bpp = le16(p + 28);
+        comp = le32(p + 30);
+        used = le32(p + 46);
+        b->icc = hsize >= 124 && le32(p + 70) == 0x4d424544; /* 'MBED' */
+    }
+    if (planes != 1 || sw <= 0 || sh == 0)
+        return bad(im, "image has an invalid size");
+    b->width = (uint32_t)sw;
+    b->top_down = sh < 0;
+    b->height = (uint32_t)(sh < 0 ? -sh : sh);
+    if (over_pixels(im, "BMP image", b->width, b->height))
+        return MGW_LIMIT;
+    b->stride = (size_t)(((uint64_t)b->width * b->bpp + 31) / 32 * 4);
+    size = (uint64_t)b->stride * b->height;
+    if (b->bpp != 1 && b->bpp != 4 && b->bpp != 8 && b->bpp != 16 && b->bpp != 24 && b->bpp != 32)
+        return bad(im, "image has an unsupported bit depth");
+    if (off > im->len || size > im->len - off)
+        return bad(im, "image is truncated (pixels)");
+    b->px = p + off;
+    b->trailing = im->len - off - (size_t)size;
+    if (b->bpp <= 8) {
+        if (comp != 0)
+            return bad(im, "image has unsupported compression");
+        b->ctype = PNG_COLOR_TYPE_PALETTE;
+        st = bmp_palette(im, b, 14 + (size_t)hsize, hsize == 12 ? 3 : 4, used);
+    } else if (b->bpp == 24) {
+        if (comp != 0)
+            return bad(im, "image has unsupported compression");
+        b->ctype = PNG_COLOR_TYPE_RGB;
+        st = MGW_OK;
+    } else {
+        st = bmp_masks(im, b, hsize, comp);
+    }
+    return st;
+}
+
+static unsigned char bmp_channel(const struct bmp *b, int i, uint32_t v)
+{
+    uint32_t max = (1u << b->bits[i]) - 1;
+
+    v = (v & b->mask[i]) >> b->shift[i];
+    return (unsigned char)(b->bits[i] == 8 ? v : (v * 255 + max / 2) / max);
+}
+
+static void bmp_row(const struct bmp *b, uint32_t y, unsigned char *out)
+{
+    const unsigned char *s = b->px + (size_t)(b->top_down ? y : b->height - 1 - y) * b->stride;
+    unsigned n = b->ctype == PNG_COLOR_TYPE_RGB_ALPHA ? 4 : 3;
+
+    for (uint32_t x = 0; x < b->width; x++) {
+        if (b->bpp <= 8) {
+            out[x] = (unsigned char)bmp_index(b, s, x);
+        } else if (b->bpp == 24) {
+            out[3 * x] = s[3 * x + 2];
+            out[3 * x + 1] = s[3 * x + 1];
+            out[3 * x + 2] = s[3 * x];
+        } else {
+            uint32_t v = b->bpp == 16 ? le16(s + 2 * (size_t)x) : le32(s + 4 * (size_t)x);
+            for (unsigned i = 0; i < n; i++)
+                out[n * x + i] = bmp_channel(b, (int)i, v);
+        }
+    }
+}
+
+static void png_bmp_body(struct png_job *j)
+{
+    const struct bmp *b = j->bmp;
+    size_t bytes = b->ctype == PNG_COLOR_TYPE_PALETTE ? 1 : b->ctype == PNG_COLOR_TYPE_RGB ? 3 : 4;
+
+    j->status = MGW_FAIL;
+    j->pix = g_try_malloc((size_t)b->width * bytes);
+    if (j->pix == NULL || !png_writer(j, b->width, b->height, 8, b->ctype)) {
+        j->status = no_memory(j->im);
+        return;
+    }
+    if (b->ctype == PNG_COLOR_TYPE_PALETTE)
+        png_set_PLTE(j->wp, j->wi, b->pal, (int)b->npal);
+    if (!out_begin(j->im, IMG_PNG))
+        return;
+    png_write_info(j->wp, j->wi);
+    for (uint32_t y = 0; y < b->height; y++) {
+        bmp_row(b, y, j->pix);
+        png_write_row(j->wp, j->pix);
+    }
+    png_write_end(j->wp, NULL);
+    j->status = MGW_OK;
+}
+
+static enum mgw_status do_bmp(struct img *im)
+{
+    struct bmp *b = g_new0(struct bmp, 1);
+    struct png_job j;
+    enum mgw_status st;
+
+    st = bmp_parse(im, b);
+    if (st == MGW_OK) {
+        memset(&j, 0, sizeof j);
+        j.im = im;
+        j.bmp = b;
+        st = png_finish(&j, png_run(&j, png_bmp_body));
+    }
+    if (st == MGW_OK) {
+        mgw_note(im->w, "converted", "BMP image converted to PNG");
+        if (b->icc)
+            mgw_note(im->w, "removed", "ICC colour profile");
+        note_trailing(im->w, b->trailing);
+    }
+    g_free(b);
+    return st;
+}
+
+/*
+ * JPEG
+ */
+
+struct jpg_job {
+    struct jpeg_error_mgr jerr;
+    struct jpeg_progress_mgr progress;
+    struct jpeg_destination_mgr dest;
+    struct jpeg_decompress_struct d;
+    struct jpeg_compress_struct c;
+    jmp_buf jb;
+    struct img *im;
+    bool limit;
+    char err[JMSG_LENGTH_MAX];
+    JSAMPLE *row;   /* one decoded row */
+    JSAMPLE *rgb;   /* one row to encode */
+    JSAMPLE *image; /* the whole picture, when it must be turned */
+    int orientation;
+    bool cmyk, inverted;
+    size_t trailing;
+    size_t exif, xmp, icc, iptc, com, other; /* segments libjpeg saved */
+    char names[96];                          /* of the other ones */
+    enum mgw_status status;
+    unsigned char dbuf[16384];
+};
+
+static void jpg_error_exit(j_common_ptr cinfo)
+{
+    struct jpg_job *j = cinfo->client_data;
+
+    if (cinfo->err->msg_code == JERR_OUT_OF_MEMORY)
+        j->limit = true;
+    (*cinfo->err->format_message)(cinfo, j->err);
+    longjmp(j->jb, 1);
+}
+
+/* A warning (level -1) means corrupt data: it fails as an error does. */
+static void jpg_emit(j_common_ptr cinfo, int level)
+{
+    struct jpg_job *j = cinfo->client_data;
+
+    if (level >= 0 || cinfo->err->msg_code == JWRN_JFIF_MAJOR)
+        return;
+    (*cinfo->err->format_message)(cinfo, j->err);
+    longjmp(j->jb, 1);
+}
+
+static void jpg_output(j_common_ptr cinfo)
+{
+    (void)cinfo;
+}
+
+static void jpg_progress(j_common_ptr cinfo)
+{
+    struct jpg_job *j = cinfo->client_data;
+
+    if (cinfo->is_decompressor && ((j_decompress_ptr)cinfo)->input_scan_number > IMG_MAX_SCANS) {
+        j->limit = true;
+        g_snprintf(j->err, sizeof j->err, "more than %d scans", IMG_MAX_SCANS);
+        longjmp(j->jb, 1);
+    }
+}
+
+static void jpg_dest_init(j_compress_ptr c)
+{
+    struct jpg_job *j = c->client_data;
+
+    j->dest.next_output_byte = j->dbuf;
+    j->dest.free_in_buffer = sizeof j->dbuf;
+}
+
+static boolean jpg_dest_empty(j_compress_ptr c)
+{
+    struct jpg_job *j = c->client_data;
+
+    if (!out_put(j->im, j->dbuf, sizeof j->dbuf))
+        ERREXIT(c, JERR_FILE_WRITE);
+    j->dest.next_output_byte = j->dbuf;
+    j->dest.free_in_buffer = sizeof j->dbuf;
+    return TRUE;
+}
+
+static void jpg_dest_term(j_compress_ptr c)
+{
+    struct jpg_job *j = c->client_data;
+
+    if (!out_put(j->im, j->dbuf, sizeof j->dbuf - j->dest.free_in_buffer))
+        ERREXIT(c, JERR_FILE_WRITE);
+}
+
+/* The Orientation (0x0112) of IFD0 of an APP1 "Exif" segment, or 0. */
+static int exif_orientation(const unsigned char *p, size_t n)
+{
+    const unsigned char *t = p + 6;
+    size_t tn;
+    bool le;
+    uint64_t ifd, count;
+
+    if (n < 6 + 8 || memcmp(p, "Exif\0\0", 6) != 0)
+        return 0;
+    tn = n - 6;
+    if (memcmp(t, "II*\0", 4) == 0)
+        le = true;
+    else if (memcmp(t, "MM\0*", 4) == 0)
+        le = false;
+    else
+        return 0;
+    ifd = le ? le32(t + 4) : be32(t + 4);
+    if (ifd + 2 > tn)
+        return 0;
+    count = le ? le16(t + ifd) : be16(t + ifd);
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t e = ifd + 2 + 12 * i;
+        unsigned tag, type, v;
+        if (e + 12 > tn)
+            break;
+        tag = le ? le16(t + e) : be16(t + e);
+        if (tag != 0x0112)
+            continue;
+        type = le ? le16(t + e + 2) : be16(t + e + 2);
+        v = le ? le16(t + e + 8) : be16(t + e + 8);
+        return type == 3 && v >= 1 && v <= 8 ? (int)v : 0;
+    }
+    return 0;
+}
+
+static void jpg_setup_decoder(struct jpg_job *j)
+{
+    j_decompress_ptr d = &j->d;
+
+    switch (d->jpeg_color_space) {
+    case JCS_GRAYSCALE:
+        d->out_color_space = JCS_GRAYSCALE;
+        break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+        d->out_color_space = JCS_CMYK;
+        j->cmyk = true;
+        j->inverted = d->saw_Adobe_marker;
+        break;
+    default:
+        d->out_color_space = JCS_RGB;
+        break;
+    }
+    d->dct_method = JDCT_ISLOW;
+    for (jpeg_saved_marker_ptr m = d->marker_list; m != NULL; m = m->next)
+        if (m->marker == JPEG_APP0 + 1 && j->orientation == 0)
+            j->orientation = exif_orientation(m->data, m->data_length);
+    if (j->orientation == 0)
+        j->orientation = 1;
+}
+
+static void jpg_setup_encoder(struct jpg_job *j, JDIMENSION width, JDIMENSION height, int comps)
+{
+    j_compress_ptr c = &j->c;
+
+    c->err = &j->jerr;
+    c->client_data = j;
+    jpeg_create_compress(c);
+    j->dest.init_destination = jpg_dest_init;
+    j->dest.empty_output_buffer = jpg_dest_empty;
+    j->dest.term_destination = jpg_dest_term;
+    c->dest = &j->dest;
+    c->image_width = width;
+    c->image_height = height;
+    c->input_components = comps;
+    c->in_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(c);
+    jpeg_set_quality(c, j->im->quality, TRUE);
+    c->optimize_coding = TRUE;
+    c->dct_method = JDCT_ISLOW;
+    if (j->d.saw_JFIF_marker && j->d.X_density != 0 && j->d.Y_density != 0 &&
+        j->d.density_unit <= 2) {
+        c->density_unit = j->d.density_unit;
+        c->X_density = j->d.X_density;
+        c->Y_density = j->d.Y_density;
+    }
+}
+
+/* The decoded row ROW as the samples to encode (CMYK becomes RGB). */
+static JSAMPLE *jpg_convert(struct jpg_job *j, JSAMPLE *row, JDIMENSION width, JSAMPLE *out)
+{
+    if (!j->cmyk)
+        return row;
+    for (JDIMENSION x = 0; x < width; x++) {
+        unsigned c = row[4 * x], m = row[4 * x + 1], y = row[4 * x + 2], k = row[4 * x + 3];
+        if (!j->inverted) {
+            c = 255 - c;
+            m = 255 - m;
+            y = 255 - y;
+            k = 255 - k;
+        }
+        out[3 * x] = (JSAMPLE)((c * k + 127) / 255);
+        out[3 * x + 1] = (JSAMPLE)((m * k + 127) / 255);
+        out[3 * x + 2] = (JSAMPLE)((y * k + 127) / 255);
+    }
+    return out;
+}
+
+/* Row YO of the picture turned by orientation O (EXIF 2 to 8) into OUT. */
+static void jpg_turn_row(const struct jpg_job *j, JDIMENSION w, JDIMENSION h, int comps,
+                         JDIMENSION yo, JDIMENSION wo, JSAMPLE *out)
+{
+    for (JDIMENSION xo = 0; xo < wo; xo++) {
+        JDIMENSION x, y;
+        switch (j->orientation) {
+        case 2: /* mirrored left to right */
+            x = w - 1 - xo;
+            y = yo;
+            break;
+        case 3: /* turned 180 degrees */
+            x = w - 1 - xo;
+            y = h - 1 - yo;
+            break;
+        case 4: /* mirrored top to bottom */
+            x = xo;
+            y = h - 1 - yo;
+            break;
+        case 5: /* transposed */
+            x = yo;
+            y = xo;
+            break;
+        case 6: /* to be turned 90 degrees clockwise */
+            x = yo;
+            y = h - 1 - xo;
+            break;
+        case 7: /* transversed */
+            x = w - 1 - yo;
+            y = h - 1 - xo;
+            break;
+        default: /* 8: to be turned 90 degrees anticlockwise */
+            x = w - 1 - yo;
+            y = xo;
+            break;
+        }
+        memcpy(out + (size_t)xo * (size_t)comps, j->image + ((size_t)y * w + x) * (size_t)comps,
+               (size_t)comps);
+    }
+}
+
+static bool starts(const jpeg_saved_marker_ptr m, const char *s, size_t n)
+{
+    return m->data_length >= n && memcmp(m->data, s, n) == 0;
+}
+
+/* Counts the segments libjpeg saved (jpeg_finish_decompress frees them). */
+static void jpg_count(struct jpg_job *j)
+{
+    for (jpeg_saved_marker_ptr m = j->d.marker_list; m != NULL; m = m->next) {
+        if (m->marker == JPEG_COM)
+            j->com++;
+        else if (m->marker == JPEG_APP0 + 1 && starts(m, "Exif\0", 5))
+            j->exif++;
+        else if (m->marker == JPEG_APP0 + 1 &&
+                 (starts(m, "http://ns.adobe.com/x", 21) || starts(m, "XMP", 3)))
+            j->xmp++;
+        else if (m->marker == JPEG_APP0 + 2 && starts(m, "ICC_PROFILE", 12))
+            j->icc++;
+        else if (m->marker == JPEG_APP0 + 13 && starts(m, "Photoshop 3.0", 14))
+            j->iptc++;
+        else {
+            char n[8];
+            g_snprintf(n, sizeof n, "APP%d", m->marker - JPEG_APP0);
+            j->other++;
+            add_name(j->names, sizeof j->names, n, strlen(n));
+        }
+    }
+}
+
+static void jpg_body(struct jpg_job *j)
+{
+    j_decompress_ptr d = &j->d;
+    struct img *im = j->im;
+    JDIMENSION w, h, wo, ho;
+    int comps;
+
+    j->status = MGW_FAIL;
+    j->jerr.error_exit = jpg_error_exit;
+    j->jerr.emit_message = jpg_emit;
+    j->jerr.output_message = jpg_output;
+    d->client_data = j;
+    jpeg_create_decompress(d);
+    j->progress.progress_monitor = jpg_progress;
+    d->progress = &j->progress;
+    jpeg_mem_src(d, im->in, (unsigned long)im->len);
+    for (int m = 1; m < 16; m++)
+        if (m != 14) /* libjpeg reads the Adobe segment itself */
+            jpeg_save_markers(d, JPEG_APP0 + m, m == 1 ? 0xffff : 32);
+    jpeg_save_markers(d, JPEG_COM, 1); /* 0 would not save it at all */
+    if (jpeg_read_header(d, TRUE) != JPEG_HEADER_OK) {
+        mgw_reason(im->w, "JPEG file has no image");
+        return;
+    }
+    if (over_pixels(im, "JPEG image", d->image_width, d->image_height)) {
+        j->status = MGW_LIMIT;
+        return;
+    }
+    jpg_setup_decoder(j);
+    jpeg_start_decompress(d);
+    w = d->output_width;
+    h = d->output_height;
+    comps = d->out_color_space == JCS_GRAYSCALE ? 1 : 3;
+    wo = j->orientation >= 5 ? h : w;
+    ho = j->orientation >= 5 ? w : h;
+    j->row = g_try_malloc((size_t)w * (size_t)d->output_components);
+    j->rgb = g_try_malloc((size_t)(w > h ? w : h) * 3);
+    if (j->orientation != 1)
+        j->image = g_try_malloc((size_t)w * h * (size_t)comps);
+    if (j->row == NULL || j->rgb == NULL || (j->orientation != 1 && j->image == NULL)) {
+        j->status = no_memory(im);
+        return;
+    }
+    jpg_setup_encoder(j, wo, ho, comps);
+    if (!out_begin(im, IMG_JPEG))
+        return;
+    jpeg_start_compress(&j->c, TRUE);
+    while (d->output_scanline < h) {
+        JDIMENSION y = d->output_scanline;
+        JSAMPROW r = j->row, o;
+        if (jpeg_read_scanlines(d, &r, 1) != 1) {
+            mgw_reason(im->w, "JPEG image: decoding stalled");
+            return;
+        }
+        if (j->image == NULL) {
+            o = jpg_convert(j, j->row, w, j->rgb);
+            jpeg_write_scanlines(&j->c, &o, 1);
+        } else {
+            o = jpg_convert(j, j->row, w, j->image + (size_t)y * w * (size_t)comps);
+            if (o != j->image + (size_t)y * w * (size_t)comps)
+                memcpy(j->image + (size_t)y * w * (size_t)comps, o, (size_t)w * (size_t)comps);
+        }
+    }
+    for (JDIMENSION yo = 0; j->image != NULL && yo < ho; yo++) {
+        JSAMPROW o = j->rgb;
+        jpg_turn_row(j, w, h, comps, yo, wo, j->rgb);
+        jpeg_write_scanlines(&j->c, &o, 1);
+    }
+    /* on to EOI, so that every segment is counted, and what follows it */
+    for (int i = 0; i <= IMG_MAX_SCANS && !jpeg_input_complete(d); i++)
+        jpeg_consume_input(d);
+    jpg_count(j);
+    jpeg_finish_decompress(d);
+    j->trailing = d->src->bytes_in_buffer;
+    jpeg_finish_compress(&j->c);
+    j->status = MGW_OK;
+}
+
+static bool jpg_run(struct jpg_job *j)
+{
+    if (setjmp(j->jb) != 0)
+        return false;
+    jpg_body(j);
+    return true;
+}
+
+static void jpg_notes(struct jpg_job *j)
+{
+    struct mgw *w = j->im->w;
+
+    if (j->exif > 0)
+        mgw_note(w, "removed", "EXIF metadata");
+    if (j->xmp > 0)
+        mgw_note(w, "removed", "XMP metadata");
+    if (j->icc > 0)
+        mgw_note(w, "removed", "ICC colour profile");
+    if (j->iptc > 0)
+        mgw_note(w, "removed", "Photoshop/IPTC metadata");
+    note_count(w, j->com, "comment", "comments");
+    if (j->other > 0)
+        mgw_note(w, "removed", "%zu other application segment%s (%s)", j->other,
+                 j->other == 1 ? "" : "s", j->names);
+    note_trailing(w, j->trailing);
+    if (j->orientation != 1)
+        mgw_note(w, "info", "EXIF orientation %d applied to the pixels", j->orientation);
+    if (j->cmyk)
+        mgw_note(w, "converted", "CMYK JPEG converted to RGB (without colour management)");
+}
+
+static enum mgw_status do_jpeg(struct img *im)
+{
+    struct jpg_job *j = g_new0(struct jpg_job, 1);
+    enum mgw_status st;
+
+    j->im = im;
+    j->d.err = jpeg_std_error(&j->jerr);
+    if (jpg_run(j)) {
+        st = j->status;
+    } else {
+        st = j->limit ? MGW_LIMIT : MGW_FAIL;
+        mgw_reason(im->w, "JPEG image: %s", j->err);
+    }
+    if (st == MGW_OK)
+        jpg_notes(j);
+    jpeg_destroy_compress(&j->c);
+    jpeg_destroy_decompress(&j->d);
+    g_free(j->row);
+    g_free(j->rgb);
+    g_free(j->image);
+    g_free(j);
+    return st;
+}
+
+/*
+ * GIF
+ */
+
+struct gif_job {
+    struct img *im;
+    GifFileType *in, *out;
+    size_t pos; /* bytes of the item giflib has read */
+    GifPixelType *frame;
+    size_t frame_size;
+    uint64_t frames, pixels;
+    bool gce_pending, loop_written;
+    GifByteType gce[4];
+    size_t comments, plain, xmp, icc, apps, unknown;
+    char app_names[64];
+};
+
+static int gif_read_cb(GifFileType *g, GifByteType *buf, int n)
+{
+    struct gif_job *j = g->UserData;
+    size_t k;
+
+    if (n <= 0)
+        return 0;
+    k = j->im->len - j->pos < (size_t)n ? j->im->len - j->pos : (size_t)n;
+    memcpy(buf, j->im->in + j->pos, k);
+    j->pos += k;
+    return (int)k;
+}
+
+static int gif_write_cb(GifFileType *g, const GifByteType *buf, int n)
+{
+    struct gif_job *j = g->UserData;
+
+    return n >= 0 && out_put(j->im, buf, (size_t)n) ? n : 0;
+}
+
+static enum mgw_status gif_error(struct gif_job *j, int code)
+{
+    const char *s = GifErrorString(code);
+
+    if (code == D_GIF_ERR_NOT_ENOUGH_MEM || code == E_GIF_ERR_NOT_ENOUGH_MEM)
+        return no_memory(j->im);
+    mgw_reason(j->im->w, "GIF image: %s", s != NULL ? s : "giflib error");
+    return MGW_FAIL;
+}
+
+/* Reads the rest of an extension's sub-blocks. */
+static bool gif_skip_blocks(struct gif_job *j, GifByteType *blk)
+{
+    while (blk != NULL)
+        if (DGifGetExtensionNext(j->in, &blk) == GIF_ERROR)
+            return false;
+    return true;
+}
+
+static enum mgw_status gif_loop(struct gif_job *j, GifByteType *blk)
+{
+    unsigned loop = 0;
+    bool found = false;
+
+    while (blk != NULL) {
+        if (blk[0] >= 3 && blk[1] == 1 && !found) {
+            loop = (unsigned)blk[2] | (unsigned)blk[3] << 8;
+            found = true;
+        }
+        if (DGifGetExtensionNext(j->in, &blk) == GIF_ERROR)
+            return gif_error(j, j->in->Error);
+    }
+    if (found && !j->loop_written) {
+        GifByteType sub[3] = {1, (GifByteType)(loop & 0xff), (GifByteType)(loop >> 8)};
+        j->loop_written = true;
+        if (EGifPutExtensionLeader(j->out, APPLICATION_EXT_FUNC_CODE) == GIF_ERROR ||
+            EGifPutExtensionBlock(j->out, 11, "NETSCAPE2.0") == GIF_ERROR ||
+            EGifPutExtensionBlock(j->out, 3, sub) == GIF_ERROR ||
+            EGifPutExtensionTrailer(j->out) == GIF_ERROR)
+            return gif_error(j, j->out->Error);
+    }
+    return MGW_OK;
+}
+
+static enum mgw_status gif_extension(struct gif_job *j)
+{
+    GifByteType *blk = NULL;
+    int code = 0;
+
+    if (DGifGetExtension(j->in, &code, &blk) == GIF_ERROR)
+        return gif_error(j, j->in->Error);
+    if (code == GRAPHICS_EXT_FUNC_CODE) {
+        GraphicsControlBlock gcb;
+        if (blk != NULL && DGifExtensionToGCB(blk[0], blk + 1, &gcb) == GIF_OK) {
+            EGifGCBToExtension(&gcb, j->gce);
+            j->gce_pending = true;
+        }
+    } else if (code == APPLICATION_EXT_FUNC_CODE && blk != NULL && blk[0] == 11 &&
+               (memcmp(blk + 1, "NETSCAPE2.0", 11) == 0 ||
+                memcmp(blk + 1, "ANIMEXTS1.0", 11) == 0)) {
+        if (DGifGetExtensionNext(j->in, &blk) == GIF_ERROR)
+            return gif_error(j, j->in->Error);
+        return gif_loop(j, blk);
+    } else if (code == APPLICATION_EXT_FUNC_CODE && blk != NULL && blk[0] == 11 &&
+               memcmp(blk + 1, "XMP DataXMP", 11) == 0) {
+        j->xmp++;
+    } else if (code == APPLICATION_EXT_FUNC_CODE && blk != NULL && blk[0] == 11 &&
+               memcmp(blk + 1, "ICCRGBG1012", 11) == 0) {
+        j->icc++;
+    } else if (code == APPLICATION_EXT_FUNC_CODE) {
+        char name[12] = "?";
+        if (blk != NULL && blk[0] >= 8)
+            for (int i = 0; i < 8; i++)
+                name[i] = g_ascii_isalnum(blk[1 + i]) ? (char)blk[1 + i] : '_';
+        j->apps++;
+        add_name(j->app_names, sizeof j->app_names, name, strlen(name));
+    } else if (code == COMMENT_EXT_FUNC_CODE) {
+        j->comments++;
+    } else if (code == PLAINTEXT_EXT_FUNC_CODE) {
+        j->plain++;
+    } else {
+        j->unknown++;
+    }
+    return gif_skip_blocks(j, blk) ? MGW_OK : gif_error(j, j->in->Error);
+}
+
+static enum mgw_status gif_frame(struct gif_job *j)
+{
+    static const int start[] = {0, 4, 2, 1}, step[] = {8, 8, 4, 2};
+    GifImageDesc *f = &j->in->Image;
+    size_t size;
+    int fw, fh;
+
+    if (++j->frames > j->im->max_frames) {
+        mgw_reason(j->im->w, "GIF image has more than %" G_GUINT64_FORMAT " frames (max-frames)",
+                   j->im->max_frames);
+        return MGW_LIMIT;
+    }
+    if (DGifGetImageDesc(j->in) == GIF_ERROR)
+        return gif_error(j, j->in->Error);
+    fw = f->Width;
+    fh = f->Height;
+    if (fw <= 0 || fh <= 0)
+        return bad(j->im, "image has an empty frame");
+    if (over_pixels(j->im, "GIF frame", (uint64_t)fw, (uint64_t)fh))
+        return MGW_LIMIT;
+    j->pixels += (uint64_t)fw * (uint64_t)fh;
+    if (j->pixels / IMG_GIF_TOTAL > j->im->max_pixels) {
+        mgw_reason(j->im->w, "GIF frames have more than %d times max-pixels together",
+                   IMG_GIF_TOTAL);
+        return MGW_LIMIT;
+    }
+    if (f->ColorMap == NULL && j->in->SColorMap == NULL)
+        return bad(j->im, "image has a frame without a colour table");
+    size = (size_t)fw * (size_t)fh;
+    if (size > j->frame_size) {
+        g_free(j->frame);
+        j->frame = g_try_malloc(size);
+        j->frame_size = j->frame != NULL ? size : 0;
+        if (j->frame == NULL)
+            return no_memory(j->im);
+    }
+    for (int pass = 0; pass < (f->Interlace ? 4 : 1); pass++)
+        for (int y = f->Interlace ? start[pass] : 0; y < fh; y += f->Interlace ? step[pass] : 1)
+            if (DGifGetLine(j->in, j->frame + (size_t)y * (size_t)fw, fw) == GIF_ERROR)
+                return gif_error(j, j->in->Error);
+    if (j->gce_pending && EGifPutExtension(j->out, GRAPHICS_EXT_FUNC_CODE, 4, j->gce) == GIF_ERROR)
+        return gif_error(j, j->out->Error);
+    j->gce_pending = false;
+    if (f->ColorMap == NULL && j->out->Image.ColorMap != NULL) {
+        /* giflib 5.2 would drop (leak) its copy of the last frame's table */
+        GifFreeMapObject(j->out->Image.ColorMap);
+        j->out->Image.ColorMap = NULL;
+    }
+    if (EGifPutImageDesc(j->out, f->Left, f->Top, fw, fh, false, f->ColorMap) == GIF_ERROR)
+        return gif_error(j, j->out->Error);
+    for (int y = 0; y < fh; y++)
+        if (EGifPutLine(j->out, j->frame + (size_t)y * (size_t)fw, fw) == GIF_ERROR)
+            return gif_error(j, j->out->Error);
+    return MGW_OK;
+}
+
+static enum mgw_status gif_records(struct gif_job *j)
+{
+    GifRecordType type = UNDEFINED_RECORD_TYPE;
+    enum mgw_status st = MGW_OK;
+
+    while (st == MGW_OK && type != TERMINATE_RECORD_TYPE) {
+        if (DGifGetRecordType(j->in, &type) == GIF_ERROR)
+            return gif_error(j, j->in->Error);
+        if (type == IMAGE_DESC_RECORD_TYPE)
+            st = gif_frame(j);
+        else if (type == EXTENSION_RECORD_TYPE)
+            st = gif_extension(j);
+    }
+    if (st == MGW_OK && j->frames == 0)
+        return bad(j->im, "file has no image");
+    return st;
+}
+
+static void gif_notes(struct gif_job *j)
+{
+    struct mgw *w = j->im->w;
+
+    note_count(w, j->comments, "comment", "comments");
+    note_count(w, j->plain, "plain text extension", "plain text extensions");
+    if (j->xmp > 0)
+        mgw_note(w, "removed", "XMP metadata");
+    if (j->icc > 0)
+        mgw_note(w, "removed", "ICC colour profile");
+    if (j->apps > 0)
+        mgw_note(w, "removed", "%zu application extension%s (%s)", j->apps, j->apps == 1 ? "" : "s",
+                 j->app_names);
+    note_count(w, j->unknown, "unknown extension", "unknown extensions");
+    note_trailing(w, j->im->len - j->pos);
+}
+
+static enum mgw_status do_gif(struct img *im)
+{
+    struct gif_job *j = g_new0(struct gif_job, 1);
+    enum mgw_status st = MGW_FAIL;
+    int err = 0;
+
+    j->im = im;
+    j->in = DGifOpen(j, gif_read_cb, &err);
+    if (j->in == NULL) {
+        st = gif_error(j, err);
+        goto out;
+    }
+    if (over_pixels(im, "GIF screen", (uint64_t)j->in->SWidth, (uint64_t)j->in->SHeight)) {
+        st = MGW_LIMIT;
+        goto out;
+    }
+    j->out = EGifOpen(j, gif_write_cb, &err);
+    if (j->out == NULL) {
+        st = gif_error(j, err);
+        goto out;
+    }
+    EGifSetGifVersion(j->out, im->in[4] == '9');
+    if (!out_begin(im, IMG_GIF))
+        goto out;
+    if (EGifPutScreenDesc(j->out, j->in->SWidth, j->in->SHeight, j->in->SColorResolution,
+                          j->in->SBackGroundColor, j->in->SColorMap) == GIF_ERROR) {
+        st = gif_error(j, j->out->Error);
+        goto out;
+    }
+    st = gif_records(j);
+    if (st == MGW_OK) {
+        GifFileType *o = j->out;
+        j->out = NULL;
+        if (EGifCloseFile(o, &err) == GIF_ERROR)
+            st = gif_error(j, err);
+    }
+    if (st == MGW_OK)
+        gif_notes(j);
+out:
+    if (j->out != NULL)
+        EGifCloseFile(j->out, &err);
+    if (j->in != NULL)
+        DGifCloseFile(j->in, &err);
+    g_free(j->frame);
+    g_free(j);
+    return st;
+}
+
+/*
+ * WebP
+ */
+
+struct webp_scan {
+    size_t end; /* of the RIFF data */
+    size_t exif, xmp, icc, unknown;
+    bool animated;
+    char names[64];
+};
+
+static enum mgw_status webp_walk(struct img *im, struct webp_scan *s)
+{
+    uint64_t end = (uint64_t)le32(im->in + 4) + 8;
+    size_t pos = 12;
+
+    if (end > im->len)
+        return bad(im, "image is truncated (RIFF size)");
+    s->end = (size_t)end;
+    while (pos < s->end) {
+        const unsigned char *c = im->in + pos;
+        uint64_t n;
+        if (s->end - pos < 8)
+            return bad(im, "image has a corrupt chunk");
+        n = le32(c + 4);
+        n += n & 1;
+        if (n > s->end - pos - 8)
+            return bad(im, "image has a corrupt chunk length");
+        if (memcmp(c, "EXIF", 4) == 0)
+            s->exif++;
+        else if (memcmp(c, "XMP ", 4) == 0)
+            s->xmp++;
+        else if (memcmp(c, "ICCP", 4) == 0)
+            s->icc++;
+        else if (memcmp(c, "ANIM", 4) == 0 || memcmp(c, "ANMF", 4) == 0)
+            s->animated = true;
+        else if (memcmp(c, "VP8 ", 4) != 0 && memcmp(c, "VP8L", 4) != 0 &&
+                 memcmp(c, "VP8X", 4) != 0 && memcmp(c, "ALPH", 4) != 0) {
+            char name[8];
+            for (int i = 0; i < 4; i++)
+                name[i] = g_ascii_isalnum(c[i]) ? (char)c[i] : '_';
+            s->unknown++;
+            add_name(s->names, sizeof s->names, name, 4);
+        }
+        pos += 8 + (size_t)n;
+    }
+    return MGW_OK;
+}
+
+static enum mgw_status webp_encode(struct img *im, const uint8_t *pix, int width, int height,
+                                   bool alpha, bool lossless)
+{
+    WebPConfig cfg;
+    WebPPicture pic;
+    WebPMemoryWriter wr;
+    enum mgw_status st = MGW_OK;
+    int ok;
+
+    if (!WebPConfigInit(&cfg) || !WebPPictureInit(&pic))
+        return bad(im, "encoder version mismatch");
+    cfg.lossless = lossless;
+    cfg.quality = lossless ? 75 : (float)im->quality;
+    cfg.method = 4;
+    cfg.exact = 0;
+    pic.use_argb = lossless;
+    pic.width = width;
+    pic.height = height;
+    WebPMemoryWriterInit(&wr);
+    pic.writer = WebPMemoryWrite;
+    pic.custom_ptr = &wr;
+    if (alpha)
+        ok = WebPPictureImportRGBA(&pic, pix, width * 4);
+    else
+        ok = WebPPictureImportRGB(&pic, pix, width * 3);
+    if (!ok) {
+        st = no_memory(im);
+    } else if (!WebPEncode(&cfg, &pic)) {
+        if (pic.error_code == VP8_ENC_ERROR_OUT_OF_MEMORY ||
+            pic.error_code == VP8_ENC_ERROR_BITSTREAM_OUT_OF_MEMORY)
+            st = no_memory(im);
+        else {
+            mgw_reason(im->w, "WebP encoder failed (error %d)", (int)pic.error_code);
+            st = MGW_FAIL;
+        }
+    } else if (!out_begin(im, IMG_WEBP) || !out_put(im, wr.mem, wr.size)) {
+        st = MGW_FAIL;
+    }
+    WebPMemoryWriterClear(&wr);
+    WebPPictureFree(&pic);
+    return st;
+}
+
+static enum mgw_status do_webp(struct img *im)
+{
+    struct webp_scan s;
+    WebPBitstreamFeatures f;
+    enum mgw_status st;
+    uint8_t *pix;
+    size_t bpp, size;
+
+    memset(&s, 0, sizeof s);
+    st = webp_walk(im, &s);
+    if (st != MGW_OK)
+        return st;
+    if (WebPGetFeatures(im->in, s.end, &f) != VP8_STATUS_OK)
+        return bad(im, "image is corrupt");
+    if (s.animated || f.has_animation) {
+        mgw_reason(im->w, "unsupported: animated WebP");
+        return MGW_FAIL;
+    }
+    if (f.width <= 0 || f.height <= 0)
+        return bad(im, "image has an invalid size");
+    if (over_pixels(im, "WebP image", (uint64_t)f.width, (uint64_t)f.height))
+        return MGW_LIMIT;
+    bpp = f.has_alpha ? 4 : 3;
+    size = (size_t)f.width * (size_t)f.height * bpp;
+    pix = g_try_malloc(size);
+    if (pix == NULL)
+        return no_memory(im);
+    if ((f.has_alpha ? WebPDecodeRGBAInto(im->in, s.end, pix, size, f.width * 4)
+                     : WebPDecodeRGBInto(im->in, s.end, pix, size, f.width * 3)) == NULL)
+        st = bad(im, "image is corrupt or truncated");
+    else
+        st = webp_encode(im, pix, f.width, f.height, f.has_alpha, f.format == 2);
+    g_free(pix);
+    if (st == MGW_OK) {
+        if (s.exif > 0)
+            mgw_note(im->w, "removed", "EXIF metadata");
+        if (s.xmp > 0)
+            mgw_note(im->w, "removed", "XMP metadata");
+        if (s.icc > 0)
+            mgw_note(im->w, "removed", "ICC colour profile");
+        if (s.unknown > 0)
+            mgw_note(im->w, "removed", "%zu unknown chunk%s (%s)", s.unknown,
+                     s.unknown == 1 ? "" : "s", s.names);
+        note_trailing(im->w, im->len - s.end);
+    }
+    return st;
+}
 
 enum mgw_status mgw_image(struct mgw *w)
 {
-    mgw_reason(w, "handler not written yet");
-    return MGW_FAIL;
+    uint64_t max_input = mgw_option_u64(w, "max-input", IMG_MAX_INPUT);
+    uint64_t q = mgw_option_u64(w, "quality", IMG_QUALITY);
+    enum mgw_status st = MGW_FAIL;
+    unsigned char *buf;
+    struct img *im;
+    size_t len;
+
+    if (mgw_input_size(w) > max_input) {
+        mgw_reason(w, "image of %" G_GUINT64_FORMAT " bytes is over max-input %" G_GUINT64_FORMAT,
+                   mgw_input_size(w), max_input);
+        return MGW_LIMIT;
+    }
+    buf = mgw_input_read_all(w, max_input, &len);
+    if (buf == NULL) {
+        mgw_reason(w, "the item could not be read");
+        return MGW_FAIL;
+    }
+    im = g_new0(struct img, 1);
+    im->w = w;
+    im->in = buf;
+    im->len = len;
+    im->max_pixels = mgw_option_u64(w, "max-pixels", IMG_MAX_PIXELS);
+    im->max_frames = mgw_option_u64(w, "max-frames", IMG_MAX_FRAMES);
+    im->quality = (int)(q < 1 ? 1 : q > 100 ? 100 : q);
+    im->from = sniff(buf, len);
+    switch (im->from) {
+    case IMG_PNG:
+        st = do_png(im);
+        break;
+    case IMG_JPEG:
+        st = do_jpeg(im);
+        break;
+    case IMG_GIF:
+        st = do_gif(im);
+        break;
+    case IMG_WEBP:
+        st = do_webp(im);
+        break;
+    case IMG_BMP:
+        st = do_bmp(im);
+        break;
+    case IMG_TIFF:
+        mgw_note(w, "info", "TIFF images cannot be re-encoded (no TIFF library)");
+        mgw_reason(w, "unsupported");
+        break;
+    case IMG_UNKNOWN:
+        mgw_reason(w, "not an image in a known format (PNG, JPEG, GIF, WebP, BMP)");
+        break;
+    }
+    if (st == MGW_OK && !out_end(im)) {
+        mgw_reason(w, "the output could not be written");
+        st = MGW_FAIL;
+    }
+    g_free(im);
+    g_free(buf);
+    return st;
 }

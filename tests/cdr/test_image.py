@@ -1,0 +1,1391 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""cdr-image: the image handler of mugaika-worker (src/worker/image.c).
+
+Every output is parsed again here (stdlib only) rather than trusted:
+PNG chunk walk with CRCs, allowed chunks only, IDAT inflating to exactly
+height*(1+rowbytes), nothing after IEND, and the pixels compared with the
+input's; JPEG marker walk SOI..EOI with only APP0 JFIF, DQT, SOF0, DHT,
+SOS, nothing after EOI, and (for the flat-block images made here) the DC
+coefficients decoded to check EXIF orientation and CMYK conversion; GIF
+block walk to the trailer with every frame LZW-decoded and compared;
+WebP RIFF size and chunks.
+"""
+import io
+import os
+import random
+import struct
+import sys
+import time
+import zipfile
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mgw import run  # noqa: E402
+from tap import args, check, done, need_shared  # noqa: E402
+
+A = args()
+CORPUS = need_shared(A)
+WORKER = A.worker
+BOMB_OPTS = {'as': '268435456'}
+PNG_SIG = b'\x89PNG\r\n\x1a\n'
+PNG_ALLOWED = {b'IHDR', b'PLTE', b'tRNS', b'IDAT', b'IEND'}
+JPEG_ALLOWED = {0xD8, 0xE0, 0xDB, 0xC0, 0xC4, 0xDA, 0xD9}
+ZIP = None
+
+
+def image(data, opts=None):
+    return run(WORKER, 'image', data=data, opts=opts)
+
+
+def zip_bytes():
+    global ZIP
+    if ZIP is None:
+        b = io.BytesIO()
+        with zipfile.ZipFile(b, 'w') as z:
+            z.writestr('evil.js', 'WScript.Echo("polyglot")\n' * 4)
+        ZIP = b.getvalue()
+    return ZIP
+
+
+def finished(r):
+    """Exit 0 with a Z record, a clean record stream and no sanitizer report."""
+    return (r.returncode == 0 and r.status is not None and r.protocol_error is None and
+            b'runtime error:' not in r.stderr and b'Sanitizer' not in r.stderr)
+
+
+def one_output(r):
+    if len(r.outputs) != 1:
+        raise ValueError('%d outputs' % len(r.outputs))
+    return bytes(r.outputs[0].data)
+
+
+def removed(r):
+    return ' | '.join(r.notes_of('removed'))
+
+
+# ---------------------------------------------------------------- PNG
+
+
+def png_chunks(data):
+    """[(type, body)] up to IEND and the count of bytes after it; ValueError
+    on a bad signature, a bad CRC or truncation."""
+    if data[:8] != PNG_SIG:
+        raise ValueError('no PNG signature')
+    i, out = 8, []
+    while True:
+        if i + 12 > len(data):
+            raise ValueError('truncated at %d' % i)
+        (n,) = struct.unpack('>I', data[i:i + 4])
+        t = data[i + 4:i + 8]
+        body = data[i + 8:i + 8 + n]
+        if i + 12 + n > len(data):
+            raise ValueError('chunk %r truncated' % t)
+        (crc,) = struct.unpack('>I', data[i + 8 + n:i + 12 + n])
+        if zlib.crc32(t + body) != crc:
+            raise ValueError('bad CRC in %r' % t)
+        out.append((t, body))
+        i += 12 + n
+        if t == b'IEND':
+            return out, len(data) - i
+
+
+def png_chunk(t, body):
+    return struct.pack('>I', len(body)) + t + body + struct.pack('>I', zlib.crc32(t + body))
+
+
+CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def unfilter(raw, pos, w, h, bits):
+    stride = (w * bits + 7) // 8
+    bpp = max(1, bits // 8)
+    prev = bytearray(stride)
+    rows = []
+    for _ in range(h):
+        if pos + 1 + stride > len(raw):
+            raise ValueError('not enough image data')
+        f = raw[pos]
+        line = bytearray(raw[pos + 1:pos + 1 + stride])
+        pos += 1 + stride
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + ((a + b) >> 1)) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pr = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pr) & 255
+            elif f != 0:
+                raise ValueError('filter type %d' % f)
+        rows.append(line)
+        prev = line
+    return rows, pos
+
+
+def row_pixels(row, w, depth, ch):
+    if depth == 8:
+        return [tuple(row[x * ch:(x + 1) * ch]) for x in range(w)]
+    if depth == 16:
+        return [tuple(struct.unpack('>%dH' % ch, bytes(row[x * ch * 2:(x + 1) * ch * 2])))
+                for x in range(w)]
+    out = []
+    for x in range(w):
+        bit = x * depth
+        out.append(((row[bit // 8] >> (8 - depth - bit % 8)) & ((1 << depth) - 1),))
+    return out
+
+
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+         (0, 1, 1, 2)]
+
+
+def png_decode(data, strict=False):
+    """(ihdr dict, pixel grid, PLTE, tRNS). strict: the output rules (only
+    the allowed chunks, non-interlaced, exact IDAT size, nothing after)."""
+    chunks, trailing = png_chunks(data)
+    if chunks[0][0] != b'IHDR':
+        raise ValueError('first chunk is %r' % chunks[0][0])
+    w, h, depth, ctype, _, _, inter = struct.unpack('>IIBBBBB', chunks[0][1])
+    ch = CHANNELS[ctype]
+    bits = depth * ch
+    plte = b''.join(b for t, b in chunks if t == b'PLTE')
+    trns = b''.join(b for t, b in chunks if t == b'tRNS')
+    d = zlib.decompressobj()
+    raw = d.decompress(b''.join(b for t, b in chunks if t == b'IDAT'))
+    if strict:
+        bad = [t for t, _ in chunks if t not in PNG_ALLOWED]
+        if bad:
+            raise ValueError('chunks not allowed: %r' % bad)
+        if trailing:
+            raise ValueError('%d bytes after IEND' % trailing)
+        if inter != 0:
+            raise ValueError('interlaced output')
+        if not d.eof or d.unused_data:
+            raise ValueError('IDAT zlib stream not ended cleanly')
+        want = h * (1 + (w * bits + 7) // 8)
+        if len(raw) != want:
+            raise ValueError('IDAT inflates to %d, not %d' % (len(raw), want))
+    if inter == 0:
+        rows, _ = unfilter(raw, 0, w, h, bits)
+        grid = [row_pixels(r, w, depth, ch) for r in rows]
+    else:
+        grid = [[None] * w for _ in range(h)]
+        pos = 0
+        for x0, y0, dx, dy in ADAM7:
+            pw = (w - x0 + dx - 1) // dx
+            ph = (h - y0 + dy - 1) // dy
+            if pw == 0 or ph == 0:
+                continue
+            rows, pos = unfilter(raw, pos, pw, ph, bits)
+            for j, r in enumerate(rows):
+                for i, px in enumerate(row_pixels(r, pw, depth, ch)):
+                    grid[y0 + j * dy][x0 + i * dx] = px
+    info = {'w': w, 'h': h, 'depth': depth, 'ctype': ctype, 'interlace': inter}
+    return info, grid, plte, trns
+
+
+def make_png(w, h, depth, ctype, grid, interlace=False, plte=None, trns=None, extra=()):
+    """A PNG of GRID (rows of sample tuples), filter 0, optionally Adam7."""
+    ch = CHANNELS[ctype]
+
+    def pack(pixels):
+        if depth == 8:
+            return bytes(v for px in pixels for v in px)
+        if depth == 16:
+            return b''.join(struct.pack('>%dH' % ch, *px) for px in pixels)
+        out = bytearray((len(pixels) * depth + 7) // 8)
+        for x, px in enumerate(pixels):
+            bit = x * depth
+            out[bit // 8] |= px[0] << (8 - depth - bit % 8)
+        return bytes(out)
+
+    raw = b''
+    if not interlace:
+        raw = b''.join(b'\0' + pack(r) for r in grid)
+    else:
+        for x0, y0, dx, dy in ADAM7:
+            for y in range(y0, h, dy):
+                px = [grid[y][x] for x in range(x0, w, dx)]
+                if px:
+                    raw += b'\0' + pack(px)
+    out = PNG_SIG + png_chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, depth, ctype, 0, 0,
+                                                     1 if interlace else 0))
+    for t, b in extra:
+        out += png_chunk(t, b)
+    if plte:
+        out += png_chunk(b'PLTE', plte)
+    if trns:
+        out += png_chunk(b'tRNS', trns)
+    return out + png_chunk(b'IDAT', zlib.compress(raw)) + png_chunk(b'IEND', b'')
+
+
+def png_insert(data, chunks, after=b'IHDR'):
+    """DATA with CHUNKS [(type, body)] inserted after the chunk AFTER."""
+    i = 8
+    while True:
+        (n,) = struct.unpack('>I', data[i:i + 4])
+        t = data[i + 4:i + 8]
+        i += 12 + n
+        if t == after:
+            return data[:i] + b''.join(png_chunk(t2, b2) for t2, b2 in chunks) + data[i:]
+
+
+def png_same(src, out):
+    """Check that OUT is a clean PNG with SRC's pixels, depth and colours."""
+    info, grid, plte, trns = png_decode(src)
+    oinfo, ogrid, oplte, otrns = png_decode(out, strict=True)
+    for k in ('w', 'h', 'depth', 'ctype'):
+        if info[k] != oinfo[k]:
+            raise ValueError('%s %r became %r' % (k, info[k], oinfo[k]))
+    if grid != ogrid:
+        raise ValueError('pixels differ')
+    if info['ctype'] == 3 and (plte != oplte or trns[:len(plte) // 3] != otrns):
+        raise ValueError('palette differs')
+    if info['ctype'] in (0, 2) and trns != otrns:
+        raise ValueError('tRNS differs')
+    return True
+
+
+# ---------------------------------------------------------------- GIF
+
+
+def lzw_decode(min_size, data, npix):
+    clear, eoi = 1 << min_size, (1 << min_size) + 1
+    size = min_size + 1
+    table = [bytes([i]) for i in range(clear)] + [b'', b'']
+    out = bytearray()
+    prev = None
+    acc = nbits = pos = 0
+    while len(out) < npix:
+        while nbits < size:
+            if pos >= len(data):
+                raise ValueError('LZW data ends early')
+            acc |= data[pos] << nbits
+            pos += 1
+            nbits += 8
+        code = acc & ((1 << size) - 1)
+        acc >>= size
+        nbits -= size
+        if code == clear:
+            table = table[:eoi + 1]
+            size = min_size + 1
+            prev = None
+            continue
+        if code == eoi:
+            break
+        if prev is None:
+            if code >= clear:
+                raise ValueError('bad first code')
+            entry = table[code]
+        elif code < len(table):
+            entry = table[code]
+            if len(table) < 4096:
+                table.append(prev + entry[:1])
+        elif code == len(table):
+            entry = prev + prev[:1]
+            if len(table) < 4096:
+                table.append(entry)
+        else:
+            raise ValueError('bad LZW code')
+        out += entry
+        prev = entry
+        if len(table) == (1 << size) and size < 12:
+            size += 1
+    if len(out) < npix:
+        raise ValueError('LZW gives %d of %d pixels' % (len(out), npix))
+    return bytes(out[:npix])
+
+
+def gif_sub_blocks(data, i):
+    blocks = []
+    while True:
+        if i >= len(data):
+            raise ValueError('sub-blocks truncated')
+        n = data[i]
+        i += 1
+        if n == 0:
+            return blocks, i
+        if i + n > len(data):
+            raise ValueError('sub-block truncated')
+        blocks.append(data[i:i + n])
+        i += n
+
+
+def gif_parse(data):
+    """dict: w, h, gct, bg, frames [{x,y,w,h,lct,pixels,gce}], exts
+    [(label, blocks)], trailing. Pixels are de-interlaced."""
+    if data[:6] not in (b'GIF87a', b'GIF89a'):
+        raise ValueError('no GIF signature')
+    w, h, packed, bg, _ = struct.unpack('<HHBBB', data[6:13])
+    i = 13
+    gct = None
+    if packed & 0x80:
+        n = 3 << ((packed & 7) + 1)
+        gct = data[i:i + n]
+        i += n
+    g = {'w': w, 'h': h, 'gct': gct, 'bg': bg, 'frames': [], 'exts': []}
+    gce = None
+    while True:
+        if i >= len(data):
+            raise ValueError('no trailer')
+        b = data[i]
+        if b == 0x3B:
+            g['trailing'] = len(data) - i - 1
+            return g
+        if b == 0x21:
+            label = data[i + 1]
+            blocks, i = gif_sub_blocks(data, i + 2)
+            g['exts'].append((label, blocks))
+            if label == 0xF9:
+                gce = blocks[0] if blocks else None
+            continue
+        if b != 0x2C:
+            raise ValueError('unknown block 0x%02x at %d' % (b, i))
+        x, y, fw, fh, fp = struct.unpack('<HHHHB', data[i + 1:i + 10])
+        i += 10
+        lct = None
+        if fp & 0x80:
+            n = 3 << ((fp & 7) + 1)
+            lct = data[i:i + n]
+            i += n
+        min_size = data[i]
+        blocks, i = gif_sub_blocks(data, i + 1)
+        px = lzw_decode(min_size, b''.join(blocks), fw * fh)
+        if fp & 0x40:
+            order = [r for s, st in ((0, 8), (4, 8), (2, 4), (1, 2)) for r in range(s, fh, st)]
+            rows = [None] * fh
+            for k, r in enumerate(order):
+                rows[r] = px[k * fw:(k + 1) * fw]
+            px = b''.join(rows)
+        g['frames'].append({'x': x, 'y': y, 'w': fw, 'h': fh, 'lct': lct, 'pixels': px,
+                            'gce': gce, 'interlaced': bool(fp & 0x40)})
+        gce = None
+
+
+def lzw_literal(min_size, pixels):
+    """LZW data that uses literal codes only, with a clear code before the
+    decoder's table would need a wider code."""
+    clear = 1 << min_size
+    size = min_size + 1
+    run_max = (1 << min_size) - 2
+    acc = nbits = 0
+    out = bytearray()
+
+    def emit(code):
+        nonlocal acc, nbits
+        acc |= code << nbits
+        nbits += size
+        while nbits >= 8:
+            out.append(acc & 255)
+            acc >>= 8
+            nbits -= 8
+
+    for k, p in enumerate(pixels):
+        if k % run_max == 0:
+            emit(clear)
+        emit(p)
+    emit(clear + 1)
+    if nbits:
+        out.append(acc & 255)
+    return bytes(out)
+
+
+def gif_blocks(data):
+    return b''.join(bytes([len(data[k:k + 255])]) + data[k:k + 255]
+                    for k in range(0, len(data), 255)) + b'\0'
+
+
+def make_gif(w, h, frames, gct, loop=None, exts_before=(), trailing=b''):
+    """frames: dicts x, y, w, h, pixels, lct, interlace, gce (4 bytes), exts."""
+    bits = (len(gct) // 3).bit_length() - 2
+    out = b'GIF89a' + struct.pack('<HHBBB', w, h, 0x80 | 0x70 | bits, 0, 0) + gct
+    if loop is not None:
+        out += b'\x21\xff\x0bNETSCAPE2.0\x03\x01' + struct.pack('<H', loop) + b'\0'
+    for label, payload in exts_before:
+        out += bytes([0x21, label]) + gif_blocks(payload)
+    for f in frames:
+        for label, payload in f.get('exts', ()):
+            out += bytes([0x21, label]) + gif_blocks(payload)
+        if f.get('gce'):
+            out += b'\x21\xf9\x04' + f['gce'] + b'\0'
+        lct = f.get('lct')
+        packed = (0x40 if f.get('interlace') else 0)
+        if lct:
+            packed |= 0x80 | ((len(lct) // 3).bit_length() - 2)
+        out += b'\x2c' + struct.pack('<HHHHB', f['x'], f['y'], f['w'], f['h'], packed)
+        if lct:
+            out += lct
+        px = f['pixels']
+        if f.get('interlace'):
+            fw = f['w']
+            order = [r for s, st in ((0, 8), (4, 8), (2, 4), (1, 2)) for r in range(s, f['h'], st)]
+            px = b''.join(px[r * fw:(r + 1) * fw] for r in order)
+        min_size = max(2, ((len(lct or gct) // 3) - 1).bit_length())
+        out += bytes([min_size]) + gif_blocks(lzw_literal(min_size, px))
+    return out + b'\x3b' + trailing
+
+
+def gce_fields(gce):
+    """(disposal, user input, delay, transparent index or None)."""
+    if not gce:
+        return None
+    return ((gce[0] >> 2) & 7, gce[0] & 2, gce[1] | gce[2] << 8,
+            gce[3] if gce[0] & 1 else None)
+
+
+def gif_clean(out, src_parsed):
+    """OUT is a clean GIF with the frames of SRC_PARSED; returns parsed OUT."""
+    g = gif_parse(out)
+    if g['trailing']:
+        raise ValueError('%d bytes after the trailer' % g['trailing'])
+    for label, blocks in g['exts']:
+        if label in (0xFE, 0x01):
+            raise ValueError('comment or plain text extension kept')
+        if label == 0xFF and (not blocks or blocks[0] != b'NETSCAPE2.0'):
+            raise ValueError('application extension %r kept' % (blocks[:1],))
+        if label not in (0xF9, 0xFF):
+            raise ValueError('extension 0x%02x kept' % label)
+    if src_parsed is not None:
+        if (g['w'], g['h'], g['gct']) != (src_parsed['w'], src_parsed['h'], src_parsed['gct']):
+            raise ValueError('screen or global colour table differs')
+        if len(g['frames']) != len(src_parsed['frames']):
+            raise ValueError('%d frames, not %d' % (len(g['frames']), len(src_parsed['frames'])))
+        for k, (a, b) in enumerate(zip(src_parsed['frames'], g['frames'])):
+            for key in ('x', 'y', 'w', 'h', 'lct', 'pixels'):
+                if a[key] != b[key]:
+                    raise ValueError('frame %d: %s differs' % (k, key))
+            if gce_fields(a['gce']) != gce_fields(b['gce']):
+                raise ValueError('frame %d: graphics control %r became %r' %
+                                 (k, gce_fields(a['gce']), gce_fields(b['gce'])))
+    return g
+
+
+# ---------------------------------------------------------------- JPEG
+
+
+def jpeg_walk(data):
+    """[(marker, payload, entropy-coded bytes)] from SOI to EOI and the
+    count of bytes after EOI; ValueError when the structure is broken."""
+    if data[:2] != b'\xff\xd8':
+        raise ValueError('no SOI')
+    segs = [(0xD8, b'', b'')]
+    i = 2
+    while True:
+        if i + 2 > len(data) or data[i] != 0xFF:
+            raise ValueError('no marker at %d' % i)
+        m = data[i + 1]
+        i += 2
+        if m == 0xD9:
+            segs.append((m, b'', b''))
+            return segs, len(data) - i
+        if 0xD0 <= m <= 0xD7:
+            segs.append((m, b'', b''))
+            continue
+        (n,) = struct.unpack('>H', data[i:i + 2])
+        if n < 2 or i + n > len(data):
+            raise ValueError('segment 0x%02x truncated' % m)
+        payload = data[i + 2:i + n]
+        i += n
+        ecs = b''
+        if m == 0xDA:
+            start = i
+            while True:
+                j = data.find(b'\xff', i)
+                if j < 0 or j + 1 >= len(data):
+                    raise ValueError('scan data without an end')
+                if data[j + 1] == 0 or 0xD0 <= data[j + 1] <= 0xD7:
+                    i = j + 2
+                    continue
+                i = j
+                break
+            ecs = data[start:i]
+        segs.append((m, payload, ecs))
+
+
+def jpeg_size(data):
+    for m, p, _ in jpeg_walk(data)[0]:
+        if m in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack('>HH', p[1:5])
+            return w, h
+    raise ValueError('no SOF')
+
+
+def jpeg_clean(data):
+    """Raise unless DATA has only the allowed markers, one JFIF APP0 and
+    nothing after EOI."""
+    segs, trailing = jpeg_walk(data)
+    if trailing:
+        raise ValueError('%d bytes after EOI' % trailing)
+    bad = sorted({'%02X' % m for m, _, _ in segs if m not in JPEG_ALLOWED})
+    if bad:
+        raise ValueError('markers not allowed: %s' % bad)
+    app0 = [p for m, p, _ in segs if m == 0xE0]
+    if len(app0) != 1 or not app0[0].startswith(b'JFIF\0'):
+        raise ValueError('APP0 is not one JFIF segment')
+    return True
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+class Bits:
+    def __init__(self, ecs):
+        self.data = ecs.replace(b'\xff\x00', b'\xff')
+        self.pos = 0
+
+    def bit(self):
+        byte = self.data[self.pos >> 3] if (self.pos >> 3) < len(self.data) else 0xFF
+        b = (byte >> (7 - (self.pos & 7))) & 1
+        self.pos += 1
+        return b
+
+    def bits(self, n):
+        v = 0
+        for _ in range(n):
+            v = (v << 1) | self.bit()
+        return v
+
+
+def huff_table(payload, k):
+    tc_th = payload[k]
+    counts = payload[k + 1:k + 17]
+    vals = payload[k + 17:k + 17 + sum(counts)]
+    table, code, v = {}, 0, 0
+    for length in range(1, 17):
+        for _ in range(counts[length - 1]):
+            table[(length, code)] = vals[v]
+            code += 1
+            v += 1
+        code <<= 1
+    return tc_th, table, k + 17 + sum(counts)
+
+
+def huff_decode(bits, table):
+    code = 0
+    for length in range(1, 17):
+        code = (code << 1) | bits.bit()
+        if (length, code) in table:
+            return table[(length, code)]
+    raise ValueError('bad Huffman code')
+
+
+def extend(v, s):
+    return v - (1 << s) + 1 if s and v < (1 << (s - 1)) else v
+
+
+def jpeg_block_means(data):
+    """{component id: {(block row, block col): mean sample}} of a baseline
+    sequential JPEG, from the DC coefficients (the AC ones are decoded and
+    ignored; exact for flat blocks)."""
+    segs, _ = jpeg_walk(data)
+    qt, ht, comps, order, result = {}, {}, {}, [], {}
+    w = h = 0
+    for m, p, ecs in segs:
+        if m == 0xDB:
+            k = 0
+            while k < len(p):
+                prec, tid = p[k] >> 4, p[k] & 15
+                qt[tid] = struct.unpack('>H', p[k + 1:k + 3])[0] if prec else p[k + 1]
+                k += 1 + 64 * (2 if prec else 1)
+        elif m == 0xC4:
+            k = 0
+            while k < len(p):
+                tc_th, table, k = huff_table(p, k)
+                ht[tc_th] = table
+        elif m == 0xC0:
+            h, w = struct.unpack('>HH', p[1:5])
+            for c in range(p[5]):
+                cid, hv, tq = p[6 + 3 * c:9 + 3 * c]
+                comps[cid] = (hv >> 4, hv & 15, tq)
+                order.append(cid)
+        elif m == 0xDA:
+            ns = p[0]
+            sc = [(p[1 + 2 * c], p[2 + 2 * c]) for c in range(ns)]
+            hmax = max(v[0] for v in comps.values())
+            vmax = max(v[1] for v in comps.values())
+            bits = Bits(ecs)
+            pred = {cid: 0 for cid, _ in sc}
+            for cid, _ in sc:
+                result[cid] = {}
+
+            def block(cid, tables, r, c):
+                s = huff_decode(bits, ht[0x00 | (tables >> 4)])
+                pred[cid] += extend(bits.bits(s), s)
+                k = 1
+                while k < 64:
+                    rs = huff_decode(bits, ht[0x10 | (tables & 15)])
+                    if rs & 15 == 0:
+                        if rs != 0xF0:
+                            break
+                        k += 16
+                        continue
+                    k += (rs >> 4) + 1
+                    bits.bits(rs & 15)
+                result[cid][(r, c)] = pred[cid] * qt[comps[cid][2]] / 8 + 128
+
+            if ns == 1:
+                cid, tables = sc[0]
+                ch, cv, _ = comps[cid]
+                cw = ceil_div(ceil_div(w * ch, hmax), 8)
+                chh = ceil_div(ceil_div(h * cv, vmax), 8)
+                for r in range(chh):
+                    for c in range(cw):
+                        block(cid, tables, r, c)
+            else:
+                for my in range(-(-h // (8 * vmax))):
+                    for mx in range(-(-w // (8 * hmax))):
+                        for cid, tables in sc:
+                            ch, cv, _ = comps[cid]
+                            for v in range(cv):
+                                for u in range(ch):
+                                    block(cid, tables, my * cv + v, mx * ch + u)
+    return w, h, result
+
+
+def make_jpeg(w, h, levels, adobe=False, extra=()):
+    """A baseline JPEG (quantisation 1, sampling 1x1, one component per
+    entry of LEVELS) whose every 8x8 block is flat: levels[c][row][col].
+    EXTRA: (marker, payload) segments after APP0."""
+    nc = len(levels)
+    out = b'\xff\xd8'
+
+    def seg(m, payload):
+        return bytes([0xFF, m]) + struct.pack('>H', len(payload) + 2) + payload
+
+    if adobe:
+        out += seg(0xEE, b'Adobe' + struct.pack('>HHHB', 100, 0, 0, 0))
+    else:
+        out += seg(0xE0, b'JFIF\0\x01\x01\0\0\x01\0\x01\0\0')
+    for m, payload in extra:
+        out += seg(m, payload)
+    out += seg(0xDB, b'\0' + b'\x01' * 64)
+    out += seg(0xC0, struct.pack('>BHHB', 8, h, w, nc) +
+               b''.join(bytes([c + 1, 0x11, 0]) for c in range(nc)))
+    # DC: categories 0..11 as 4-bit codes; AC: only EOB, the code '0'
+    out += seg(0xC4, b'\x00' + bytes([0, 0, 0, 12] + [0] * 12) + bytes(range(12)))
+    out += seg(0xC4, b'\x10' + bytes([1] + [0] * 15) + b'\x00')
+    out += seg(0xDA, bytes([nc]) + b''.join(bytes([c + 1, 0]) for c in range(nc)) + b'\x00\x3f\x00')
+    bitstr = []
+    pred = [0] * nc
+    for r in range(-(-h // 8)):
+        for col in range(-(-w // 8)):
+            for c in range(nc):
+                dc = 8 * (levels[c][r][col] - 128)
+                diff = dc - pred[c]
+                pred[c] = dc
+                s = abs(diff).bit_length()
+                bitstr.append(format(s, '04b'))
+                if s:
+                    bitstr.append(format(diff if diff > 0 else diff + (1 << s) - 1, '0%db' % s))
+                bitstr.append('0')
+    s = ''.join(bitstr)
+    s += '1' * (-len(s) % 8)
+    ecs = bytearray()
+    for k in range(0, len(s), 8):
+        b = int(s[k:k + 8], 2)
+        ecs.append(b)
+        if b == 0xFF:
+            ecs.append(0)
+    return out + bytes(ecs) + b'\xff\xd9'
+
+
+def exif_app1(orientation, big_endian):
+    e = '>' if big_endian else '<'
+    tiff = (b'MM\0*' if big_endian else b'II*\0') + struct.pack(e + 'I', 8)
+    tiff += struct.pack(e + 'H', 2)
+    tiff += struct.pack(e + 'HHI', 0x010F, 2, 4) + b'Evl\0'            # Make
+    tiff += struct.pack(e + 'HHIHH', 0x0112, 3, 1, orientation, 0)     # Orientation
+    tiff += struct.pack(e + 'I', 0)
+    return b'Exif\0\0' + tiff
+
+
+def jpeg_insert(data, segments):
+    """DATA with (marker, payload) segments inserted after SOI."""
+    return data[:2] + b''.join(bytes([0xFF, m]) + struct.pack('>H', len(p) + 2) + p
+                               for m, p in segments) + data[2:]
+
+
+# ---------------------------------------------------------------- WebP
+
+
+def webp_chunks(data):
+    if data[:4] != b'RIFF' or data[8:12] != b'WEBP':
+        raise ValueError('no RIFF WEBP header')
+    (size,) = struct.unpack('<I', data[4:8])
+    if size + 8 != len(data):
+        raise ValueError('RIFF size %d + 8 is not the file size %d' % (size, len(data)))
+    i, out = 12, []
+    while i < len(data):
+        t = data[i:i + 4]
+        (n,) = struct.unpack('<I', data[i + 4:i + 8])
+        if i + 8 + n > len(data):
+            raise ValueError('chunk %r truncated' % t)
+        out.append((t, data[i + 8:i + 8 + n]))
+        i += 8 + n + (n & 1)
+    return out
+
+
+def webp_size(chunks):
+    for t, b in chunks:
+        if t == b'VP8X':
+            return (int.from_bytes(b[4:7], 'little') + 1, int.from_bytes(b[7:10], 'little') + 1)
+        if t == b'VP8L':
+            v = int.from_bytes(b[1:5], 'little')
+            return (v & 0x3FFF) + 1, ((v >> 14) & 0x3FFF) + 1
+        if t == b'VP8 ':
+            w, h = struct.unpack('<HH', b[6:10])
+            return w & 0x3FFF, h & 0x3FFF
+    raise ValueError('no image chunk')
+
+
+def webp_clean(data):
+    chunks = webp_chunks(data)
+    kinds = [t for t, _ in chunks]
+    bad = [t for t in kinds if t not in (b'VP8 ', b'VP8L', b'VP8X', b'ALPH')]
+    if bad:
+        raise ValueError('chunks not allowed: %r' % bad)
+    return chunks
+
+
+def riff_chunk(t, body):
+    return t + struct.pack('<I', len(body)) + body + (b'\0' if len(body) & 1 else b'')
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_output(kind, data, src):
+    """Parse OUT (its format is KIND) and compare it with the input SRC
+    (bytes, format found by magic). Returns an error string or ''."""
+    try:
+        if kind == 'png':
+            if src[:8] == PNG_SIG:
+                png_same(src, data)
+            else:
+                png_decode(data, strict=True)
+        elif kind == 'jpeg':
+            jpeg_clean(data)
+            if jpeg_size(data) != jpeg_size(src):
+                raise ValueError('size %r, input %r' % (jpeg_size(data), jpeg_size(src)))
+        elif kind == 'gif':
+            gif_clean(data, gif_parse(src))
+        elif kind == 'webp':
+            if webp_size(webp_clean(data)) != webp_size(webp_chunks_loose(src)):
+                raise ValueError('size differs')
+    except (ValueError, IndexError, KeyError, struct.error, zlib.error) as e:
+        return '%s: %s' % (kind, e)
+    return ''
+
+
+def webp_chunks_loose(data):
+    """The chunks of a WebP that may have bytes after its RIFF data."""
+    (size,) = struct.unpack('<I', data[4:8])
+    return webp_chunks(data[:size + 8])
+
+
+def sniff(h):
+    if h.startswith(PNG_SIG):
+        return 'png'
+    if h.startswith(b'\xff\xd8\xff'):
+        return 'jpeg'
+    if h[:6] in (b'GIF87a', b'GIF89a'):
+        return 'gif'
+    if h[:4] == b'RIFF' and h[8:12] == b'WEBP':
+        return 'webp'
+    if h[:2] == b'BM':
+        return 'bmp'
+    if h[:4] in (b'II*\0', b'MM\0*'):
+        return 'tiff'
+    return None
+
+
+TYPES = {'png': 'image/png', 'jpeg': 'image/jpeg', 'gif': 'image/gif', 'webp': 'image/webp'}
+OUT_KIND = {'png': 'png', 'jpeg': 'jpeg', 'gif': 'gif', 'webp': 'webp', 'bmp': 'png'}
+
+# corpus files that are not whole images: the mocks are magic bytes only,
+# frag_decoded_* is a JPEG cut short by its message
+NOT_IMAGES = ('corkami/mocks/', 'frag_decoded_1_2_1_2_1_2_1_2.bin')
+
+
+def corpus_images():
+    found = []
+    for root, dirs, files in os.walk(CORPUS):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(root, f)
+            with open(p, 'rb') as fh:
+                kind = sniff(fh.read(16))
+            if kind:
+                found.append((kind, p))
+    return found
+
+
+def test_corpus():
+    images = corpus_images()
+    kinds = {k for k, _ in images}
+    check({'png', 'jpeg', 'gif', 'webp', 'bmp', 'tiff'} <= kinds,
+          'the corpus has PNG, JPEG, GIF, WebP, BMP and TIFF files', sorted(kinds))
+    counts = {}
+    for kind, p in images:
+        rel = os.path.relpath(p, CORPUS)
+        src = open(p, 'rb').read()
+        t0 = time.time()
+        r = run(WORKER, 'image', p, opts={'name': os.path.basename(p)})
+        ms = (time.time() - t0) * 1000
+        if not check(finished(r), 'corpus %s: exit 0 with a Z record' % rel,
+                     (r.returncode, r.protocol_error, r.stderr[-300:])):
+            continue
+        if kind == 'tiff':
+            check(r.status == 'fail' and r.reason == 'unsupported' and not r.outputs,
+                  'corpus %s: TIFF is refused as unsupported' % rel, (r.status, r.reason))
+            continue
+        if any(n in rel for n in NOT_IMAGES):
+            check(r.status == 'fail', 'corpus %s: not a whole image, refused' % rel, r.status)
+            continue
+        if not check(r.status == 'ok', 'corpus %s: re-encoded (%d ms)' % (rel, ms),
+                     (r.status, r.reason)):
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+        o = r.outputs[0] if len(r.outputs) == 1 else None
+        ok_meta = o is not None and o.type == TYPES[OUT_KIND[kind]]
+        check(ok_meta, 'corpus %s: one output of type %s' % (rel, TYPES[OUT_KIND[kind]]),
+              r.outputs)
+        if ok_meta:
+            err = check_output(OUT_KIND[kind], bytes(o.data), src)
+            check(not err, 'corpus %s: output parsed and matches the input' % rel, err)
+    check(counts.get('png', 0) >= 10 and counts.get('jpeg', 0) >= 10 and
+          counts.get('gif', 0) >= 10 and counts.get('webp', 0) >= 2 and counts.get('bmp', 0) >= 2,
+          'corpus: many images of each kind re-encoded', counts)
+
+
+def corpus_file(rel):
+    with open(os.path.join(CORPUS, rel), 'rb') as fh:
+        return fh.read()
+
+
+def test_png():
+    src = corpus_file('python-email/python.png')
+    poly = png_insert(src, [(b'tEXt', b'Comment\0<script>alert(1)</script>'),
+                            (b'eXIf', exif_app1(1, True)[6:]),
+                            (b'zTXt', b'Title\0\0' + zlib.compress(b'hidden words')),
+                            (b'iCCP', b'icc\0\0' + zlib.compress(b'\0' * 128)),
+                            (b'prVt', b'private ancillary data')])
+    poly += zip_bytes()
+    r = image(poly, {'name': 'logo.png'})
+    check(finished(r) and r.status == 'ok', 'PNG polyglot: re-encoded', (r.status, r.reason))
+    if r.status == 'ok':
+        out = one_output(r)
+        err = check_output('png', out, poly)
+        check(not err, 'PNG polyglot: clean PNG, same pixels', err)
+        check(b'<script>' not in out and b'PK\x03\x04' not in out and b'hidden' not in out,
+              'PNG polyglot: no text, no zip in the output')
+        check(r.outputs[0].name == 'logo.png' and r.outputs[0].type == 'image/png',
+              'PNG polyglot: name and type kept', r.outputs)
+        rm = removed(r)
+        check('4 text chunks' in rm and 'EXIF' in rm and 'ICC' in rm and 'prVt' in rm and
+              '%d bytes after the end' % len(zip_bytes()) in rm,
+              'PNG polyglot: the notes name what was removed', rm)
+
+    # generated images: depths, colour types, palette + tRNS, interlacing
+    rnd = random.Random(7)
+    cases = []
+    for depth, ctype in ((1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (16, 2), (8, 4),
+                         (16, 6), (8, 6), (1, 3), (4, 3), (8, 3)):
+        for interlace in (False, True):
+            w, h = 13, 11
+            ch = CHANNELS[ctype]
+            top = (1 << depth) - 1 if ctype != 3 else min((1 << depth) - 1, 9)
+            grid = [[tuple(rnd.randint(0, top) for _ in range(ch)) for _ in range(w)]
+                    for _ in range(h)]
+            plte = trns = None
+            if ctype == 3:
+                plte = bytes(rnd.randrange(256) for _ in range(3 * (top + 1)))
+                trns = bytes([0, 128, 255])[:top + 1]
+            elif ctype == 0 and depth == 8:
+                trns = struct.pack('>H', 7)
+            elif ctype == 2 and depth == 16:
+                trns = struct.pack('>HHH', 1, 2, 3)
+            cases.append(('depth %d colour type %d%s' % (depth, ctype,
+                                                         ' interlaced' if interlace else ''),
+                          make_png(w, h, depth, ctype, grid, interlace, plte, trns,
+                                   extra=[(b'tEXt', b'k\0v'), (b'gAMA', b'\0\0\xb1\x8f')])))
+    bad = []
+    for what, data in cases:
+        r = image(data)
+        if r.status != 'ok':
+            bad.append('%s: %s %s' % (what, r.status, r.reason))
+            continue
+        err = check_output('png', one_output(r), data)
+        if err:
+            bad.append('%s: %s' % (what, err))
+    check(not bad, 'PNG: %d generated images (every depth and colour type, palette, tRNS, '
+          'Adam7) keep their exact pixels' % len(cases), bad)
+
+    # the unused bits after the last pixel of a 1-bit row are cleared
+    data = (PNG_SIG + png_chunk(b'IHDR', struct.pack('>IIBBBBB', 3, 2, 1, 0, 0, 0, 0)) +
+            png_chunk(b'IDAT', zlib.compress(b'\0\xff\0\xbf')) + png_chunk(b'IEND', b''))
+    r = image(data)
+    try:
+        chunks, _ = png_chunks(one_output(r))
+        rows, _ = unfilter(zlib.decompress(b''.join(b for t, b in chunks if t == b'IDAT')), 0,
+                           3, 2, 1)
+        padding = [row[0] & 0x1F for row in rows]
+    except (ValueError, zlib.error) as e:
+        padding = str(e)
+    check(r.status == 'ok' and padding == [0, 0] and not check_output('png', one_output(r), data),
+          'PNG: the padding bits of a 1-bit row are cleared, the pixels kept', padding)
+
+    # a palette index past PLTE stays as it was
+    data = make_png(4, 1, 8, 3, [[(0,), (1,), (5,), (1,)]], plte=b'\xff\0\0\0\xff\0')
+    r = image(data)
+    check(r.status == 'ok' and not check_output('png', one_output(r), data),
+          'PNG: an index past the palette does not fail', (r.status, r.reason))
+
+    # an APNG keeps its default image only
+    apng = png_insert(src, [(b'acTL', struct.pack('>II', 2, 0)),
+                            (b'fcTL', struct.pack('>IIIIIHHBB', 0, 1, 1, 0, 0, 1, 1, 0, 0))])
+    apng = png_insert(apng, [(b'fcTL', struct.pack('>IIIIIHHBB', 1, 1, 1, 0, 0, 1, 1, 0, 0)),
+                             (b'fdAT', struct.pack('>I', 2) + zlib.compress(b'\0\0\0\0'))],
+                      after=b'IDAT')
+    r = image(apng)
+    check(r.status == 'ok' and not check_output('png', one_output(r), apng) and
+          'APNG' in removed(r), 'PNG: APNG frames dropped, default image kept',
+          (r.status, r.reason, r.notes))
+
+    # broken PNGs fail
+    r = image(src[:len(src) * 6 // 10])
+    check(finished(r) and r.status == 'fail', 'PNG truncated: fail', (r.status, r.reason))
+    k = src.index(b'IDAT')
+    corrupt = src[:k + 6] + bytes([src[k + 6] ^ 0x55]) + src[k + 7:]
+    r = image(corrupt)
+    check(finished(r) and r.status == 'fail', 'PNG with a bad IDAT CRC: fail',
+          (r.status, r.reason))
+    r = image(png_insert(src, [(b'ZZZZ', b'unknown critical')]))
+    check(finished(r) and r.status == 'fail', 'PNG with an unknown critical chunk: fail',
+          (r.status, r.reason))
+    short_idat = (PNG_SIG + png_chunk(b'IHDR', struct.pack('>IIBBBBB', 8, 8, 8, 2, 0, 0, 0)) +
+                  png_chunk(b'IDAT', zlib.compress(b'\0' + b'\1\2\3' * 8)) +
+                  png_chunk(b'IEND', b''))
+    r = image(short_idat)
+    check(finished(r) and r.status == 'fail', 'PNG with too little image data: fail',
+          (r.status, r.reason))
+
+
+def test_jpeg():
+    src = corpus_file('jpmobile/email-fixtures/photo.jpg')
+    poly = jpeg_insert(src, [(0xE1, exif_app1(1, False)),
+                             (0xE1, b'http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>'),
+                             (0xFE, b'<?php system($_GET["c"]); ?>'),
+                             (0xED, b'Photoshop 3.0\0' + b'8BIM' + b'\0' * 20)])
+    poly += zip_bytes()
+    r = image(poly, {'name': 'photo.jpeg'})
+    check(finished(r) and r.status == 'ok', 'JPEG polyglot: re-encoded', (r.status, r.reason))
+    if r.status == 'ok':
+        out = one_output(r)
+        err = check_output('jpeg', out, src)
+        check(not err, 'JPEG polyglot: only SOI APP0 DQT SOF0 DHT SOS EOI, same size', err)
+        check(b'<?php' not in out and b'PK\x03\x04' not in out and b'Exif' not in out,
+              'JPEG polyglot: no comment, EXIF or zip in the output')
+        check(r.outputs[0].name == 'photo.jpeg' and r.outputs[0].type == 'image/jpeg',
+              'JPEG polyglot: name and type kept', r.outputs)
+        rm = removed(r)
+        check('EXIF' in rm and 'XMP' in rm and 'ICC' in rm and '1 comment' in rm and
+              'IPTC' in rm and '%d bytes after the end' % len(zip_bytes()) in rm,
+              'JPEG polyglot: the notes name what was removed', rm)
+
+    # EXIF orientation 1..8 applied to the pixels: a 16x24 grey image of six
+    # flat 8x8 blocks, each a different level, decoded back block by block
+    levels = [[20, 60], [100, 140], [180, 220]]
+
+    def fliph(g):
+        return [r[::-1] for r in g]
+
+    def rot_cw(g):
+        return [list(r) for r in zip(*g[::-1])]
+
+    def rot_ccw(g):
+        return [list(r) for r in zip(*g)][::-1]
+
+    want = {1: levels, 2: fliph(levels), 3: rot_cw(rot_cw(levels)), 4: levels[::-1],
+            5: rot_ccw(fliph(levels)), 6: rot_cw(levels), 7: rot_cw(fliph(levels)),
+            8: rot_ccw(levels)}
+    for o in range(1, 9):
+        data = make_jpeg(16, 24, [levels], extra=[(0xE1, exif_app1(o, o % 2 == 0))])
+        r = image(data)
+        if not check(r.status == 'ok', 'JPEG orientation %d: re-encoded' % o,
+                     (r.status, r.reason)):
+            continue
+        out = one_output(r)
+        try:
+            jpeg_clean(out)
+            w, h, res = jpeg_block_means(out)
+            got = [[round(res[1][(by, bx)]) for bx in range((w + 7) // 8)]
+                   for by in range((h + 7) // 8)]
+            err = ''
+        except (ValueError, KeyError, IndexError) as e:
+            w = h = 0
+            got, err = None, str(e)
+        size_ok = (w, h) == ((24, 16) if o >= 5 else (16, 24))
+        near = got is not None and len(got) == len(want[o]) and all(
+            abs(a - b) <= 4 for ra, rb in zip(got, want[o]) for a, b in zip(ra, rb))
+        check(size_ok and near, 'JPEG orientation %d: %s, pixels turned the right way' %
+              (o, 'width and height swapped' if o >= 5 else 'same size'),
+              (w, h, got, want[o], err))
+        if o != 1:
+            check(any('orientation %d' % o in n for n in r.notes_of('info')),
+                  'JPEG orientation %d: noted' % o, r.notes)
+
+    # CMYK (Adobe, inverted) becomes RGB
+    cmyk = make_jpeg(16, 16, [[[200] * 2] * 2, [[100] * 2] * 2, [[50] * 2] * 2,
+                              [[220] * 2] * 2], adobe=True)
+    r = image(cmyk)
+    if check(r.status == 'ok', 'JPEG CMYK: re-encoded', (r.status, r.reason)):
+        out = one_output(r)
+        try:
+            jpeg_clean(out)
+            _, _, res = jpeg_block_means(out)
+            y, cb, cr = res[1][(0, 0)], res[2][(0, 0)], res[3][(0, 0)]
+            rgb = (y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
+                   y + 1.772 * (cb - 128))
+        except (ValueError, KeyError, IndexError) as e:
+            rgb = str(e)
+        expect = (200 * 220 / 255, 100 * 220 / 255, 50 * 220 / 255)
+        check(not isinstance(rgb, str) and all(abs(a - b) <= 8 for a, b in zip(rgb, expect)),
+              'JPEG CMYK: three components, colour kept', (rgb, expect))
+        check(any('CMYK' in n for n in r.notes_of('converted')), 'JPEG CMYK: noted', r.notes)
+
+    # quality= changes the quantisation
+    q = {}
+    for quality in ('30', '95'):
+        r = image(src, {'quality': quality})
+        if r.status == 'ok':
+            segs, _ = jpeg_walk(one_output(r))
+            q[quality] = [p for m, p, _ in segs if m == 0xDB][0][1]
+    check(len(q) == 2 and q['30'] > q['95'], 'JPEG quality= sets the quantisation', q)
+
+    # a progressive input gives a baseline output
+    prog = corpus_file('mimekit/tnef/christmas/kitten-playing-with-a-christmas-tree.jpg')
+    r = image(prog)
+    check(r.status == 'ok' and not check_output('jpeg', one_output(r), prog),
+          'JPEG progressive: baseline output', (r.status, r.reason))
+
+    # broken JPEGs fail
+    r = image(src[:len(src) // 2])
+    check(finished(r) and r.status == 'fail', 'JPEG truncated: fail', (r.status, r.reason))
+    r = image(src[:300])
+    check(finished(r) and r.status == 'fail', 'JPEG cut in its header: fail',
+          (r.status, r.reason))
+    k = src.index(b'\xff\xda')
+    junk = src[:k] + b'\x00\x01\x02' + src[k:]
+    r = image(junk)
+    check(finished(r) and r.status == 'fail', 'JPEG with bytes between markers: fail',
+          (r.status, r.reason))
+
+
+def test_gif():
+    gct = bytes(range(48))  # 16 colours
+    rnd = random.Random(11)
+    f1 = {'x': 0, 'y': 0, 'w': 10, 'h': 9, 'pixels': bytes(rnd.randrange(16) for _ in range(90)),
+          'gce': bytes([0x04 | 0x01, 10, 0, 3]),
+          'exts': [(0xFE, b'frame comment <script>'), (0x01, b'\x00' * 12 + b'plain text')]}
+    f2 = {'x': 2, 'y': 3, 'w': 7, 'h': 5, 'pixels': bytes(rnd.randrange(4) for _ in range(35)),
+          'lct': bytes(range(100, 112)), 'interlace': True, 'gce': bytes([0x08, 20, 0, 0])}
+    f3 = {'x': 1, 'y': 1, 'w': 8, 'h': 17, 'pixels': bytes(rnd.randrange(16) for _ in range(136)),
+          'interlace': True}
+    anim = make_gif(10, 20, [f1, f2, f3], gct, loop=0,
+                    exts_before=[(0xFE, b'a comment'), (0xFF, b'XMP DataXMP<x:xmpmeta/>')],
+                    trailing=b'<script>alert(1)</script>' + zip_bytes())
+    src = gif_parse(anim)
+    check(len(src['frames']) == 3 and src['frames'][2]['pixels'] == f3['pixels'],
+          'GIF generator and parser agree (interlaced frame de-interlaced)')
+    r = image(anim, {'name': 'anim.gif'})
+    if check(finished(r) and r.status == 'ok', 'GIF animated polyglot: re-encoded',
+             (r.status, r.reason)):
+        out = one_output(r)
+        try:
+            g = gif_clean(out, src)
+            loops = [b for label, b in g['exts'] if label == 0xFF]
+            err = '' if loops == [[b'NETSCAPE2.0', b'\x01\x00\x00']] else 'loop: %r' % loops
+        except ValueError as e:
+            err = str(e)
+        check(not err, 'GIF animated polyglot: 3 frames with the same pixels, colour tables, '
+              'delays and disposal; NETSCAPE loop kept; nothing else', err)
+        check(b'<script>' not in out and b'PK\x03\x04' not in out and b'XMP' not in out,
+              'GIF animated polyglot: no comment, XMP or trailing data in the output')
+        rm = removed(r)
+        check('2 comments' in rm and '1 plain text' in rm and 'XMP' in rm and
+              '%d bytes after the end' % (len(zip_bytes()) + 25) in rm,
+              'GIF animated polyglot: the notes name what was removed', rm)
+        check(r.outputs[0].type == 'image/gif' and r.outputs[0].name == 'anim.gif',
+              'GIF animated polyglot: name and type', r.outputs)
+    r = image(anim, {'max-frames': '2'})
+    check(finished(r) and r.status == 'limit', 'GIF max-frames=2 with 3 frames: limit',
+          (r.status, r.reason))
+
+    base = corpus_file('python-email/python.gif')
+    poly = base[:-1] + b'\x21\xfe' + gif_blocks(b'comment at the end') + b'\x3b' + b'trailing'
+    r = image(poly)
+    check(r.status == 'ok' and not check_output('gif', one_output(r), poly) and
+          '1 comment' in removed(r) and '8 bytes after' in removed(r),
+          'GIF with a comment and trailing data: clean output', (r.status, r.reason, r.notes))
+
+    r = image(base[:len(base) // 2])
+    check(finished(r) and r.status == 'fail', 'GIF truncated: fail', (r.status, r.reason))
+    r = image(base[:-1] + b'\x99\x3b')
+    check(finished(r) and r.status == 'fail', 'GIF with an unknown block: fail',
+          (r.status, r.reason))
+    r = image(b'GIF89a\x02\x00\x02\x00\x00\x00\x00\x3b')
+    check(finished(r) and r.status == 'fail', 'GIF without a frame: fail', (r.status, r.reason))
+
+
+def make_bmp(w, h, bpp, rows, palette=None, masks=None, header=40, top_down=False, comp=None):
+    """A BMP from ROWS (top row first) of raw pixel bytes per row (already
+    packed for BPP, without padding)."""
+    stride = (w * bpp + 31) // 32 * 4
+    data = b''.join(r + b'\0' * (stride - len(r)) for r in (rows if top_down else rows[::-1]))
+    if comp is None:
+        comp = 3 if masks else 0
+    dib = struct.pack('<IiiHHIIiiII', header, w, -h if top_down else h, 1, bpp, comp, len(data),
+                      2835, 2835, len(palette) // 4 if palette else 0, 0)
+    extra = b''
+    if masks:
+        m = struct.pack('<III', *masks[:3])
+        if header >= 56:
+            m += struct.pack('<I', masks[3] if len(masks) > 3 else 0)
+        if header == 40:
+            extra = m
+        else:
+            dib += m
+    dib += b'\0' * (header - len(dib))
+    pal = palette or b''
+    off = 14 + header + len(extra) + len(pal)
+    return b'BM' + struct.pack('<IHHI', off + len(data), 0, 0, off) + dib + extra + pal + data
+
+
+def test_bmp():
+    cases = []
+    # 24-bit, bottom-up: expected RGB
+    px = [[(x * 40, y * 80, 200) for x in range(5)] for y in range(3)]
+    rows = [bytes(v for p in r for v in p[::-1]) for r in px]
+    cases.append(('24-bit', make_bmp(5, 3, 24, rows), px))
+    # 8-bit palette, top-down
+    pal = bytes(v for i in range(4) for v in (i * 10, i * 20, i * 30, 0))
+    idx = [[(x + y) % 4 for x in range(7)] for y in range(2)]
+    cases.append(('8-bit palette top-down',
+                  make_bmp(7, 2, 8, [bytes(r) for r in idx], palette=pal, top_down=True),
+                  [[(i * 30, i * 20, i * 10) for i in r] for r in idx]))
+    # 1-bit and 4-bit palettes
+    pal2 = b'\0\0\0\0\xff\xff\xff\0'
+    bits = [[(x * 7 + y) % 2 for x in range(9)] for y in range(2)]
+    packed = [bytes(int(''.join(map(str, (r + [0] * 7)[k:k + 8])), 2) for k in range(0, 9, 8))
+              for r in bits]
+    cases.append(('1-bit palette', make_bmp(9, 2, 1, packed, palette=pal2),
+                  [[(255, 255, 255) if b else (0, 0, 0) for b in r] for r in bits]))
+    pal16 = bytes(v for i in range(16) for v in (i, i * 2, i * 3, 0))
+    nib = [[(x + 3 * y) % 16 for x in range(3)] for y in range(3)]
+    packed = [bytes(((r + [0])[k] << 4) | (r + [0])[k + 1] for k in range(0, 3, 2)) for r in nib]
+    cases.append(('4-bit palette', make_bmp(3, 3, 4, packed, palette=pal16),
+                  [[(i * 3, i * 2, i) for i in r] for r in nib]))
+    # 16-bit 565 bit fields (40-byte header with masks after it)
+    v565 = [[(31 << 11) | (x << 5) | y for x in range(4)] for y in range(2)]
+    cases.append(('16-bit 565', make_bmp(4, 2, 16, [b''.join(struct.pack('<H', v) for v in r)
+                                                     for r in v565],
+                                         masks=(0xF800, 0x07E0, 0x001F)),
+                  [[(255, round(x * 255 / 63), round(y * 255 / 31)) for x in range(4)]
+                   for y in range(2)]))
+    # 32-bit BGRA bit fields with alpha (V5 header)
+    px4 = [[(x * 60, y * 90, 7, 255 - x * 50) for x in range(3)] for y in range(2)]
+    rows = [bytes(v for p in r for v in (p[2], p[1], p[0], p[3])) for r in px4]
+    cases.append(('32-bit with alpha (V5)',
+                  make_bmp(3, 2, 32, rows, masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000),
+                           header=124), px4))
+    for what, data, want in cases:
+        r = image(data + b'TRAILER', {'name': 'picture.bmp'})
+        if not check(r.status == 'ok', 'BMP %s: converted' % what, (r.status, r.reason)):
+            continue
+        o = r.outputs[0]
+        try:
+            info, grid, plte, trns = png_decode(bytes(o.data), strict=True)
+            if info['ctype'] == 3:
+                grid = [[tuple(plte[3 * p[0]:3 * p[0] + 3]) for p in row] for row in grid]
+            err = '' if grid == want else 'pixels %r, want %r' % (grid, want)
+        except ValueError as e:
+            err = str(e)
+        check(not err, 'BMP %s: clean PNG with the right pixels' % what, err)
+        check(o.name == 'picture.png' and o.type == 'image/png' and
+              any('BMP' in n for n in r.notes_of('converted')) and '7 bytes after' in removed(r),
+              'BMP %s: named .png, typed image/png, conversion noted' % what, (o, r.notes))
+    rle = make_bmp(4, 1, 8, [b'\0\1\2\3'], palette=pal, comp=1)
+    r = image(rle)
+    check(finished(r) and r.status == 'fail', 'BMP RLE: fail (unsupported)', (r.status, r.reason))
+    r = image(cases[0][1][:-10])
+    check(finished(r) and r.status == 'fail', 'BMP truncated: fail', (r.status, r.reason))
+
+
+def test_webp():
+    lossy = corpus_file('corkami/mini/webp.webp')
+    lossless = corpus_file('corkami/mini/webpl.webp')
+    for what, src, kind in (('lossy', lossy, b'VP8 '), ('lossless', lossless, b'VP8L')):
+        r = image(src)
+        ok = r.status == 'ok'
+        err = check_output('webp', one_output(r), src) if ok else r.reason
+        check(ok and not err and kind in [t for t, _ in webp_chunks(one_output(r))],
+              'WebP %s: re-encoded %s' % (what, what), err)
+    # lossy bitstream in an extended container with metadata, and a zip after
+    w, h = webp_size(webp_chunks(lossy))
+    vp8 = webp_chunks(lossy)[0][1]
+    body = (riff_chunk(b'VP8X', bytes([0x20 | 0x08 | 0x04, 0, 0, 0]) +
+                       (w - 1).to_bytes(3, 'little') + (h - 1).to_bytes(3, 'little')) +
+            riff_chunk(b'ICCP', b'\0' * 40) + riff_chunk(b'VP8 ', vp8) +
+            riff_chunk(b'EXIF', exif_app1(6, True)[6:]) + riff_chunk(b'XMP ', b'<x:xmpmeta/>'))
+    poly = b'RIFF' + struct.pack('<I', len(body) + 4) + b'WEBP' + body + zip_bytes()
+    r = image(poly, {'name': 'x.webp'})
+    if check(r.status == 'ok', 'WebP polyglot: re-encoded', (r.status, r.reason)):
+        out = one_output(r)
+        err = check_output('webp', out, poly)
+        check(not err and b'PK\x03\x04' not in out,
+              'WebP polyglot: RIFF size is the file size, no EXIF/XMP/ICCP, same size', err)
+        rm = removed(r)
+        check('EXIF' in rm and 'XMP' in rm and 'ICC' in rm and
+              '%d bytes after' % len(zip_bytes()) in rm and r.outputs[0].type == 'image/webp',
+              'WebP polyglot: notes and type', (rm, r.outputs))
+    r = image(lossy[:len(lossy) // 2])
+    check(finished(r) and r.status == 'fail', 'WebP truncated: fail', (r.status, r.reason))
+    anim = (b'RIFF' + struct.pack('<I', 4 + 18 + 14) + b'WEBP' +
+            riff_chunk(b'VP8X', bytes([0x02, 0, 0, 0]) + b'\0\0\0\0\0\0') +
+            riff_chunk(b'ANIM', b'\0' * 6))
+    r = image(anim)
+    check(finished(r) and r.status == 'fail', 'WebP animated: fail', (r.status, r.reason))
+
+
+def timed(data, opts=None):
+    t0 = time.time()
+    r = image(data, dict(BOMB_OPTS, **(opts or {})))
+    return r, time.time() - t0
+
+
+def test_limits():
+    idat = png_chunk(b'IDAT', zlib.compress(b'\0' * 1000))
+    bombs = [
+        ('PNG 100000x100000',
+         PNG_SIG + png_chunk(b'IHDR', struct.pack('>IIBBBBB', 100000, 100000, 8, 6, 0, 0, 0)) +
+         idat + png_chunk(b'IEND', b'')),
+        ('GIF screen 65535x65535',
+         b'GIF89a' + struct.pack('<HHBBB', 65535, 65535, 0x80, 0, 0) + b'\0' * 6 +
+         b'\x2c' + struct.pack('<HHHHB', 0, 0, 65535, 65535, 0) + b'\x02\x02\x4c\x01\x00\x3b'),
+        ('GIF frame 65535x65535 on a small screen',
+         b'GIF89a' + struct.pack('<HHBBB', 10, 10, 0x80, 0, 0) + b'\0' * 6 +
+         b'\x2c' + struct.pack('<HHHHB', 0, 0, 65535, 65535, 0) + b'\x02\x02\x4c\x01\x00\x3b'),
+        ('BMP 100000x100000',
+         b'BM' + struct.pack('<IHHI', 54, 0, 0, 54) +
+         struct.pack('<IiiHHIIiiII', 40, 100000, 100000, 1, 24, 0, 0, 0, 0, 0, 0)),
+    ]
+    gray = make_jpeg(16, 16, [[[100, 100], [100, 100]]])
+    k = gray.index(b'\xff\xc0')
+    bombs.append(('JPEG 60000x60000', gray[:k + 5] + struct.pack('>HH', 60000, 60000) +
+                  gray[k + 9:]))
+    lossless = corpus_file('corkami/mini/webpl.webp')
+    v = (16383 | (16383 << 14)) | (int.from_bytes(lossless[21:25], 'little') & ~((1 << 28) - 1))
+    bombs.append(('WebP 16384x16384', lossless[:21] + v.to_bytes(4, 'little') + lossless[25:]))
+    for what, data in bombs:
+        r, secs = timed(data)
+        check(finished(r) and r.status == 'limit' and secs < 2,
+              'bomb %s: limit in %.2f s (as=256 MiB)' % (what, secs), (r.status, r.reason))
+    small = make_png(10, 10, 8, 2, [[(1, 2, 3)] * 10] * 10)
+    r = image(small, {'max-pixels': '99'})
+    check(r.status == 'limit', 'max-pixels=99 on a 10x10 PNG: limit', (r.status, r.reason))
+    r = image(small, {'max-pixels': '100'})
+    check(r.status == 'ok', 'max-pixels=100 on a 10x10 PNG: ok', (r.status, r.reason))
+    r = image(small, {'max-input': '50'})
+    check(r.status == 'limit', 'max-input=50 on a larger file: limit', (r.status, r.reason))
+
+
+def test_other():
+    for what, data in (('empty', b''), ('text', b'hello, world\n' * 10),
+                       ('zip', zip_bytes()), ('BM text', b'BMW cars are nice\n')):
+        r = image(data)
+        check(finished(r) and r.status == 'fail' and not r.outputs,
+              'not an image (%s): fail' % what, (r.status, r.reason))
+    r = image(b'II*\0' + b'\0' * 100)
+    check(r.status == 'fail' and r.reason == 'unsupported', 'TIFF: fail, reason unsupported',
+          (r.status, r.reason))
+
+
+def test_mutations():
+    """Deterministic mutations of one file per format: never a crash."""
+    rnd = random.Random(20240601)
+    seeds = [corpus_file('python-email/python.png'), corpus_file('python-email/python.jpg'),
+             corpus_file('python-email/python.gif'), corpus_file('python-email/python.webp'),
+             corpus_file('python-email/python.bmp'),
+             make_gif(10, 20, [{'x': 0, 'y': 0, 'w': 10, 'h': 20, 'interlace': True,
+                                'pixels': bytes(range(200))}], bytes(768))]
+    crashes = []
+    runs = 0
+    for seed in seeds:
+        for _ in range(20):
+            d = bytearray(seed)
+            for _ in range(rnd.randint(1, 8)):
+                op = rnd.randrange(3)
+                pos = rnd.randrange(len(d))
+                if op == 0:
+                    d[pos] = rnd.randrange(256)
+                elif op == 1:
+                    del d[pos:pos + rnd.randint(1, 16)]
+                else:
+                    d[pos:pos] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 16)))
+            r = image(bytes(d))
+            runs += 1
+            if not finished(r):
+                crashes.append((bytes(d[:32]), r.returncode, r.stderr[-200:]))
+            elif r.status == 'ok':
+                err = ''
+                try:
+                    out = one_output(r)
+                    kind = sniff(out[:16])
+                    if kind == 'png':
+                        png_decode(out, strict=True)
+                    elif kind == 'gif':
+                        gif_clean(out, None)
+                    elif kind == 'webp':
+                        webp_clean(out)
+                    elif kind == 'jpeg':
+                        jpeg_clean(out)
+                    else:
+                        err = 'output of unknown type'
+                except (ValueError, IndexError, KeyError, struct.error, zlib.error) as e:
+                    err = str(e)
+                if err:
+                    crashes.append(('bad output', err))
+    check(not crashes, '%d mutated images: every run ends with a Z record and clean output' % runs,
+          crashes[:5])
+
+
+def main():
+    if not WORKER or not os.access(WORKER, os.X_OK):
+        check(False, 'the worker is given (--worker)', WORKER)
+        done()
+    t0 = time.time()
+    test_corpus()
+    test_png()
+    test_jpeg()
+    test_gif()
+    test_bmp()
+    test_webp()
+    test_limits()
+    test_other()
+    test_mutations()
+    print('# %.1f s' % (time.time() - t0))
+    done()
+
+
+if __name__ == '__main__':
+    main()
