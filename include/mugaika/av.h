@@ -56,6 +56,17 @@ typedef gssize (*mg_av_pread_fn)(void *handle, void *buf, size_t len, uint64_t o
 enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
                                     void *handle, char **virname, GError **err);
 
+/* The same with flags: MG_AV_SCAN_SHALLOW leaves archives packed
+ * (CL_SCAN_PARSE_ARCHIVE off) for a caller that unpacks them itself and
+ * scans every member: libclamav would otherwise expand a bomb up to its
+ * size limits first. The archive's own bytes are still matched. */
+enum { MG_AV_SCAN_SHALLOW = 1u << 0 };
+enum mg_av_verdict mg_av_scan_buffer_flags(struct mg_av *av, const void *buf, size_t len,
+                                           unsigned flags, char **virname, GError **err);
+enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
+                                          void *handle, unsigned flags, char **virname,
+                                          GError **err);
+
 unsigned mg_av_signatures(const struct mg_av *av);
 /* libclamav version string (static). */
 const char *mg_av_version(void);

@@ -343,7 +343,7 @@ static void av_read_error(const struct av_reader *r, GError **err);
 
 /* The common tail of all scans: map, scan, classify. */
 static enum mg_av_verdict av_scan_map(struct mg_av *av, cl_fmap_t *map, const struct av_reader *r,
-                                      char **virname, GError **err)
+                                      unsigned flags, char **virname, GError **err)
 {
     struct cl_scan_options o;
     const char *name = NULL;
@@ -356,6 +356,8 @@ static enum mg_av_verdict av_scan_map(struct mg_av *av, cl_fmap_t *map, const st
               CL_SCAN_PARSE_HWP3 | CL_SCAN_PARSE_XMLDOCS | CL_SCAN_PARSE_MAIL | CL_SCAN_PARSE_OLE2 |
               CL_SCAN_PARSE_HTML | CL_SCAN_PARSE_PE | CL_SCAN_PARSE_ONENOTE | CL_SCAN_PARSE_IMAGE |
               CL_SCAN_PARSE_IMAGE_FUZZY_HASH;
+    if (flags & MG_AV_SCAN_SHALLOW)
+        o.parse &= ~(unsigned)CL_SCAN_PARSE_ARCHIVE;
     o.heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX | CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE |
                   CL_SCAN_HEURISTIC_ENCRYPTED_DOC;
 
@@ -381,6 +383,12 @@ static enum mg_av_verdict av_scan_map(struct mg_av *av, cl_fmap_t *map, const st
 enum mg_av_verdict mg_av_scan_buffer(struct mg_av *av, const void *buf, size_t len, char **virname,
                                      GError **err)
 {
+    return mg_av_scan_buffer_flags(av, buf, len, 0, virname, err);
+}
+
+enum mg_av_verdict mg_av_scan_buffer_flags(struct mg_av *av, const void *buf, size_t len,
+                                           unsigned flags, char **virname, GError **err)
+{
     enum mg_av_verdict v;
     cl_fmap_t *map;
 
@@ -393,7 +401,7 @@ enum mg_av_verdict mg_av_scan_buffer(struct mg_av *av, const void *buf, size_t l
                     "libclamav cannot map a buffer of %zu bytes", len);
         return MG_AV_FAILED;
     }
-    v = av_scan_map(av, map, NULL, virname, err);
+    v = av_scan_map(av, map, NULL, flags, virname, err);
     cl_fmap_close(map);
     return v;
 }
@@ -445,6 +453,13 @@ static void av_read_error(const struct av_reader *r, GError **err)
 enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
                                     void *handle, char **virname, GError **err)
 {
+    return mg_av_scan_pread_flags(av, size, fn, handle, 0, virname, err);
+}
+
+enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
+                                          void *handle, unsigned flags, char **virname,
+                                          GError **err)
+{
     struct av_reader r = {.fn = fn, .handle = handle, .size = size};
     enum mg_av_verdict v;
     cl_fmap_t *map;
@@ -455,7 +470,7 @@ enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread
     if (virname != NULL)
         *virname = NULL;
     if (size == 0) /* libclamav maps no empty handle; an empty buffer is the same */
-        return mg_av_scan_buffer(av, "", 0, virname, err);
+        return mg_av_scan_buffer_flags(av, "", 0, flags, virname, err);
     if (size > SIZE_MAX || size > (uint64_t)G_MAXINT64) {
         g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE,
                     "cannot scan %" G_GUINT64_FORMAT " bytes: too large to map", size);
@@ -472,7 +487,7 @@ enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread
                     "libclamav cannot map %" G_GUINT64_FORMAT " bytes", size);
         return MG_AV_FAILED;
     }
-    v = av_scan_map(av, map, &r, virname, err);
+    v = av_scan_map(av, map, &r, flags, virname, err);
     cl_fmap_close(map);
     return v;
 }

@@ -387,7 +387,9 @@ enum mg_cdr_status mg_cdr_reader_end(struct mg_cdr_reader *r, bool exited_zero, 
         *reason = g_strdup(r->stop_reason);
     } else if (!r->got_z || !exited_zero) {
         st = MG_CDR_CRASH;
-    } else if (r->in_output) {
+    } else if (r->in_output && r->z_status == MG_CDR_OK) {
+        /* a handler that gives up may stop half-way (mgw.h); one that
+         * says ok must have ended its output */
         st = MG_CDR_CRASH;
         *reason = g_strdup("worker ended inside an output");
     } else if (r->hdr_got > 0 || r->need > 0) {

@@ -579,20 +579,24 @@ static gssize reader_cb(void *handle, void *buf, size_t len, uint64_t off)
     return sz_content_read(r->s, r->c, off, buf, len);
 }
 
-static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it)
+/* shallow: the archive will be unpacked here and every member scanned
+ * on its own (MG_AV_SCAN_SHALLOW) */
+static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it, bool shallow)
 {
     GError *e = NULL;
     char *vir = NULL;
     enum mg_av_verdict v;
+    unsigned flags = shallow ? MG_AV_SCAN_SHALLOW : 0;
 
     if (s->o.av == NULL)
         return true;
     if (it->c.extents == NULL) {
-        v = mg_av_scan_buffer(s->o.av, it->c.mem != NULL ? it->c.mem->data : (const guint8 *)"",
-                              it->c.mem != NULL ? it->c.mem->len : 0, &vir, &e);
+        v = mg_av_scan_buffer_flags(s->o.av,
+                                    it->c.mem != NULL ? it->c.mem->data : (const guint8 *)"",
+                                    it->c.mem != NULL ? it->c.mem->len : 0, flags, &vir, &e);
     } else {
         struct sz_reader r = {s, &it->c};
-        v = mg_av_scan_pread(s->o.av, it->c.size, reader_cb, &r, &vir, &e);
+        v = mg_av_scan_pread_flags(s->o.av, it->c.size, reader_cb, &r, flags, &vir, &e);
     }
     if (v == MG_AV_FAILED) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of part %s: %s", it->path,
@@ -678,8 +682,20 @@ static bool classify(struct mg_sanitize *s, int index)
         it->flags |= MG_ITEM_MISMATCH;
     if (it->cdr_flags & MG_CDR_OUT_ENCRYPTED)
         it->flags |= MG_ITEM_ENCRYPTED;
-    if (!leaf_scan(s, it))
-        return false;
+    {
+        /* An archive the rules will unpack is scanned without libclamav
+         * unpacking it (its members are scanned one by one afterwards):
+         * libclamav has no ratio limit and would expand a bomb up to its
+         * size limits first. A finding of this scan can only make the
+         * rule stricter (infected, unscanned). */
+        const struct mg_rule *pre = it->role == MG_ROLE_ATTACHMENT ? match(s, it) : NULL;
+        const struct mg_cdr_handler *h =
+            pre != NULL ? mg_cdr_find(mg_rule_action(pre), it->detected) : NULL;
+        bool shallow =
+            h != NULL && h->action == MG_ACTION_UNPACK && it->arc_depth < s->o.archive_depth;
+        if (!leaf_scan(s, it, shallow))
+            return false;
+    }
 
     it->rule = match(s, it);
     it->action = mg_rule_action(it->rule);
