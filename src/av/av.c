@@ -81,6 +81,14 @@
  *	them libclamav skips a normalised view only; the raw bytes are
  *	still matched against every signature.
  *
+ *	The clean cache is off (CL_ENGINE_DISABLE_CACHE). libclamav
+ *	remembers content it found clean by its hash alone, whatever the
+ *	scan options were: after a shallow scan of an archive
+ *	(MG_AV_SCAN_SHALLOW, archives left packed) found it clean, a later
+ *	full scan of the same archive inside another message or inside a
+ *	rebuilt message skipped it, and an EICAR zip hidden in a text body
+ *	crossed (found by the corpus test, mime-is-broken).
+ *
  *	Temporary files: libclamav's default directory, or $TMPDIR when it
  *	is set and not empty (read at mg_av_open time). CL_ENGINE_KEEPTMP
  *	is off, so libclamav removes its per-scan files.
@@ -244,6 +252,9 @@ static cl_error_t av_configure(struct cl_engine *e, const char **what)
         return rc;
     *what = "CL_ENGINE_KEEPTMP";
     if ((rc = cl_engine_set_num(e, CL_ENGINE_KEEPTMP, 0)) != CL_SUCCESS)
+        return rc;
+    *what = "CL_ENGINE_DISABLE_CACHE";
+    if ((rc = cl_engine_set_num(e, CL_ENGINE_DISABLE_CACHE, 1)) != CL_SUCCESS)
         return rc;
     if (tmpdir != NULL && *tmpdir != '\0') {
         *what = "CL_ENGINE_TMPDIR";

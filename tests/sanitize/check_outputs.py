@@ -6,8 +6,10 @@ Every OUTDIR/*.eml (written by sanitize_check) is read with Python's email
 package, once with the strict modern policy and once with compat32:
 
   * no defects, on the message or on any part ("parses cleanly");
-  * every leaf is text/plain or text/csv; no part decodes to the EICAR
-    string or to a zip file - decoded as the headers say, and also with a
+  * every leaf is text/plain or text/csv or what a CDR handler makes (PDF,
+    PNG, JPEG, GIF, WebP, OOXML); no part decodes to the EICAR string, or
+    to a zip file unless it is an OOXML document (with [Content_Types].xml,
+    without a VBA project) - decoded as the headers say, and also with a
     lenient base64 decoder over the raw payload of every part (junk
     characters dropped, as the most forgiving clients do);
   * then clamscan, with the test database DBDIR, over the raw outputs:
@@ -37,11 +39,19 @@ def lenient_b64(raw):
         return b''
 
 
-def bad_bytes(b):
+CDR_TYPES = ('application/pdf', 'image/png', 'image/jpeg', 'image/gif', 'image/webp')
+OOXML = 'application/vnd.openxmlformats-officedocument.'
+
+
+def bad_bytes(b, ooxml=False):
     if b is None:
         return None
     if EICAR_HEAD in b:
         return 'EICAR'
+    if ooxml:
+        if not b.startswith(ZIP) or b'[Content_Types].xml' not in b or b'vbaProject' in b:
+            return 'an Office document that is not a disarmed OOXML package'
+        return None
     if b.startswith(ZIP) or (ZIP in b and b.find(ZIP) < 512):
         return 'a zip file'
     return None
@@ -59,15 +69,16 @@ def check(path, failures):
             if part.is_multipart():
                 continue
             ctype = part.get_content_type()
-            if ctype not in ('text/plain', 'text/csv'):
+            ooxml = ctype.startswith(OOXML)
+            if ctype not in ('text/plain', 'text/csv') + CDR_TYPES and not ooxml:
                 failures.append('%s (%s): part of type %s' % (name, pol_name, ctype))
             payload = part.get_payload(decode=True)
-            why = bad_bytes(payload)
+            why = bad_bytes(payload, ooxml)
             if why is None:
                 rawp = part.get_payload(decode=False)
                 if isinstance(rawp, str):
                     rawp = rawp.encode('utf-8', 'surrogateescape')
-                why = bad_bytes(lenient_b64(rawp))
+                why = bad_bytes(lenient_b64(rawp), ooxml)
             if why:
                 failures.append('%s (%s): a part decodes to %s' % (name, pol_name, why))
 
