@@ -5,15 +5,26 @@
 Every output is parsed again here (stdlib only) rather than trusted:
 PNG chunk walk with CRCs, allowed chunks only, IDAT inflating to exactly
 height*(1+rowbytes), nothing after IEND, and the pixels compared with the
-input's; JPEG marker walk SOI..EOI with only APP0 JFIF, DQT, SOF0, DHT,
-SOS, nothing after EOI, and (for the flat-block images made here) the DC
-coefficients decoded to check EXIF orientation and CMYK conversion; GIF
-block walk to the trailer with every frame LZW-decoded and compared;
-WebP RIFF size and chunks.
+input's; JPEG marker walk SOI..EOI with only one JFIF 1.01 APP0, DQT,
+SOF0 (SOF1 with 16-bit tables), DHT, one sequential scan of every
+component, nothing after EOI, and the entropy-coded data decoded to the
+quantised coefficients: those of the coefficient path must be the
+input's (generated baseline, progressive, arithmetic-coded, restart,
+16-bit-table and grey JPEGs, and the small sequential ones of the
+corpus), and their DC terms show the EXIF orientation and CMYK and RGB
+conversion of the pixel path; GIF block walk to the trailer with every
+frame LZW-decoded and compared; WebP RIFF size and a lone VP8L chunk.
+
+Then every output the test got is given to the handler again (a JPEG
+twice): the same bytes, name and type and no note must come back, so the
+handler is idempotent; and every input again with MALLOC_PERTURB_ set:
+the same bytes (no uninitialised memory in an output).
 """
+import base64
 import io
 import os
 import random
+import re
 import struct
 import sys
 import time
@@ -30,12 +41,30 @@ WORKER = A.worker
 BOMB_OPTS = {'as': '268435456'}
 PNG_SIG = b'\x89PNG\r\n\x1a\n'
 PNG_ALLOWED = {b'IHDR', b'PLTE', b'tRNS', b'IDAT', b'IEND'}
-JPEG_ALLOWED = {0xD8, 0xE0, 0xDB, 0xC0, 0xC4, 0xDA, 0xD9}
+JPEG_ALLOWED = {0xD8, 0xE0, 0xDB, 0xC0, 0xC1, 0xC4, 0xDA, 0xD9}
 ZIP = None
 
 
+# every run that gave an output: (group, what, input, options, output), for
+# test_fixed_points
+PASS1 = []
+
+
+def remember(r, data, opts, what=None):
+    """Keep R's output (when there is exactly one) for test_fixed_points,
+    grouped by the test function it comes from."""
+    if r.status == 'ok' and len(r.outputs) == 1:
+        f = sys._getframe(1)
+        while f.f_back is not None and not f.f_code.co_name.startswith('test_'):
+            f = f.f_back
+        line = f.f_lineno
+        PASS1.append((f.f_code.co_name[5:], what or 'line %d' % line, data, dict(opts or {}),
+                      r.outputs[0]))
+    return r
+
+
 def image(data, opts=None):
-    return run(WORKER, 'image', data=data, opts=opts)
+    return remember(run(WORKER, 'image', data=data, opts=opts), data, opts)
 
 
 def zip_bytes():
@@ -510,17 +539,50 @@ def jpeg_walk(data):
         segs.append((m, payload, ecs))
 
 
-def jpeg_size(data):
+SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_frame(data):
+    """(SOF marker, precision, width, height, [(id, h, v, table)]) of the
+    first frame header."""
     for m, p, _ in jpeg_walk(data)[0]:
-        if m in (0xC0, 0xC1, 0xC2):
-            h, w = struct.unpack('>HH', p[1:5])
-            return w, h
+        if m in SOF_MARKERS:
+            prec, h, w, n = struct.unpack('>BHHB', p[:6])
+            return m, prec, w, h, [(p[6 + 3 * c], p[7 + 3 * c] >> 4, p[7 + 3 * c] & 15,
+                                    p[8 + 3 * c]) for c in range(n)]
     raise ValueError('no SOF')
 
 
+def jpeg_size(data):
+    return jpeg_frame(data)[2:4]
+
+
+def jpeg_dqt(data):
+    """{table: (16-bit, [64 values in zigzag order])}, the last definitions
+    before the first scan."""
+    tables = {}
+    for m, p, _ in jpeg_walk(data)[0]:
+        if m == 0xDA:
+            break
+        if m != 0xDB:
+            continue
+        k = 0
+        while k < len(p):
+            wide, tid = p[k] >> 4, p[k] & 15
+            n = 128 if wide else 64
+            body = p[k + 1:k + 1 + n]
+            if len(body) != n:
+                raise ValueError('DQT truncated')
+            vals = list(struct.unpack('>64H', body)) if wide else list(body)
+            tables[tid] = (wide, vals)
+            k += 1 + n
+    return tables
+
+
 def jpeg_clean(data):
-    """Raise unless DATA has only the allowed markers, one JFIF APP0 and
-    nothing after EOI."""
+    """Raise unless DATA is SOI, one JFIF 1.01 APP0 right after it, DQT, one
+    SOF0 (SOF1 when a quantisation table needs 16-bit entries), DHT, one
+    sequential Huffman scan of every component, EOI, and nothing after."""
     segs, trailing = jpeg_walk(data)
     if trailing:
         raise ValueError('%d bytes after EOI' % trailing)
@@ -528,8 +590,36 @@ def jpeg_clean(data):
     if bad:
         raise ValueError('markers not allowed: %s' % bad)
     app0 = [p for m, p, _ in segs if m == 0xE0]
-    if len(app0) != 1 or not app0[0].startswith(b'JFIF\0'):
-        raise ValueError('APP0 is not one JFIF segment')
+    if (len(app0) != 1 or segs[1][0] != 0xE0 or len(app0[0]) != 14 or
+            not app0[0].startswith(b'JFIF\0\x01\x01') or app0[0][12:] != b'\0\0'):
+        raise ValueError('APP0 is not one JFIF 1.01 segment without a thumbnail, after SOI')
+    sofs = [p for m, p, _ in segs if m in SOF_MARKERS]
+    wide = any(w for w, _ in jpeg_dqt(data).values())
+    want = 0xC1 if wide else 0xC0
+    if len(sofs) != 1 or jpeg_frame(data)[0] != want:
+        raise ValueError('not one SOF%d frame' % (want - 0xC0))
+    if sofs[0][0] != 8:
+        raise ValueError('precision %d' % sofs[0][0])
+    scans = [p for m, p, _ in segs if m == 0xDA]
+    if len(scans) != 1:
+        raise ValueError('%d scans, not one' % len(scans))
+    ns = scans[0][0]
+    if ns != sofs[0][5] or scans[0][1 + 2 * ns:] != b'\x00\x3f\x00':
+        raise ValueError('the scan is not sequential with every component')
+    return True
+
+
+def jpeg_same_coding(src, out):
+    """'' when OUT has SRC's size, components, sampling factors and
+    quantisation tables (what the coefficient path copies), else why not."""
+    _, _, w, h, comps = jpeg_frame(src)
+    _, _, ow, oh, ocomps = jpeg_frame(out)
+    if (w, h, comps) != (ow, oh, ocomps):
+        raise ValueError('frame %r, input %r' % ((ow, oh, ocomps), (w, h, comps)))
+    q, oq = jpeg_dqt(src), jpeg_dqt(out)
+    for cid, _, _, t in comps:
+        if t not in q or t not in oq or q[t][1] != oq[t][1]:
+            raise ValueError('quantisation table %d of component %d differs' % (t, cid))
     return True
 
 
@@ -582,120 +672,274 @@ def extend(v, s):
     return v - (1 << s) + 1 if s and v < (1 << (s - 1)) else v
 
 
-def jpeg_block_means(data):
-    """{component id: {(block row, block col): mean sample}} of a baseline
-    sequential JPEG, from the DC coefficients (the AC ones are decoded and
-    ignored; exact for flat blocks)."""
+def component_blocks(w, h, comps, c):
+    """(block columns, block rows) of the component C, without padding."""
+    hmax = max(x[1] for x in comps)
+    vmax = max(x[2] for x in comps)
+    return (ceil_div(ceil_div(w * comps[c][1], hmax), 8),
+            ceil_div(ceil_div(h * comps[c][2], vmax), 8))
+
+
+def scan_order(w, h, comps, sc):
+    """The blocks of one scan in coding order: [(MCU number, component
+    index, block row, block column)]; SC lists the component indexes."""
+    if len(sc) == 1:
+        bw, bh = component_blocks(w, h, comps, sc[0])
+        return [(r * bw + c, sc[0], r, c) for r in range(bh) for c in range(bw)]
+    hmax = max(x[1] for x in comps)
+    vmax = max(x[2] for x in comps)
+    out = []
+    mcus = ceil_div(w, 8 * hmax)
+    for my in range(ceil_div(h, 8 * vmax)):
+        for mx in range(mcus):
+            for ci in sc:
+                _, ch, cv, _ = comps[ci]
+                for v in range(cv):
+                    for u in range(ch):
+                        out.append((my * mcus + mx, ci, my * cv + v, mx * ch + u))
+    return out
+
+
+def jpeg_coefficients(data):
+    """(width, height, {component id: {(block row, block column): [64
+    quantised coefficients in zigzag order]}}) of a sequential Huffman
+    JPEG (any number of scans, restart markers allowed), without the
+    padding blocks of the MCUs."""
     segs, _ = jpeg_walk(data)
-    qt, ht, comps, order, result = {}, {}, {}, [], {}
-    w = h = 0
+    ht, comps, result = {}, [], {}
+    w = h = dri = 0
     for m, p, ecs in segs:
-        if m == 0xDB:
-            k = 0
-            while k < len(p):
-                prec, tid = p[k] >> 4, p[k] & 15
-                qt[tid] = struct.unpack('>H', p[k + 1:k + 3])[0] if prec else p[k + 1]
-                k += 1 + 64 * (2 if prec else 1)
-        elif m == 0xC4:
+        if m == 0xC4:
             k = 0
             while k < len(p):
                 tc_th, table, k = huff_table(p, k)
                 ht[tc_th] = table
-        elif m == 0xC0:
-            h, w = struct.unpack('>HH', p[1:5])
-            for c in range(p[5]):
-                cid, hv, tq = p[6 + 3 * c:9 + 3 * c]
-                comps[cid] = (hv >> 4, hv & 15, tq)
-                order.append(cid)
+        elif m == 0xDD:
+            (dri,) = struct.unpack('>H', p[:2])
+        elif m in (0xC0, 0xC1):
+            _, _, w, h, comps = jpeg_frame(data)
+            result = {c[0]: {} for c in comps}
+        elif m in SOF_MARKERS:
+            raise ValueError('not a sequential Huffman JPEG')
         elif m == 0xDA:
             ns = p[0]
-            sc = [(p[1 + 2 * c], p[2 + 2 * c]) for c in range(ns)]
-            hmax = max(v[0] for v in comps.values())
-            vmax = max(v[1] for v in comps.values())
-            bits = Bits(ecs)
-            pred = {cid: 0 for cid, _ in sc}
-            for cid, _ in sc:
-                result[cid] = {}
-
-            def block(cid, tables, r, c):
-                s = huff_decode(bits, ht[0x00 | (tables >> 4)])
-                pred[cid] += extend(bits.bits(s), s)
+            ids = [x[0] for x in comps]
+            sc = [ids.index(p[1 + 2 * k]) for k in range(ns)]
+            tables = {ids.index(p[1 + 2 * k]): p[2 + 2 * k] for k in range(ns)}
+            parts = re.split(b'\xff[\xd0-\xd7]', ecs)
+            part = 0
+            bits = Bits(parts[0])
+            pred = {}
+            for mcu, ci, r, c in scan_order(w, h, comps, sc):
+                if dri and mcu and mcu % dri == 0 and mcu // dri != part:
+                    part = mcu // dri
+                    bits = Bits(parts[part] if part < len(parts) else b'')
+                    pred = {}
+                t = tables[ci]
+                s = huff_decode(bits, ht[0x00 | (t >> 4)])
+                pred[ci] = pred.get(ci, 0) + extend(bits.bits(s), s)
+                zz = [pred[ci]] + [0] * 63
                 k = 1
                 while k < 64:
-                    rs = huff_decode(bits, ht[0x10 | (tables & 15)])
+                    rs = huff_decode(bits, ht[0x10 | (t & 15)])
                     if rs & 15 == 0:
                         if rs != 0xF0:
                             break
                         k += 16
                         continue
-                    k += (rs >> 4) + 1
-                    bits.bits(rs & 15)
-                result[cid][(r, c)] = pred[cid] * qt[comps[cid][2]] / 8 + 128
-
-            if ns == 1:
-                cid, tables = sc[0]
-                ch, cv, _ = comps[cid]
-                cw = ceil_div(ceil_div(w * ch, hmax), 8)
-                chh = ceil_div(ceil_div(h * cv, vmax), 8)
-                for r in range(chh):
-                    for c in range(cw):
-                        block(cid, tables, r, c)
-            else:
-                for my in range(-(-h // (8 * vmax))):
-                    for mx in range(-(-w // (8 * hmax))):
-                        for cid, tables in sc:
-                            ch, cv, _ = comps[cid]
-                            for v in range(cv):
-                                for u in range(ch):
-                                    block(cid, tables, my * cv + v, mx * ch + u)
+                    k += rs >> 4
+                    if k > 63:
+                        raise ValueError('AC run past the block')
+                    zz[k] = extend(bits.bits(rs & 15), rs & 15)
+                    k += 1
+                bw, bh = component_blocks(w, h, comps, ci)
+                if r < bh and c < bw:
+                    result[comps[ci][0]][(r, c)] = zz
     return w, h, result
+
+
+def jpeg_block_means(data):
+    """{component id: {(block row, block col): mean sample}} from the DC
+    coefficients (exact for flat blocks)."""
+    w, h, coefs = jpeg_coefficients(data)
+    q = jpeg_dqt(data)
+    tq = {c[0]: c[3] for c in jpeg_frame(data)[4]}
+    return w, h, {cid: {rc: zz[0] * q[tq[cid]][1][0] / 8 + 128 for rc, zz in blocks.items()}
+                  for cid, blocks in coefs.items()}
+
+
+def jpeg_same_coefficients(src, out):
+    """Raise unless the sequential JPEGs SRC and OUT hold the same
+    quantised coefficients in every block (so the same pixels)."""
+    w, h, a = jpeg_coefficients(src)
+    ow, oh, b = jpeg_coefficients(out)
+    if (w, h) != (ow, oh) or a.keys() != b.keys():
+        raise ValueError('different frames')
+    for cid in a:
+        if a[cid] != b[cid]:
+            diff = [rc for rc in a[cid] if a[cid][rc] != b[cid].get(rc)]
+            raise ValueError('component %d: %d blocks differ, first %r' %
+                             (cid, len(diff), diff[:1]))
+    return True
+
+
+def seg(m, payload):
+    return bytes([0xFF, m]) + struct.pack('>H', len(payload) + 2) + payload
+
+
+JFIF_APP0 = seg(0xE0, b'JFIF\0\x01\x01\0\0\x01\0\x01\0\0')
+# DC: categories 0..11 as 4-bit codes; AC: EOB, ZRL and every run/size
+# with a size of 1 to 10, all 8-bit codes
+DC_SYMBOLS = {4: list(range(12))}
+AC_SYMBOLS = {8: [0x00, 0xF0] + [(r << 4) | s for r in range(16) for s in range(1, 11)]}
+
+
+def dht(tc_th, symbols):
+    counts = [len(symbols.get(n, ())) for n in range(1, 17)]
+    return bytes([tc_th] + counts) + bytes(v for n in range(1, 17) for v in symbols.get(n, ()))
+
+
+def huff_codes(symbols):
+    codes, code = {}, 0
+    for n in range(1, 17):
+        for v in symbols.get(n, ()):
+            codes[v] = format(code, '0%db' % n)
+            code += 1
+        code <<= 1
+    return codes
+
+
+DC_CODES, AC_CODES = huff_codes(DC_SYMBOLS), huff_codes(AC_SYMBOLS)
+
+
+def magnitude(v):
+    s = abs(v).bit_length()
+    return s, (format(v if v > 0 else v + (1 << s) - 1, '0%db' % s) if s else '')
+
+
+def entropy_bytes(bitstr):
+    bitstr += '1' * (-len(bitstr) % 8)
+    out = bytearray()
+    for k in range(0, len(bitstr), 8):
+        b = int(bitstr[k:k + 8], 2)
+        out.append(b)
+        if b == 0xFF:
+            out.append(0)
+    return bytes(out)
+
+
+def code_block(zz, pred, dc=True, ss=1, se=63):
+    out = []
+    if dc:
+        s, bits = magnitude(zz[0] - pred)
+        out += [DC_CODES[s], bits]
+    run = 0
+    for k in range(ss, se + 1):
+        if se == 0:
+            break
+        if zz[k] == 0:
+            run += 1
+            continue
+        while run >= 16:
+            out.append(AC_CODES[0xF0])
+            run -= 16
+        s, bits = magnitude(zz[k])
+        out += [AC_CODES[(run << 4) | s], bits]
+        run = 0
+    if se and run:
+        out.append(AC_CODES[0x00])
+    return ''.join(out)
+
+
+def make_jpeg_coefs(w, h, comps, qt, coefs, progressive=False, dri=0, extra=(), app0=True):
+    """A JPEG of the given quantised coefficients: COMPS [(id, h, v,
+    table)], QT {table: 64 values in zigzag order} (16-bit when one is
+    over 255, and then SOF1), COEFS {id: {(block row, column): 64 values
+    in zigzag order}} (absent blocks are zero). Baseline with one
+    interleaved scan and restart markers every DRI MCUs, or progressive
+    (spectral selection only: the DC of every component, then the AC of
+    each)."""
+    wide = any(v > 255 for t in qt.values() for v in t)
+    out = b'\xff\xd8' + (JFIF_APP0 if app0 else b'')
+    for m, payload in extra:
+        out += seg(m, payload)
+    for t, vals in sorted(qt.items()):
+        out += seg(0xDB, bytes([0x10 | t]) + struct.pack('>64H', *vals) if wide else
+                   bytes([t]) + bytes(vals))
+    sof = 0xC2 if progressive else 0xC1 if wide else 0xC0
+    out += seg(sof, struct.pack('>BHHB', 8, h, w, len(comps)) +
+               b''.join(bytes([i, (ch << 4) | cv, t]) for i, ch, cv, t in comps))
+    out += seg(0xC4, dht(0x00, DC_SYMBOLS) + dht(0x10, AC_SYMBOLS))
+    if dri:
+        out += seg(0xDD, struct.pack('>H', dri))
+    zero = [0] * 64
+
+    def block(ci, r, c):
+        return coefs.get(comps[ci][0], {}).get((r, c), zero)
+
+    def scan(sc, ss, se):
+        head = bytes([len(sc)]) + b''.join(bytes([comps[ci][0], 0]) for ci in sc)
+        pred, part = {}, []
+        for _, ci, r, c in scan_order(w, h, comps, sc):
+            zz = block(ci, r, c)
+            part.append(code_block(zz, pred.get(ci, 0), ss == 0, max(ss, 1), se))
+            pred[ci] = zz[0]
+        return seg(0xDA, head + bytes([ss, se, 0])) + entropy_bytes(''.join(part))
+
+    if progressive:
+        out += scan(list(range(len(comps))), 0, 0)
+        for ci in range(len(comps)):
+            out += scan([ci], 1, 63)
+    elif not dri:
+        out += scan(list(range(len(comps))), 0, 63)
+    else:
+        sc = list(range(len(comps)))
+        head = bytes([len(sc)]) + b''.join(bytes([comps[ci][0], 0]) for ci in sc)
+        out += seg(0xDA, head + b'\x00\x3f\x00')
+        pred, part, n = {}, [], 0
+        for mcu, ci, r, c in scan_order(w, h, comps, sc):
+            if mcu and mcu % dri == 0 and mcu // dri != n:
+                out += entropy_bytes(''.join(part)) + bytes([0xFF, 0xD0 + (n & 7)])
+                n, pred, part = mcu // dri, {}, []
+            zz = block(ci, r, c)
+            part.append(code_block(zz, pred.get(ci, 0)))
+            pred[ci] = zz[0]
+        out += entropy_bytes(''.join(part))
+    return out + b'\xff\xd9'
+
+
+def make_many_scans(al, dc=-224):
+    """An 8x8 grey progressive JPEG with successive approximation: every
+    coefficient band on its own, AL + 1 passes each, so 64 * (AL + 1)
+    scans; the DC coefficient is DC, the rest 0."""
+    out = (b'\xff\xd8' + JFIF_APP0 + seg(0xDB, b'\0' + b'\x01' * 64) +
+           seg(0xC2, struct.pack('>BHHB', 8, 8, 8, 1) + b'\x01\x11\x00') +
+           seg(0xC4, dht(0x00, DC_SYMBOLS) + dht(0x10, AC_SYMBOLS)))
+
+    def sos(ss, se, ah, a):
+        return seg(0xDA, bytes([1, 1, 0, ss, se, (ah << 4) | a]))
+
+    s, bits = magnitude(dc >> al)
+    out += sos(0, 0, 0, al) + entropy_bytes(DC_CODES[s] + bits)
+    for k in range(1, 64):
+        out += sos(k, k, 0, al) + entropy_bytes(AC_CODES[0x00])
+    for a in range(al - 1, -1, -1):
+        out += sos(0, 0, a + 1, a) + entropy_bytes(str((dc >> a) & 1))
+        for k in range(1, 64):
+            out += sos(k, k, a + 1, a) + entropy_bytes(AC_CODES[0x00])
+    return out + b'\xff\xd9'
 
 
 def make_jpeg(w, h, levels, adobe=False, extra=()):
     """A baseline JPEG (quantisation 1, sampling 1x1, one component per
     entry of LEVELS) whose every 8x8 block is flat: levels[c][row][col].
-    EXTRA: (marker, payload) segments after APP0."""
-    nc = len(levels)
-    out = b'\xff\xd8'
-
-    def seg(m, payload):
-        return bytes([0xFF, m]) + struct.pack('>H', len(payload) + 2) + payload
-
+    EXTRA: (marker, payload) segments after APP0 (or the Adobe segment)."""
+    comps = [(c + 1, 1, 1, 0) for c in range(len(levels))]
+    coefs = {c + 1: {(r, col): [8 * (v - 128)] + [0] * 63 for r, row in enumerate(lv)
+                     for col, v in enumerate(row)} for c, lv in enumerate(levels)}
     if adobe:
-        out += seg(0xEE, b'Adobe' + struct.pack('>HHHB', 100, 0, 0, 0))
-    else:
-        out += seg(0xE0, b'JFIF\0\x01\x01\0\0\x01\0\x01\0\0')
-    for m, payload in extra:
-        out += seg(m, payload)
-    out += seg(0xDB, b'\0' + b'\x01' * 64)
-    out += seg(0xC0, struct.pack('>BHHB', 8, h, w, nc) +
-               b''.join(bytes([c + 1, 0x11, 0]) for c in range(nc)))
-    # DC: categories 0..11 as 4-bit codes; AC: only EOB, the code '0'
-    out += seg(0xC4, b'\x00' + bytes([0, 0, 0, 12] + [0] * 12) + bytes(range(12)))
-    out += seg(0xC4, b'\x10' + bytes([1] + [0] * 15) + b'\x00')
-    out += seg(0xDA, bytes([nc]) + b''.join(bytes([c + 1, 0]) for c in range(nc)) + b'\x00\x3f\x00')
-    bitstr = []
-    pred = [0] * nc
-    for r in range(-(-h // 8)):
-        for col in range(-(-w // 8)):
-            for c in range(nc):
-                dc = 8 * (levels[c][r][col] - 128)
-                diff = dc - pred[c]
-                pred[c] = dc
-                s = abs(diff).bit_length()
-                bitstr.append(format(s, '04b'))
-                if s:
-                    bitstr.append(format(diff if diff > 0 else diff + (1 << s) - 1, '0%db' % s))
-                bitstr.append('0')
-    s = ''.join(bitstr)
-    s += '1' * (-len(s) % 8)
-    ecs = bytearray()
-    for k in range(0, len(s), 8):
-        b = int(s[k:k + 8], 2)
-        ecs.append(b)
-        if b == 0xFF:
-            ecs.append(0)
-    return out + bytes(ecs) + b'\xff\xd9'
+        extra = [(0xEE, b'Adobe' + struct.pack('>HHHB', 100, 0, 0, 0))] + list(extra)
+    return make_jpeg_coefs(w, h, comps, {0: [1] * 64}, coefs, extra=extra, app0=not adobe)
 
 
 def exif_app1(orientation, big_endian):
@@ -840,6 +1084,7 @@ def test_corpus():
         src = open(p, 'rb').read()
         t0 = time.time()
         r = run(WORKER, 'image', p, opts={'name': os.path.basename(p)})
+        remember(r, src, {'name': os.path.basename(p)}, rel)
         ms = (time.time() - t0) * 1000
         if not check(finished(r), 'corpus %s: exit 0 with a Z record' % rel,
                      (r.returncode, r.protocol_error, r.stderr[-300:])):
@@ -862,6 +1107,20 @@ def test_corpus():
         if ok_meta:
             err = check_output(OUT_KIND[kind], bytes(o.data), src)
             check(not err, 'corpus %s: output parsed and matches the input' % rel, err)
+        if ok_meta and kind == 'jpeg':
+            # no corpus JPEG has an EXIF orientation or CMYK: all take the
+            # coefficient path; the pure-Python decoder is slow, so the
+            # coefficients are compared for the small sequential ones
+            exact = jpeg_frame(src)[0] in (0xC0, 0xC1) and len(src) <= 40000
+            try:
+                jpeg_same_coding(src, bytes(o.data))
+                if exact:
+                    jpeg_same_coefficients(src, bytes(o.data))
+                err = ''
+            except (ValueError, IndexError, KeyError, struct.error) as e:
+                err = str(e)
+            check(not err, 'corpus %s: same frame and quantisation tables%s' %
+                  (rel, ', same coefficients in every block' if exact else ''), err)
     check(counts.get('png', 0) >= 10 and counts.get('jpeg', 0) >= 10 and
           counts.get('gif', 0) >= 10 and counts.get('webp', 0) >= 2 and counts.get('bmp', 0) >= 2,
           'corpus: many images of each kind re-encoded', counts)
@@ -980,6 +1239,69 @@ def test_png():
           (r.status, r.reason))
 
 
+# ARITH_SOURCE() coded with arithmetic coding instead of Huffman coding (made
+# once with jpegtran -arithmetic -copy none of libjpeg-turbo 2.1.5): no
+# stdlib-only way to write one here
+ARITH_JPEG = base64.b64decode(
+    '/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIC'
+    'AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgL/2wBDAQMDAwMDAwMDAwMDAwMDAwMDAwMD'
+    'AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwP/yQARCAAQABADASIA'
+    'AhEBAxEB/8wACgAQEAUBEBEF/9oADAMBAAIRAxEAPwD/AJtR5z2oJW0vfx1+e7qx8CCn79TVVc9g'
+    'et5enXURcqmiTuBuG8noZ8Wm1mizdHZIo3Lk69+izVWUCcLgumi5U1Xuju34HJkDfLR8+tU3iCfE'
+    'ByhRE8KPok3hJ3iQQV5+k/lDNLl4DGlKN+Rtay5XLZ7ak1T0EQO4ck6SZpy5hsfq2x6S5BCEcxF/'
+    'h+n8X4rsav/Z')
+
+
+def arith_source():
+    rnd = random.Random(31)
+    comps = [(1, 2, 2, 0), (2, 1, 1, 1), (3, 1, 1, 1)]
+    coefs = {}
+    for ci, (cid, _, _, _) in enumerate(comps):
+        bw, bh = component_blocks(16, 16, comps, ci)
+        coefs[cid] = {(r, c): [rnd.randint(-60, 60)] +
+                      [rnd.choice((0, 0, 0, 0, -3, 2, 5)) for _ in range(63)]
+                      for r in range(bh) for c in range(bw)}
+    return make_jpeg_coefs(16, 16, comps, {0: [2] * 64, 1: [3] * 64}, coefs)
+
+
+def random_coefs(rnd, w, h, comps, dc=300, ac=600):
+    """Random coefficients for every block of every component (sparse AC)."""
+    coefs = {}
+    for ci, (cid, _, _, _) in enumerate(comps):
+        bw, bh = component_blocks(w, h, comps, ci)
+        coefs[cid] = {}
+        for r in range(bh):
+            for c in range(bw):
+                zz = [rnd.randint(-dc, dc)] + [0] * 63
+                for _ in range(rnd.randint(0, 12)):
+                    zz[rnd.randint(1, 63)] = rnd.choice((-1, 1)) * rnd.randint(1, ac)
+                coefs[cid][(r, c)] = zz
+    return coefs
+
+
+def jpeg_checks(what, r, src, ref=None):
+    """Checks an output of the coefficient path: clean, one sequential
+    Huffman scan, SRC's frame and quantisation tables, and (REF, a
+    sequential Huffman JPEG, given) REF's coefficients. Returns it or None."""
+    if not check(finished(r) and r.status == 'ok' and len(r.outputs) == 1,
+                 '%s: re-encoded' % what, (r.status, r.reason)):
+        return None
+    out = one_output(r)
+    try:
+        jpeg_clean(out)
+        jpeg_same_coding(src, out)
+        if ref is not None:
+            jpeg_same_coefficients(ref, out)
+        err = ''
+    except (ValueError, IndexError, KeyError, struct.error) as e:
+        err = str(e)
+    check(not err, '%s: SOI APP0 DQT SOF%d DHT SOS EOI, one sequential Huffman scan, the '
+          'same frame and quantisation tables%s' %
+          (what, 1 if any(w for w, _ in jpeg_dqt(src).values()) else 0,
+           ', the same coefficients in every block' if ref is not None else ''), err)
+    return out
+
+
 def test_jpeg():
     src = corpus_file('jpmobile/email-fixtures/photo.jpg')
     poly = jpeg_insert(src, [(0xE1, exif_app1(1, False)),
@@ -988,11 +1310,8 @@ def test_jpeg():
                              (0xED, b'Photoshop 3.0\0' + b'8BIM' + b'\0' * 20)])
     poly += zip_bytes()
     r = image(poly, {'name': 'photo.jpeg'})
-    check(finished(r) and r.status == 'ok', 'JPEG polyglot: re-encoded', (r.status, r.reason))
-    if r.status == 'ok':
-        out = one_output(r)
-        err = check_output('jpeg', out, src)
-        check(not err, 'JPEG polyglot: only SOI APP0 DQT SOF0 DHT SOS EOI, same size', err)
+    out = jpeg_checks('JPEG polyglot', r, src, src)
+    if out is not None:
         check(b'<?php' not in out and b'PK\x03\x04' not in out and b'Exif' not in out,
               'JPEG polyglot: no comment, EXIF or zip in the output')
         check(r.outputs[0].name == 'photo.jpeg' and r.outputs[0].type == 'image/jpeg',
@@ -1001,9 +1320,14 @@ def test_jpeg():
         check('EXIF' in rm and 'XMP' in rm and 'ICC' in rm and '1 comment' in rm and
               'IPTC' in rm and '%d bytes after the end' % len(zip_bytes()) in rm,
               'JPEG polyglot: the notes name what was removed', rm)
+        check(not r.notes_of('info') and not r.notes_of('converted'),
+              'JPEG polyglot: orientation 1, nothing turned or converted', r.notes)
 
-    # EXIF orientation 1..8 applied to the pixels: a 16x24 grey image of six
-    # flat 8x8 blocks, each a different level, decoded back block by block
+    # EXIF orientation: a 16x24 grey image of six flat 8x8 blocks, each a
+    # different level, decoded back block by block. 1 takes the coefficient
+    # path (the same coefficients); 2 to 8 the pixel path (turned, encoded
+    # at quality=), whose output, given again, must come out of the
+    # coefficient path unchanged (quality=30 there would change it otherwise)
     levels = [[20, 60], [100, 140], [180, 220]]
 
     def fliph(g):
@@ -1030,55 +1354,123 @@ def test_jpeg():
             w, h, res = jpeg_block_means(out)
             got = [[round(res[1][(by, bx)]) for bx in range((w + 7) // 8)]
                    for by in range((h + 7) // 8)]
+            if o == 1:
+                jpeg_same_coding(data, out)
+                jpeg_same_coefficients(data, out)
             err = ''
         except (ValueError, KeyError, IndexError) as e:
             w = h = 0
             got, err = None, str(e)
         size_ok = (w, h) == ((24, 16) if o >= 5 else (16, 24))
         near = got is not None and len(got) == len(want[o]) and all(
-            abs(a - b) <= 4 for ra, rb in zip(got, want[o]) for a, b in zip(ra, rb))
-        check(size_ok and near, 'JPEG orientation %d: %s, pixels turned the right way' %
-              (o, 'width and height swapped' if o >= 5 else 'same size'),
+            abs(a - b) <= (0 if o == 1 else 4) for ra, rb in zip(got, want[o])
+            for a, b in zip(ra, rb))
+        check(size_ok and near and not err, 'JPEG orientation %d: %s, %s' %
+              (o, 'width and height swapped' if o >= 5 else 'same size',
+               'the same coefficients' if o == 1 else 'pixels turned the right way'),
               (w, h, got, want[o], err))
-        if o != 1:
-            check(any('orientation %d' % o in n for n in r.notes_of('info')),
-                  'JPEG orientation %d: noted' % o, r.notes)
+        if o == 1:
+            check(not r.notes_of('info'), 'JPEG orientation 1: nothing applied', r.notes)
+            continue
+        check(any('orientation %d' % o in n for n in r.notes_of('info')),
+              'JPEG orientation %d: noted' % o, r.notes)
+        r2 = run(WORKER, 'image', data=out, opts={'quality': '30'})
+        check(finished(r2) and r2.status == 'ok' and len(r2.outputs) == 1 and
+              bytes(r2.outputs[0].data) == out and not r2.notes,
+              'JPEG orientation %d: the turned output given again (quality=30) comes out '
+              'byte for byte the same, nothing noted' % o, (r2.status, r2.notes))
 
-    # CMYK (Adobe, inverted) becomes RGB
+    # CMYK (Adobe, inverted) and RGB (Adobe transform 0) take the pixel path
+    # and become YCbCr
+    def ycc_rgb(y, cb, cr):
+        return (y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
+                y + 1.772 * (cb - 128))
+
     cmyk = make_jpeg(16, 16, [[[200] * 2] * 2, [[100] * 2] * 2, [[50] * 2] * 2,
                               [[220] * 2] * 2], adobe=True)
-    r = image(cmyk)
-    if check(r.status == 'ok', 'JPEG CMYK: re-encoded', (r.status, r.reason)):
+    rgb = make_jpeg(16, 16, [[[200] * 2] * 2, [[100] * 2] * 2, [[50] * 2] * 2], adobe=True)
+    for what, data, expect in (('CMYK', cmyk, (200 * 220 / 255, 100 * 220 / 255, 50 * 220 / 255)),
+                               ('RGB', rgb, (200, 100, 50))):
+        r = image(data)
+        if not check(r.status == 'ok', 'JPEG %s: re-encoded' % what, (r.status, r.reason)):
+            continue
+        if what == 'CMYK':
+            check(any('CMYK' in n for n in r.notes_of('converted')), 'JPEG CMYK: noted', r.notes)
         out = one_output(r)
         try:
             jpeg_clean(out)
             _, _, res = jpeg_block_means(out)
-            y, cb, cr = res[1][(0, 0)], res[2][(0, 0)], res[3][(0, 0)]
-            rgb = (y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
-                   y + 1.772 * (cb - 128))
+            got = ycc_rgb(res[1][(0, 0)], res[2][(0, 0)], res[3][(0, 0)])
         except (ValueError, KeyError, IndexError) as e:
-            rgb = str(e)
-        expect = (200 * 220 / 255, 100 * 220 / 255, 50 * 220 / 255)
-        check(not isinstance(rgb, str) and all(abs(a - b) <= 8 for a, b in zip(rgb, expect)),
-              'JPEG CMYK: three components, colour kept', (rgb, expect))
-        check(any('CMYK' in n for n in r.notes_of('converted')), 'JPEG CMYK: noted', r.notes)
+            got = str(e)
+        check(not isinstance(got, str) and all(abs(a - b) <= 8 for a, b in zip(got, expect)),
+              'JPEG %s: YCbCr output, colour kept' % what, (got, expect))
 
-    # quality= changes the quantisation
+    # quality= sets the quantisation of the pixel path only
+    turned = make_jpeg(16, 24, [levels], extra=[(0xE1, exif_app1(6, False))])
     q = {}
     for quality in ('30', '95'):
-        r = image(src, {'quality': quality})
+        r = image(turned, {'quality': quality})
         if r.status == 'ok':
-            segs, _ = jpeg_walk(one_output(r))
-            q[quality] = [p for m, p, _ in segs if m == 0xDB][0][1]
-    check(len(q) == 2 and q['30'] > q['95'], 'JPEG quality= sets the quantisation', q)
+            q[quality] = jpeg_dqt(one_output(r))[0][1]
+    check(len(q) == 2 and q['30'] > q['95'], 'JPEG quality= sets the quantisation of a turned '
+          'picture', q)
+    r1, r2 = image(src), image(src, {'quality': '30'})
+    check(r1.status == r2.status == 'ok' and one_output(r1) == one_output(r2),
+          'JPEG quality= does not change the coefficient path', (r1.status, r2.status))
 
-    # a progressive input gives a baseline output
+    # progressive, arithmetic, restart markers, 16-bit tables, grey: the
+    # coefficients come out unchanged in one sequential Huffman scan
     prog = corpus_file('mimekit/tnef/christmas/kitten-playing-with-a-christmas-tree.jpg')
-    r = image(prog)
-    check(r.status == 'ok' and not check_output('jpeg', one_output(r), prog),
-          'JPEG progressive: baseline output', (r.status, r.reason))
+    jpeg_checks('JPEG progressive (corpus, 10 scans)', image(prog), prog)
+    rnd = random.Random(41)
+    comps = [(1, 2, 2, 0), (2, 1, 1, 1), (3, 1, 1, 1)]
+    qt = {0: [rnd.randint(1, 40) for _ in range(64)], 1: [rnd.randint(1, 60) for _ in range(64)]}
+    coefs = random_coefs(rnd, 37, 21, comps)
+    base = make_jpeg_coefs(37, 21, comps, qt, coefs)
+    jpeg_checks('JPEG baseline 37x21 4:2:0', image(base), base, base)
+    prog = make_jpeg_coefs(37, 21, comps, qt, coefs, progressive=True)
+    jpeg_checks('JPEG progressive 37x21 (4 scans)', image(prog), prog, base)
+    rst = make_jpeg_coefs(37, 21, comps, qt, coefs, dri=2)
+    jpeg_checks('JPEG with restart markers', image(rst), rst, rst)
+    check(jpeg_dqt(ARITH_JPEG) == jpeg_dqt(arith_source()) and
+          jpeg_frame(ARITH_JPEG)[0] == 0xC9, 'JPEG arithmetic: the fixture is SOF9 with the '
+          'tables of its source')
+    jpeg_checks('JPEG arithmetic-coded', image(ARITH_JPEG), ARITH_JPEG, arith_source())
+    wide = {0: [rnd.randint(200, 900) for _ in range(64)],
+            1: [rnd.randint(1, 60) for _ in range(64)]}
+    coefs = random_coefs(rnd, 24, 16, comps, 3, 3)
+    data = make_jpeg_coefs(24, 16, comps, wide, coefs)
+    out = jpeg_checks('JPEG with 16-bit quantisation tables (SOF1)', image(data), data, data)
+    check(out is not None and jpeg_frame(out)[0] == 0xC1 and jpeg_dqt(out)[0][0] == 1,
+          'JPEG with 16-bit quantisation tables: SOF1 and a 16-bit DQT',
+          out and (jpeg_frame(out)[0], jpeg_dqt(out)))
+    grey = [(1, 1, 1, 0)]
+    data = make_jpeg_coefs(29, 19, grey, {0: qt[0]}, random_coefs(rnd, 29, 19, grey))
+    jpeg_checks('JPEG grey', image(data), data, data)
+    k = data.index(b'\xff\xc0')
+    twelve = data[:k + 4] + b'\x0c' + data[k + 5:]
+    r = image(twelve)
+    check(finished(r) and r.status == 'fail' and 'precision' in (r.reason or ''),
+          'JPEG with 12-bit samples: fail (libjpeg-turbo here reads 8-bit only)',
+          (r.status, r.reason))
 
-    # broken JPEGs fail
+    # the limits hold on the coefficient path
+    many = make_many_scans(3)
+    out = jpeg_checks('JPEG with 256 scans (successive approximation)', image(many), many)
+    if out is not None:
+        check(jpeg_block_means(out)[2] == {1: {(0, 0): 100.0}},
+              'JPEG with 256 scans: the refined DC coefficient is kept')
+    r = image(make_many_scans(4))
+    check(finished(r) and r.status == 'limit' and 'scans' in (r.reason or ''),
+          'JPEG with 320 scans: limit (at most 256)', (r.status, r.reason))
+    r = image(src, {'max-pixels': str(48 * 64 - 1)})
+    check(finished(r) and r.status == 'limit', 'JPEG 48x64 with max-pixels=3071: limit',
+          (r.status, r.reason))
+    r = image(src, {'max-pixels': str(48 * 64)})
+    check(r.status == 'ok', 'JPEG 48x64 with max-pixels=3072: ok', (r.status, r.reason))
+
+    # broken JPEGs fail (a libjpeg warning fails the item)
     r = image(src[:len(src) // 2])
     check(finished(r) and r.status == 'fail', 'JPEG truncated: fail', (r.status, r.reason))
     r = image(src[:300])
@@ -1231,15 +1623,33 @@ def test_bmp():
     check(finished(r) and r.status == 'fail', 'BMP truncated: fail', (r.status, r.reason))
 
 
+def vp8l_alpha(chunks):
+    """The alpha_is_used bit of the only (VP8L) chunk, or None."""
+    if [t for t, _ in chunks] != [b'VP8L'] or chunks[0][1][:1] != b'\x2f':
+        return None
+    return bool(int.from_bytes(chunks[0][1][1:5], 'little') >> 28 & 1)
+
+
 def test_webp():
+    # lossy becomes lossless (a lossy encoder would change the picture on
+    # every pass); lossless stays lossless; alpha is kept
     lossy = corpus_file('corkami/mini/webp.webp')
     lossless = corpus_file('corkami/mini/webpl.webp')
-    for what, src, kind in (('lossy', lossy, b'VP8 '), ('lossless', lossless, b'VP8L')):
-        r = image(src)
-        ok = r.status == 'ok'
+    alpha = corpus_file('python-email/python.webp')
+    for what, src, has_alpha in (('lossy', lossy, False), ('lossless', lossless, False),
+                                 ('lossy with ALPH', alpha, True)):
+        r = image(src, {'name': 'pic.webp'})
+        ok = r.status == 'ok' and len(r.outputs) == 1
         err = check_output('webp', one_output(r), src) if ok else r.reason
-        check(ok and not err and kind in [t for t, _ in webp_chunks(one_output(r))],
-              'WebP %s: re-encoded %s' % (what, what), err)
+        got = vp8l_alpha(webp_chunks(one_output(r))) if ok and not err else None
+        check(ok and not err and got == has_alpha, 'WebP %s: one VP8L chunk (lossless)%s, '
+              'same size' % (what, ' with alpha' if has_alpha else ''), (err, got))
+        conv = r.notes_of('converted')
+        check(ok and r.outputs[0].name == 'pic.webp' and r.outputs[0].type == 'image/webp' and
+              (any('lossless' in n for n in conv) if what != 'lossless' else not conv),
+              'WebP %s: name and type kept, %s' %
+              (what, 'converted to lossless noted' if what != 'lossless' else 'nothing converted'),
+              (r.outputs, r.notes))
     # lossy bitstream in an extended container with metadata, and a zip after
     w, h = webp_size(webp_chunks(lossy))
     vp8 = webp_chunks(lossy)[0][1]
@@ -1252,8 +1662,8 @@ def test_webp():
     if check(r.status == 'ok', 'WebP polyglot: re-encoded', (r.status, r.reason)):
         out = one_output(r)
         err = check_output('webp', out, poly)
-        check(not err and b'PK\x03\x04' not in out,
-              'WebP polyglot: RIFF size is the file size, no EXIF/XMP/ICCP, same size', err)
+        check(not err and b'PK\x03\x04' not in out and vp8l_alpha(webp_chunks(out)) is False,
+              'WebP polyglot: RIFF size is the file size, only VP8L, same size', err)
         rm = removed(r)
         check('EXIF' in rm and 'XMP' in rm and 'ICC' in rm and
               '%d bytes after' % len(zip_bytes()) in rm and r.outputs[0].type == 'image/webp',
@@ -1369,6 +1779,65 @@ def test_mutations():
           crashes[:5])
 
 
+def test_fixed_points():
+    """Every output given again, with the same options and its own name,
+    comes out with the same bytes, name and type and no note (nothing was
+    left to remove or convert); a JPEG a third time too."""
+    groups = {}
+    for group, what, _, opts, o in PASS1:
+        out = bytes(o.data)
+        opts = dict(opts, **({'name': o.name} if o.name is not None else {}))
+        err = ''
+        for n in range(2, 4 if sniff(out[:16]) == 'jpeg' else 3):
+            r = run(WORKER, 'image', data=out, opts=opts)
+            if not finished(r) or r.status != 'ok' or len(r.outputs) != 1:
+                err = 'pass %d: %s (%s)' % (n, r.status, r.reason)
+            elif bytes(r.outputs[0].data) != out:
+                new = bytes(r.outputs[0].data)
+                at = next((k for k in range(min(len(out), len(new))) if out[k] != new[k]),
+                          min(len(out), len(new)))
+                err = 'pass %d: %d bytes (pass 1: %d), first difference at byte %d' % (
+                    n, len(new), len(out), at)
+            elif (r.outputs[0].name, r.outputs[0].type) != (o.name, o.type):
+                err = 'pass %d: %r' % (n, r.outputs[0])
+            elif r.notes:
+                err = 'pass %d notes %r' % (n, r.notes)
+            if err:
+                break
+        groups.setdefault(group, []).append('%s: %s' % (what, err) if err else '')
+    check(len(PASS1) >= 120 and {'corpus', 'png', 'jpeg', 'gif', 'bmp', 'webp', 'mutations'} <=
+          set(groups), 'fixed point: %d outputs to give again' % len(PASS1), sorted(groups))
+    for group, errs in groups.items():
+        bad = [e for e in errs if e]
+        check(not bad, 'fixed point (%s): %d outputs sanitised again give the same bytes, name '
+              'and type and no note (JPEG: a third time too)' % (group, len(errs)), bad[:5])
+
+
+def test_deterministic():
+    """The first pass again, with glibc filling every allocation with a
+    pattern (MALLOC_PERTURB_): the same bytes, so no uninitialised byte
+    reaches an output."""
+    bad, n = [], 0
+    old = os.environ.get('MALLOC_PERTURB_')
+    os.environ['MALLOC_PERTURB_'] = '165'
+    try:
+        for group, what, data, opts, o in PASS1:
+            if group == 'mutations':
+                continue
+            n += 1
+            r = run(WORKER, 'image', data=data, opts=opts)
+            if (not finished(r) or r.status != 'ok' or len(r.outputs) != 1 or
+                    r.outputs[0].data != o.data):
+                bad.append('%s %s: %s' % (group, what, r.status))
+    finally:
+        if old is None:
+            del os.environ['MALLOC_PERTURB_']
+        else:
+            os.environ['MALLOC_PERTURB_'] = old
+    check(n >= 100 and not bad, 'deterministic: %d inputs given again with MALLOC_PERTURB_=165 '
+          'give the same bytes' % n, bad[:5])
+
+
 def main():
     if not WORKER or not os.access(WORKER, os.X_OK):
         check(False, 'the worker is given (--worker)', WORKER)
@@ -1383,7 +1852,11 @@ def main():
     test_limits()
     test_other()
     test_mutations()
-    print('# %.1f s' % (time.time() - t0))
+    t1 = time.time()
+    test_fixed_points()
+    test_deterministic()
+    print('# %.1f s (%.1f s for the second and third passes and the determinism check)' %
+          (time.time() - t0, time.time() - t1))
     done()
 
 
