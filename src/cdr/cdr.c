@@ -68,6 +68,7 @@ static const struct mg_cdr_handler handlers[] = {
      "image/png;image/jpeg;image/gif;image/webp;image/bmp;image/x-ms-bmp",
      "image/png;image/jpeg;image/gif;image/webp"},
     {"mugaika-worker", "pdf-flatten", MG_ACTION_FLATTEN, "application/pdf", "application/pdf"},
+    {"mugaika-worker", "tnef", MG_ACTION_UNPACK, "application/vnd.ms-tnef", "*"},
     {"mugaika-worker", "rtf-text", MG_ACTION_TEXT, "text/rtf;application/rtf",
      "text/plain;application/x-empty"},
 };

@@ -14,7 +14,7 @@
  *	(fd 1). Handlers run with small limits so that an input stays
  *	fast; the sandbox is not applied (libFuzzer needs the process).
  *
- *	  byte % 4: 0 rtf-text, 1 ooxml, 2 archive, 3 image
+ *	  byte % 5: 0 rtf-text, 1 ooxml, 2 archive, 3 image, 4 tnef
  *
  *	Checks: the handler returns one of its statuses without crashing,
  *	leaking or reading out of bounds (the sanitizers do the work).
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char o1[] = "max-members=50", o2[] = "max-total=4194304", o3[] = "max-pixels=4000000",
                 o4[] = "max-output=1048576", o5[] = "max-depth=64", o6[] = "name=fuzz.bin";
     char *opts[] = {o1, o2, o3, o4, o5, o6};
-    static const mgw_handler_fn fns[] = {mgw_rtf_text, mgw_ooxml, mgw_archive, mgw_image};
+    static const mgw_handler_fn fns[] = {mgw_rtf_text, mgw_ooxml, mgw_archive, mgw_image, mgw_tnef};
     enum mgw_status st;
     int fd;
 
@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(lseek(fd, 0, SEEK_SET) == 0);
     FUZZ_CHECK(dup2(fd, 0) == 0);
     close(fd);
-    st = mgw_run_unconfined(fns[data[0] % 4], (int)G_N_ELEMENTS(opts), opts);
+    st = mgw_run_unconfined(fns[data[0] % G_N_ELEMENTS(fns)], (int)G_N_ELEMENTS(opts), opts);
     FUZZ_CHECK(st == MGW_OK || st == MGW_FAIL || st == MGW_ENCRYPTED || st == MGW_LIMIT);
     return 0;
 }

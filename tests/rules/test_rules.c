@@ -852,6 +852,7 @@ static void test_builtin(void)
         {"image/png", "image", MG_ACTION_DISARM},
         {"image/jpeg", "image", MG_ACTION_DISARM},
         {"text/rtf", "rtf", MG_ACTION_TEXT},
+        {"application/vnd.ms-tnef", "tnef", MG_ACTION_UNPACK},
     };
     for (unsigned i = 0; i < G_N_ELEMENTS(cdr); i++) {
         x = builtin_match(r, ATT, NULL, cdr[i].type, "x.dat", 0);
