@@ -49,6 +49,8 @@ enum mg_av_verdict mg_av_scan_buffer(struct mg_av *av, const void *buf, size_t l
                                      GError **err);
 /* Scans the whole file behind fd from offset 0 (fd's offset is not used). */
 enum mg_av_verdict mg_av_scan_fd(struct mg_av *av, int fd, char **virname, GError **err);
+enum mg_av_verdict mg_av_scan_fd_flags(struct mg_av *av, int fd, unsigned flags, char **virname,
+                                       GError **err);
 
 /* Content that is not in one buffer or file: read through fn (up to
  * len bytes at off; returns the count, 0 at the end, -1 on error). */
@@ -60,7 +62,11 @@ enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread
  * (CL_SCAN_PARSE_ARCHIVE off) for a caller that unpacks them itself and
  * scans every member: libclamav would otherwise expand a bomb up to its
  * size limits first. The archive's own bytes are still matched. */
-enum { MG_AV_SCAN_SHALLOW = 1u << 0 };
+/* MG_AV_SCAN_NO_IMAGE_HASH: no perceptual hash of pictures
+ * (CL_SCAN_PARSE_IMAGE_FUZZY_HASH off), for a second look at pictures
+ * whose originals were hashed already: the hash survives re-encoding,
+ * and computing it was a third of the scan time of a rebuilt message. */
+enum { MG_AV_SCAN_SHALLOW = 1u << 0, MG_AV_SCAN_NO_IMAGE_HASH = 1u << 1 };
 enum mg_av_verdict mg_av_scan_buffer_flags(struct mg_av *av, const void *buf, size_t len,
                                            unsigned flags, char **virname, GError **err);
 enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,

@@ -369,6 +369,8 @@ static enum mg_av_verdict av_scan_map(struct mg_av *av, cl_fmap_t *map, const st
               CL_SCAN_PARSE_IMAGE_FUZZY_HASH;
     if (flags & MG_AV_SCAN_SHALLOW)
         o.parse &= ~(unsigned)CL_SCAN_PARSE_ARCHIVE;
+    if (flags & MG_AV_SCAN_NO_IMAGE_HASH)
+        o.parse &= ~(unsigned)CL_SCAN_PARSE_IMAGE_FUZZY_HASH;
     o.heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX | CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE |
                   CL_SCAN_HEURISTIC_ENCRYPTED_DOC;
 
@@ -521,6 +523,12 @@ static gssize av_fd_read(void *handle, void *buf, size_t len, uint64_t off)
 
 enum mg_av_verdict mg_av_scan_fd(struct mg_av *av, int fd, char **virname, GError **err)
 {
+    return mg_av_scan_fd_flags(av, fd, 0, virname, err);
+}
+
+enum mg_av_verdict mg_av_scan_fd_flags(struct mg_av *av, int fd, unsigned flags, char **virname,
+                                       GError **err)
+{
     enum mg_av_verdict v;
     struct stat st;
 
@@ -539,7 +547,7 @@ enum mg_av_verdict mg_av_scan_fd(struct mg_av *av, int fd, char **virname, GErro
                     "cannot scan descriptor %d: not a regular file", fd);
         return MG_AV_FAILED;
     }
-    v = mg_av_scan_pread(av, (uint64_t)st.st_size, av_fd_read, &fd, virname, err);
+    v = mg_av_scan_pread_flags(av, (uint64_t)st.st_size, av_fd_read, &fd, flags, virname, err);
     if (v == MG_AV_FAILED && err != NULL && *err != NULL)
         g_prefix_error(err, "descriptor %d: ", fd);
     return v;

@@ -917,12 +917,13 @@ static bool check_output(struct mg_sanitize *s, struct sz_item *it, const struct
     }
     if (s->o.av != NULL) {
         if (it->cdr.extents == NULL) {
-            v = mg_av_scan_buffer(s->o.av,
-                                  it->cdr.mem != NULL ? it->cdr.mem->data : (const guint8 *)"",
-                                  it->cdr.mem != NULL ? it->cdr.mem->len : 0, &vir, &e);
+            v = mg_av_scan_buffer_flags(
+                s->o.av, it->cdr.mem != NULL ? it->cdr.mem->data : (const guint8 *)"",
+                it->cdr.mem != NULL ? it->cdr.mem->len : 0, MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
         } else {
             struct sz_reader rd = {s, &it->cdr};
-            v = mg_av_scan_pread(s->o.av, it->cdr.size, reader_cb, &rd, &vir, &e);
+            v = mg_av_scan_pread_flags(s->o.av, it->cdr.size, reader_cb, &rd,
+                                       MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
         }
     }
     if (v == MG_AV_FAILED) {
@@ -1316,7 +1317,7 @@ static bool scan_output(struct mg_sanitize *s, bool *infected)
     *infected = false;
     if (s->o.av == NULL)
         return true;
-    v = mg_av_scan_fd(s->o.av, s->out_fd, &vir, &e);
+    v = mg_av_scan_fd_flags(s->o.av, s->out_fd, MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
     if (v == MG_AV_FAILED) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of the rebuilt message: %s",
                 e != NULL ? e->message : "engine error");

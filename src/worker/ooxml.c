@@ -2790,7 +2790,9 @@ static enum mgw_status write_package(struct ox *o)
     bool ok;
 
     archive_write_set_format_zip(a);
-    archive_write_set_options(a, "zip:compression=deflate");
+    /* level 1: deflate at the default level was most of the time of a large
+     * document (a 1.4 MB main part: 60%), for 10-20% larger output */
+    archive_write_set_options(a, "zip:compression=deflate,zip:compression-level=1");
     archive_write_set_bytes_per_block(a, 0);
     ok = mgw_out_begin(o->w, name, o->fmt->mime, 0) &&
          archive_write_open(a, &s, NULL, sink_write, sink_close) == ARCHIVE_OK;
