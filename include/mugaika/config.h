@@ -90,6 +90,7 @@ struct mg_config {
     /* CDR workers and archives */
     char *worker_dir;         /* NULL: found as cdr.c says */
     unsigned worker_timeout;  /* seconds of wall clock per worker run (60) */
+    unsigned worker_budget;   /* seconds of wall clock for all the runs of a message (120) */
     unsigned worker_cpu;      /* CPU seconds per worker run (30) */
     uint64_t worker_memory;   /* address space of a worker (1 GiB) */
     unsigned archive_depth;   /* nested archives unpacked (5) */

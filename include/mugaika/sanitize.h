@@ -65,6 +65,7 @@ struct mg_sanitize_opts {
     unsigned archive_members; /* members in all, per message (1000) */
     uint64_t archive_total;   /* expanded bytes in all, per message (200 MiB) */
     unsigned archive_ratio;   /* expanded:compressed, per member and overall (100) */
+    int64_t cdr_budget_us;    /* wall clock for all the handlers of one message (120 s) */
 };
 void mg_sanitize_opts_default(struct mg_sanitize_opts *o);
 

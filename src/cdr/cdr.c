@@ -211,13 +211,38 @@ static void stop(struct mg_cdr_reader *r, enum mg_cdr_status st, const char *fmt
     va_end(ap);
 }
 
+/* JSON nesting deeper than a record needs (json-glib recurses without a
+ * limit: a worker could exhaust the daemon's stack) */
+static bool too_deep(const unsigned char *p, size_t len)
+{
+    unsigned depth = 0;
+    bool in_str = false;
+
+    for (size_t i = 0; i < len; i++) {
+        if (in_str) {
+            if (p[i] == '\\')
+                i++;
+            else if (p[i] == '"')
+                in_str = false;
+        } else if (p[i] == '"') {
+            in_str = true;
+        } else if (p[i] == '{' || p[i] == '[') {
+            if (++depth > 4)
+                return true;
+        } else if ((p[i] == '}' || p[i] == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return false;
+}
+
 static JsonObject *parse_obj(struct mg_cdr_reader *r, JsonParser *p)
 {
     JsonNode *root;
 
     /* the worker writes valid UTF-8 JSON objects (proto.c); anything
      * else did not come from a healthy worker */
-    if (r->body->len == 0 ||
+    if (r->body->len == 0 || too_deep(r->body->data, r->body->len) ||
         !g_utf8_validate((const char *)r->body->data, (gssize)r->body->len, NULL) ||
         !json_parser_load_from_data(p, (const char *)r->body->data, (gssize)r->body->len, NULL) ||
         (root = json_parser_get_root(p)) == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
@@ -259,7 +284,11 @@ static void json_record(struct mg_cdr_reader *r)
             if (fn != NULL && JSON_NODE_HOLDS_ARRAY(fn)) {
                 JsonArray *a = json_node_get_array(fn);
                 for (guint i = 0; i < json_array_get_length(a); i++) {
-                    const char *f = json_array_get_string_element(a, i);
+                    JsonNode *e = json_array_get_element(a, i);
+                    const char *f = e != NULL && JSON_NODE_HOLDS_VALUE(e) &&
+                                            json_node_get_value_type(e) == G_TYPE_STRING
+                                        ? json_node_get_string(e)
+                                        : NULL;
                     if (f == NULL)
                         continue;
                     if (strcmp(f, "encrypted") == 0)
@@ -517,9 +546,10 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
         sigfillset(&all);
         posix_spawnattr_setsigmask(&at, &none);
         posix_spawnattr_setsigdefault(&at, &all);
-        posix_spawnattr_setpgroup(&at, 0);
+        /* a session of its own: a process group (killed as a whole) and
+         * no controlling terminal to type into */
         posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                          POSIX_SPAWN_SETPGROUP);
+                                          POSIX_SPAWN_SETSID);
         rc = posix_spawn(&pid, path, &fa, &at, (char *const *)argv->pdata, environ);
         posix_spawnattr_destroy(&at);
     }

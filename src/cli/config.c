@@ -90,6 +90,7 @@ static void describe(const struct mg_config *c, GString *o)
     g_string_append_printf(o, "worker-dir = %s\n",
                            or_text(c->worker_dir, "(built-in: libexecdir/mugaika)"));
     g_string_append_printf(o, "worker-timeout = %u\n", c->worker_timeout);
+    g_string_append_printf(o, "worker-budget = %u\n", c->worker_budget);
     g_string_append_printf(o, "worker-cpu-seconds = %u\n", c->worker_cpu);
     g_string_append_printf(o, "worker-memory = %" G_GUINT64_FORMAT "\n", c->worker_memory);
     g_string_append_printf(o, "archive-depth = %u\n", c->archive_depth);

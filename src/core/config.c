@@ -92,6 +92,7 @@ static const struct key {
     {"milter-timeout", K_UINT, OFF(milter_timeout), 1, 86400, "a number of seconds"},
     {"worker-dir", K_PATH, OFF(worker_dir), 0, 0, NULL},
     {"worker-timeout", K_UINT, OFF(worker_timeout), 1, 3600, "a number of seconds"},
+    {"worker-budget", K_UINT, OFF(worker_budget), 1, 86400, "a number of seconds"},
     {"worker-cpu-seconds", K_UINT, OFF(worker_cpu), 1, 3600, "a number of seconds"},
     {"worker-memory", K_SIZE64, OFF(worker_memory), 64 * MIB, 64 * GIB, NULL},
     {"archive-depth", K_UINT, OFF(archive_depth), 1, 20, "a nesting depth"},
@@ -331,6 +332,7 @@ static void set_defaults(struct mg_config *out)
     out->spool_memory = so.spool_memory;
     out->html_budget_ms = (unsigned)(so.html_budget_us / 1000);
     out->worker_timeout = (unsigned)(so.cdr.deadline_us / G_USEC_PER_SEC);
+    out->worker_budget = (unsigned)(so.cdr_budget_us / G_USEC_PER_SEC);
     out->worker_cpu = so.cdr.cpu_seconds;
     out->worker_memory = so.cdr.address_space;
     out->archive_depth = so.archive_depth;
@@ -446,6 +448,7 @@ void mg_config_sanitize_opts(const struct mg_config *c, struct mg_sanitize_opts 
     o->spool_memory = c->spool_memory;
     o->html_budget_us = (int64_t)c->html_budget_ms * 1000;
     o->cdr.deadline_us = (int64_t)c->worker_timeout * G_USEC_PER_SEC;
+    o->cdr_budget_us = (int64_t)c->worker_budget * G_USEC_PER_SEC;
     o->cdr.cpu_seconds = c->worker_cpu;
     o->cdr.address_space = c->worker_memory;
     o->archive_depth = c->archive_depth;

@@ -43,6 +43,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -294,6 +295,9 @@ int main(int argc, char **argv)
     /* under systemd standard error goes to the journal, which gets the
      * syslog line already: copying it there would log everything twice */
     mg_log_open("mugaika-milter", foreground && getenv("JOURNAL_STREAM") == NULL, cfg->log_level);
+    /* The CDR workers run as this user: they must not read this
+     * process's memory or other messages' files through /proc/PID. */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     if (pipe2(sigpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         mg_log(LOG_ERR, "pipe: %s", g_strerror(errno));

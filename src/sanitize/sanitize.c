@@ -84,6 +84,7 @@ void mg_sanitize_opts_default(struct mg_sanitize_opts *o)
     o->archive_members = 1000;
     o->archive_total = (uint64_t)200 << 20;
     o->archive_ratio = 100;
+    o->cdr_budget_us = 120 * G_USEC_PER_SEC;
 }
 
 void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...)
@@ -778,7 +779,7 @@ static bool cdr_begin(void *u, const char *name, const char *type, unsigned flag
     r->outputs++;
     if (!r->unpack) {
         if (r->outputs > 1)
-            return false; /* one output only */
+            return true; /* one output only: the run fails (run_cdr), the rest is ignored */
         g_free(it->cdr_name);
         it->cdr_name = g_strdup(name);
         (void)type; /* the type is detected here, never taken from the worker */
@@ -806,6 +807,8 @@ static bool cdr_data(void *u, const void *buf, size_t len)
     struct cdr_run *r = u;
 
     if (!r->unpack) {
+        if (r->outputs > 1)
+            return true;
         mg_sha256_update(r->sha, buf, len);
         return content_append(r->s, &item_at(r->s, r->index)->cdr, buf, len);
     }
@@ -822,6 +825,8 @@ static bool cdr_end(void *u)
 
     if (!r->unpack) {
         struct sz_item *it = item_at(r->s, r->index);
+        if (r->outputs > 1)
+            return true;
         g_strlcpy(it->cdr_sha_hex, mg_sha256_hex(r->sha), sizeof it->cdr_sha_hex);
         return content_close(r->s, &it->cdr);
     }
@@ -839,7 +844,7 @@ static void cdr_note(void *u, const char *kind, const char *text)
 
     if (r->notes->len < 100 && (strcmp(kind, "removed") == 0 || strcmp(kind, "converted") == 0 ||
                                 strcmp(kind, "flag") == 0))
-        g_ptr_array_add(r->notes, g_strdup_printf("%s: %s", kind, text));
+        g_ptr_array_add(r->notes, g_strdup_printf("%s: %.500s", kind, text));
 }
 
 static const struct mg_cdr_sink cdr_sink = {cdr_begin, cdr_data, cdr_end, cdr_note};
@@ -996,8 +1001,21 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
             s->o.archive_members > s->arc_members ? s->o.archive_members - s->arc_members + 1 : 1;
         lim.max_output = s->o.archive_total > s->arc_bytes ? s->o.archive_total - s->arc_bytes : 0;
     }
+    {
+        /* the message's time for its handlers: a small mail with many
+         * members must not keep the gateway for an hour */
+        int64_t left = s->o.cdr_budget_us - s->cdr_spent_us;
+        lim.deadline_us = MIN(lim.deadline_us, MAX(left, (int64_t)0));
+    }
     opts = cdr_options(s, it, h);
-    st = mg_cdr_run(h, (const char *const *)opts->pdata, fd, &lim, &cdr_sink, &r, &reason);
+    if (lim.deadline_us <= 0) {
+        st = MG_CDR_LIMIT;
+        reason = g_strdup("the message's time for rebuilding files is used up");
+    } else {
+        gint64 t0 = g_get_monotonic_time();
+        st = mg_cdr_run(h, (const char *const *)opts->pdata, fd, &lim, &cdr_sink, &r, &reason);
+        s->cdr_spent_us += g_get_monotonic_time() - t0;
+    }
     close(fd);
     g_ptr_array_unref(opts);
     it = item_at(s, index);
@@ -1047,6 +1065,27 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
         }
         it = item_at(s, index);
     }
+    if (r.unpack && (st == MG_CDR_ENCRYPTED || st == MG_CDR_FAIL) && s->error == NULL) {
+        /* The archive was scanned without libclamav unpacking it, for its
+         * members to be scanned one by one: they will not be. Scan it
+         * whole now, so that malware is named as such rather than as
+         * "encrypted" (which asks the recipient for the password) or
+         * "failed". Not after a limit, a crash or a timeout: that archive
+         * is treated as hostile and removed, and expanding a bomb in
+         * libclamav would take the time the limit saved. */
+        if (!leaf_scan(s, it, false))
+            goto done;
+        if (it->flags & MG_ITEM_INFECTED) {
+            it->rule = match(s, it);
+            it->action = mg_rule_action(it->rule);
+            if (it->action != MG_ACTION_REJECT && it->action != MG_ACTION_HOLD)
+                it->action = MG_ACTION_DROP;
+            it->forced = SZ_FORCED_INFECTED;
+            it->cdr_reason = reason;
+            reason = NULL;
+            goto done;
+        }
+    }
     if (st == MG_CDR_ENCRYPTED) {
         /* the rules decide what an encrypted item becomes (hold, drop) */
         it->flags |= MG_ITEM_ENCRYPTED;
@@ -1070,6 +1109,7 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
         sz_content_forget(s, &it->cdr);
         it->cdr_ready = false;
     }
+done:
     g_free(reason);
 out:
     for (guint i = 0; i < r.members->len; i++)

@@ -118,6 +118,7 @@ struct mg_sanitize {
     struct mg_qwrite *qw;
     /* archives unpacked so far (limits are for the whole message) */
     unsigned arc_members;
+    int64_t cdr_spent_us; /* wall clock spent in workers (cdr_budget_us) */
     uint64_t arc_bytes;
     /* envelope, from the options or the top-level header */
     char *sender;

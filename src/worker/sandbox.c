@@ -14,15 +14,20 @@
  *	  the pipe on fd 1; SIGXFSZ is ignored so a write fails with EFBIG
  *	  instead), RLIMIT_CORE 0;
  *	- PR_SET_NO_NEW_PRIVS and PR_SET_DUMPABLE 0 (no set-uid gain, no
- *	  ptrace by other processes of the same user);
+ *	  ptrace by other processes of the same user); every capability
+ *	  dropped (a worker started by root cannot bypass permissions);
  *	- a seccomp filter (libseccomp) that fails with EPERM every system
  *	  call a document parser never needs and an attacker would want:
  *	  sockets (so no network), exec, fork, ptrace, other processes'
  *	  memory, mounts and namespaces, kernel modules, BPF, perf, key
  *	  rings, userfaultfd, reboot and clock setting, and every change
  *	  to the file system (open for writing, create, truncate, unlink,
- *	  rename, mkdir, links, chmod, chown): a worker runs as the
- *	  daemon's user, which owns the quarantine. It is a deny list
+ *	  rename, mkdir, links, chmod, chown, extended attributes,
+ *	  open_by_handle_at): a worker runs as the daemon's user, which
+ *	  owns the quarantine. Limits, priorities, scheduling and fcntl
+ *	  signal ownership reach the worker itself only (prlimit64 and
+ *	  sched_* with pid 0, setpriority with who 0); pidfd_send_signal,
+ *	  ioprio_set and System V / POSIX IPC are refused. It is a deny list
  *	  because the libraries run here (libarchive, libxml2, poppler,
  *	  cairo, fontconfig, qpdf, image codecs) make a wide and changing
  *	  set of harmless calls; docs/architecture.md explains the choice.
@@ -43,6 +48,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+
+#include <linux/capability.h>
 #include <unistd.h>
 
 #include <seccomp.h>
@@ -173,7 +181,44 @@ static const char *const denied[] = {
     "futimesat",
     "utimensat",
     "creat",
+    /* extended attributes carry ACLs: a chmod by another name */
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    /* other ways to reach files or processes */
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "pidfd_send_signal",
+    "ioprio_set",
+    "shmget",
+    "shmat",
+    "msgget",
+    "semget",
+    "mq_open",
 };
+
+/* A worker started by root (the CLI, or a milter without --user) keeps
+ * no capability: it cannot bypass file permissions or raise its limits. */
+static bool drop_capabilities(GError **err)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+
+    memset(d, 0, sizeof d);
+    (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (geteuid() == 0)
+        for (int c = 0; c <= CAP_LAST_CAP; c++)
+            (void)prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+    if (syscall(SYS_capset, &h, d) != 0) {
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "capset: %s",
+                    g_strerror(errno));
+        return false;
+    }
+    return true;
+}
 
 static bool apply_seccomp(GError **err)
 {
@@ -220,6 +265,26 @@ static bool apply_seccomp(GError **err)
             ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
             SCMP_A0(SCMP_CMP_MASKED_EQ, (scmp_datum_t)(CLONE_THREAD | CLONE_VM), 0));
 #endif
+    /* limits, priorities and scheduling of itself only (pid 0 is the
+     * caller; glibc's setrlimit is prlimit64(0, ...)) */
+    {
+        static const int self_calls[] = {SCMP_SYS(prlimit64), SCMP_SYS(sched_setaffinity),
+                                         SCMP_SYS(sched_setscheduler), SCMP_SYS(sched_setparam),
+                                         SCMP_SYS(sched_setattr)};
+        for (size_t i = 0; i < G_N_ELEMENTS(self_calls) && rc == 0; i++)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), self_calls[i], 1,
+                                  SCMP_A0(SCMP_CMP_NE, 0, 0));
+    }
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setpriority), 1,
+                              SCMP_A1(SCMP_CMP_NE, 0, 0));
+    /* no signal delivery set up towards another process through fcntl */
+    {
+        static const int owner_cmds[] = {F_SETOWN, F_SETOWN_EX, F_SETSIG};
+        for (size_t i = 0; i < G_N_ELEMENTS(owner_cmds) && rc == 0; i++)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fcntl), 1,
+                                  SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)owner_cmds[i], 0));
+    }
     /* signals only to itself (abort() and raise() use tgkill on itself) */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(kill), 1,
@@ -258,6 +323,8 @@ bool mgw_sandbox(unsigned cpu_seconds, uint64_t as_bytes, unsigned nofile, GErro
                     g_strerror(errno));
         return false;
     }
+    if (!drop_capabilities(err))
+        return false;
     return apply_seccomp(err);
 }
 

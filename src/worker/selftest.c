@@ -23,7 +23,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,6 +71,28 @@ static void probe(struct mgw *w)
         probe_result(w, "file-write", -1);
     }
     probe_result(w, "kill-parent", kill(getppid(), 0));
+    {
+        /* the parent's limits, priority and signals by other routes */
+        struct rlimit rl;
+        char path[64];
+        int pfd;
+        if (prlimit(getppid(), RLIMIT_NOFILE, NULL, &rl) == 0)
+            probe_result(w, "prlimit-parent", prlimit(getppid(), RLIMIT_NOFILE, &rl, NULL));
+        else
+            probe_result(w, "prlimit-parent", -1);
+        errno = 0;
+        int prio = getpriority(PRIO_PROCESS, (id_t)getppid());
+        probe_result(w, "setpriority-parent",
+                     errno != 0 ? -1 : setpriority(PRIO_PROCESS, (id_t)getppid(), prio));
+        g_snprintf(path, sizeof path, "/proc/%d", (int)getppid());
+        pfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        probe_result(w, "pidfd-signal-parent",
+                     pfd < 0 ? -1 : (int)syscall(SYS_pidfd_send_signal, pfd, 0, NULL, 0));
+        if (pfd >= 0)
+            close(pfd);
+        probe_result(w, "setxattr", fsetxattr(0, "user.mugaika", "x", 1, 0));
+        probe_result(w, "fcntl-setown", fcntl(0, F_SETOWN, getppid()));
+    }
     mgw_note(w, "info", "asan: %s", mgw_sandbox_asan() ? "yes" : "no");
 }
 

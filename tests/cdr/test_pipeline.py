@@ -98,6 +98,11 @@ def corpus(*parts):
         return f.read()
 
 
+def random_bytes(n):
+    import random
+    return random.Random(5).randbytes(n)
+
+
 def zip_of(members):
     b = io.BytesIO()
     with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as z:
@@ -196,6 +201,24 @@ def main():
     m = parse(p.stdout)
     check(p.returncode == 0 and not attachments(m) and 'password' in body_text(m),
           'encrypted 7z (found by the handler): removed, password notice', body_text(m))
+    # an archive whose unpacking fails after a shallow scan is scanned whole
+    # again: EICAR, then padding past libmagic's window, then an entry
+    # marked encrypted (so the handler stops with "encrypted")
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as z:
+        z.writestr('eicar.com', EICAR)
+        z.writestr(zipfile.ZipInfo('pad.bin'), random_bytes(300000), zipfile.ZIP_STORED)
+        z.writestr(zipfile.ZipInfo('secret.txt'), b'secret\n', zipfile.ZIP_STORED)
+    raw = bytearray(b.getvalue())
+    for sig, off in ((b'PK\x03\x04', 6), (b'PK\x01\x02', 8)):
+        at = raw.rfind(sig)  # the last entry's local header / central record
+        raw[at + off] |= 1
+    p = sanitize(mail([('mixed.zip', bytes(raw))]))
+    m = parse(p.stdout)
+    check(p.returncode == 0 and not attachments(m) and 'Mugaika.Test.EICAR' in body_text(m)
+          and 'password' not in body_text(m),
+          'an archive the handler gives up on (encrypted entry) is scanned whole: the virus '
+          'is named, no password is asked for', body_text(m))
     deep = b'the bottom\n'
     name = 'bottom.txt'
     for i in range(7):

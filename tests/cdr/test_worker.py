@@ -155,7 +155,9 @@ def main():
     check(r.status == 'ok' and r.returncode == 0, 'selftest probe runs', r.stderr)
     asan = notes.get('asan') == 'yes'
     notes.pop('asan', None)
-    for what in ('socket-inet', 'socket-unix', 'fork', 'exec', 'file-write', 'kill-parent'):
+    for what in ('socket-inet', 'socket-unix', 'fork', 'exec', 'file-write', 'kill-parent',
+                 'prlimit-parent', 'setpriority-parent', 'pidfd-signal-parent', 'setxattr',
+                 'fcntl-setown'):
         check(notes.get(what, '').startswith('refused'), 'sandbox refuses ' + what,
               notes.get(what))
     check(not os.path.exists(os.path.join(TMP, 'w')), 'sandbox: no file was created')
@@ -276,6 +278,28 @@ def main():
               'worker %s: the original is in quarantine' % mode, lst.stdout + lst.stderr)
         if mode == 'sleep':
             check(wall < 30, 'a hanging worker costs only its deadline (%.1f s)' % wall)
+    # the message's budget for its workers: two hanging workers of 60 s each
+    # may take only 3 s in all
+    mail2 = os.path.join(TMP, 'mail2.eml')
+    with open(mail, 'r') as f:
+        one = f.read()
+    part = one[one.index('Content-Type: image/png'):one.index('--b--')]
+    with open(mail2, 'w') as f:
+        f.write(one.replace('--b--', '--b\n' + part.replace('pic.png', 'pic2.png') + '--b--'))
+    conf = os.path.join(TMP, 'budget.conf')
+    with open(conf, 'w') as f:
+        f.write('[mugaika]\nworker-dir = %s\nworker-timeout = 60\nworker-budget = 3\n' % fake)
+    t0 = time.monotonic()
+    p = subprocess.run([A.cli, 'sanitize', '--config', conf, '--quarantine',
+                        os.path.join(TMP, 'q-budget'), '--clamav-db', db_dir(), '--lang', 'en',
+                        mail2], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=dict(os.environ, FAKE_MODE='sleep'), timeout=120)
+    wall = time.monotonic() - t0
+    out = p.stdout.decode('utf-8', 'replace')
+    check(p.returncode == 0 and wall < 20 and 'pic.png' in out and 'pic2.png' in out
+          and out.count('could not be rebuilt') == 2,
+          'worker-budget: two hanging workers end within the message budget (%.1f s), both '
+          'files removed with a notice' % wall, out[-600:] + p.stderr.decode()[-300:])
     conf = os.path.join(TMP, 'missing.conf')
     with open(conf, 'w') as f:
         f.write('[mugaika]\nworker-dir = %s\n' % os.path.join(TMP, 'nowhere'))

@@ -44,7 +44,7 @@ def run(binary, *args, stdin=None):
 CONFIG_KEYS = ["rules", "quarantine", "clamav-db", "lang", "audit", "spool", "retention-days",
                "max-header-bytes", "max-line-bytes", "max-depth", "max-parts", "spool-memory",
                "html-budget-ms", "socket", "user", "group", "log-level", "max-message-size",
-               "message-timeout", "milter-timeout", "worker-dir", "worker-timeout",
+               "message-timeout", "milter-timeout", "worker-dir", "worker-timeout", "worker-budget",
                "worker-cpu-seconds", "worker-memory", "archive-depth", "archive-members",
                "archive-size", "archive-ratio"]
 
@@ -84,7 +84,7 @@ def check_config(binary, testdata):
                     "socket": "unix:/run/mugaika/milter.sock", "user": "(none)",
                     "group": "(none)", "log-level": "info", "max-message-size": "0 (no limit)",
                     "message-timeout": "600", "milter-timeout": "600",
-                    "worker-dir": "(built-in: libexecdir/mugaika)", "worker-timeout": "60",
+                    "worker-dir": "(built-in: libexecdir/mugaika)", "worker-timeout": "60", "worker-budget": "120",
                     "worker-cpu-seconds": "30", "worker-memory": "1073741824",
                     "archive-depth": "5", "archive-members": "1000", "archive-size": "209715200",
                     "archive-ratio": "100"}
@@ -109,7 +109,7 @@ def check_config(binary, testdata):
                     "html-budget-ms = 500\nsocket = inet:8891@127.0.0.1\nuser = mugaika\n"
                     "group = mail\nlog-level = debug\nmax-message-size = 2G\n"
                     "message-timeout = 300\nmilter-timeout = 60\n"
-                    "worker-dir = /usr/lib/mugaika\nworker-timeout = 20\n"
+                    "worker-dir = /usr/lib/mugaika\nworker-timeout = 20\nworker-budget = 90\n"
                     "worker-cpu-seconds = 10\nworker-memory = 512M\narchive-depth = 3\n"
                     "archive-members = 200\narchive-size = 50M\narchive-ratio = 50\n")
         r = run(binary, "config", "check", good)
@@ -125,7 +125,7 @@ def check_config(binary, testdata):
                 ("socket", "inet:8891@127.0.0.1"), ("user", "mugaika"), ("group", "mail"),
                 ("log-level", "debug"), ("max-message-size", "2147483648"),
                 ("message-timeout", "300"), ("milter-timeout", "60"),
-                ("worker-dir", "/usr/lib/mugaika"), ("worker-timeout", "20"),
+                ("worker-dir", "/usr/lib/mugaika"), ("worker-timeout", "20"), ("worker-budget", "90"),
                 ("worker-cpu-seconds", "10"), ("worker-memory", "536870912"),
                 ("archive-depth", "3"), ("archive-members", "200"), ("archive-size", "52428800"),
                 ("archive-ratio", "50")]
