@@ -203,28 +203,6 @@ static la_int64_t in_seek(struct archive *a, void *data, la_int64_t off, int whe
 
 /* --- names --- */
 
-/* True for a character that never belongs in a file name shown to a
- * person: controls (C0, DEL, C1), format characters (bidi embeddings,
- * overrides and isolates, zero-width characters, U+061C, U+FEFF...),
- * line and paragraph separators. The explicit ranges repeat what Cf
- * holds in case the Unicode tables of GLib are older. */
-static bool bad_char(gunichar ch)
-{
-    switch (g_unichar_type(ch)) {
-    case G_UNICODE_CONTROL:
-    case G_UNICODE_FORMAT:
-    case G_UNICODE_LINE_SEPARATOR:
-    case G_UNICODE_PARAGRAPH_SEPARATOR:
-    case G_UNICODE_SURROGATE:
-        return true;
-    default:
-        break;
-    }
-    return ch < 0x20 || (ch >= 0x7f && ch <= 0x9f) || ch == 0x061c ||
-           (ch >= 0x200b && ch <= 0x200f) || (ch >= 0x202a && ch <= 0x202e) ||
-           (ch >= 0x2060 && ch <= 0x206f) || ch == 0xfeff || (ch >= 0xfff9 && ch <= 0xfffb);
-}
-
 static bool only_dots_spaces(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -254,20 +232,13 @@ static void add_component(GString *out, const char *s, size_t len, bool first)
  * nothing safe is left). */
 static char *safe_name(const char *in)
 {
-    GString *clean = g_string_sized_new(strlen(in) + 1);
+    char *clean = mgw_name_clean(in);
     GString *out = g_string_sized_new(strlen(in) + 1);
     const char *p, *start;
     bool first = true;
 
-    for (p = in; *p != '\0'; p = g_utf8_next_char(p)) {
-        gunichar ch = g_utf8_get_char(p);
-        if (ch == '\\')
-            g_string_append_c(clean, '/');
-        else if (!bad_char(ch))
-            g_string_append_unichar(clean, ch);
-    }
-    start = clean->str;
-    for (p = clean->str;; p++) {
+    start = clean;
+    for (p = clean;; p++) {
         if (*p == '/' || *p == '\0') {
             add_component(out, start, (size_t)(p - start), first);
             first = false;
@@ -276,7 +247,7 @@ static char *safe_name(const char *in)
             start = p + 1;
         }
     }
-    g_string_free(clean, TRUE);
+    g_free(clean);
     /* too long: drop leading directories, then the start of the name
      * (its end holds the extension) */
     while (out->len > AR_NAME_MAX) {

@@ -97,6 +97,16 @@ bool mgw_out_write(struct mgw *w, const void *buf, size_t len);
 bool mgw_out_end(struct mgw *w);
 bool mgw_out_file(struct mgw *w, const char *name, const char *type, const void *buf, size_t len);
 
+/* True for a character that never belongs in a file name shown to a
+ * person: controls (C0, DEL, C1), format characters (bidi embeddings,
+ * overrides and isolates, zero-width characters, U+061C, U+FEFF),
+ * line and paragraph separators, surrogates. For the handlers that
+ * name their outputs from an untrusted source (archive.c, tnef.c). */
+bool mgw_name_char_bad(gunichar ch);
+/* in (UTF-8) without those characters, backslashes turned into '/'
+ * (both are path separators to a Windows client). Owned. */
+char *mgw_name_clean(const char *in);
+
 /* Notes for the notice and the audit record. */
 void mgw_note(struct mgw *w, const char *kind, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /* The reason given with a status other than MGW_OK (last one wins). */

@@ -227,6 +227,39 @@ bool mgw_out_file(struct mgw *w, const char *name, const char *type, const void 
     return mgw_out_begin(w, name, type, 0) && mgw_out_write(w, buf, len) && mgw_out_end(w);
 }
 
+bool mgw_name_char_bad(gunichar ch)
+{
+    switch (g_unichar_type(ch)) {
+    case G_UNICODE_CONTROL:
+    case G_UNICODE_FORMAT:
+    case G_UNICODE_LINE_SEPARATOR:
+    case G_UNICODE_PARAGRAPH_SEPARATOR:
+    case G_UNICODE_SURROGATE:
+        return true;
+    default:
+        break;
+    }
+    /* the explicit ranges repeat what Cf holds, in case GLib's Unicode
+     * tables are older than the characters */
+    return ch < 0x20 || (ch >= 0x7f && ch <= 0x9f) || ch == 0x061c ||
+           (ch >= 0x200b && ch <= 0x200f) || (ch >= 0x202a && ch <= 0x202e) ||
+           (ch >= 0x2060 && ch <= 0x206f) || ch == 0xfeff || (ch >= 0xfff9 && ch <= 0xfffb);
+}
+
+char *mgw_name_clean(const char *in)
+{
+    GString *clean = g_string_sized_new(strlen(in) + 1);
+
+    for (const char *p = in; *p != '\0'; p = g_utf8_next_char(p)) {
+        gunichar ch = g_utf8_get_char(p);
+        if (ch == '\\')
+            g_string_append_c(clean, '/');
+        else if (!mgw_name_char_bad(ch))
+            g_string_append_unichar(clean, ch);
+    }
+    return g_string_free(clean, FALSE);
+}
+
 void mgw_note(struct mgw *w, const char *kind, const char *fmt, ...)
 {
     JsonBuilder *b = json_builder_new();

@@ -465,49 +465,21 @@ static char *read_name(struct tn *t, const struct tn_val *v)
 
 /* --- names --- */
 
-/* True for a character that never belongs in a file name shown to a
- * person: controls, format characters (bidi embeddings, overrides and
- * isolates, zero-width characters, BOM), line and paragraph
- * separators. The ranges repeat Cf in case GLib's tables are older. */
-static bool bad_char(gunichar ch)
-{
-    switch (g_unichar_type(ch)) {
-    case G_UNICODE_CONTROL:
-    case G_UNICODE_FORMAT:
-    case G_UNICODE_LINE_SEPARATOR:
-    case G_UNICODE_PARAGRAPH_SEPARATOR:
-    case G_UNICODE_SURROGATE:
-        return true;
-    default:
-        break;
-    }
-    return ch < 0x20 || (ch >= 0x7f && ch <= 0x9f) || ch == 0x061c ||
-           (ch >= 0x200b && ch <= 0x200f) || (ch >= 0x202a && ch <= 0x202e) ||
-           (ch >= 0x2060 && ch <= 0x206f) || ch == 0xfeff || (ch >= 0xfff9 && ch <= 0xfffb);
-}
-
 /* The safe form of the UTF-8 name in: its last usable path component
  * (owned; empty when nothing safe is left). */
 static char *safe_name(const char *in)
 {
-    GString *clean = g_string_sized_new(strlen(in) + 1);
+    char *clean = mgw_name_clean(in);
     const char *p, *start, *best = NULL;
     size_t best_len = 0;
     char *out;
 
-    for (p = in; *p != '\0'; p = g_utf8_next_char(p)) {
-        gunichar ch = g_utf8_get_char(p);
-        if (ch == '\\')
-            g_string_append_c(clean, '/');
-        else if (!bad_char(ch))
-            g_string_append_unichar(clean, ch);
-    }
-    start = clean->str;
-    for (p = clean->str;; p++) {
+    start = clean;
+    for (p = clean;; p++) {
         if (*p == '/' || *p == '\0') {
             const char *c = start;
             size_t len = (size_t)(p - start);
-            if (c == clean->str && len >= 2 && g_ascii_isalpha(c[0]) && c[1] == ':') {
+            if (c == clean && len >= 2 && g_ascii_isalpha(c[0]) && c[1] == ':') {
                 c += 2; /* a drive letter, "C:" or "C:name" */
                 len -= 2;
             }
@@ -533,7 +505,7 @@ static char *safe_name(const char *in)
         best = q;
     }
     out = best != NULL ? g_strndup(best, best_len) : g_strdup("");
-    g_string_free(clean, TRUE);
+    g_free(clean);
     return out;
 }
 
