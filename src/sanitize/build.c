@@ -1106,23 +1106,6 @@ static bool output_kept(struct mg_sanitize *s, const char *name, const struct sz
     return mg_rule_action(mg_rules_match(s->o.rules, &subj)) == MG_ACTION_KEEP;
 }
 
-static int open_out(struct mg_sanitize *s)
-{
-    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        char *path = g_build_filename(dir, "mugaika-out-XXXXXX", NULL);
-        fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            (void)unlink(path);
-        g_free(path);
-    }
-    if (fd < 0)
-        sz_fail(s, MG_VERDICT_TEMPFAIL, "spool directory %s: %s", dir, g_strerror(errno));
-    return fd;
-}
-
 /* SHA-256 of notice + the text region: names the boundary. */
 static bool hash_body(struct mg_sanitize *s, const char *notice_text, const struct sink *k,
                       struct mg_sha256 *h)
@@ -1336,7 +1319,7 @@ bool sz_build(struct mg_sanitize *s)
 
     if (s->out_fd >= 0)
         close(s->out_fd);
-    s->out_fd = open_out(s);
+    s->out_fd = sz_tmpfile(s, "out");
     if (s->out_fd < 0)
         goto done;
     out = g_mime_stream_fs_new(s->out_fd);

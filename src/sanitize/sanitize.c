@@ -101,25 +101,30 @@ void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...)
 
 /* --- spool -------------------------------------------------------------- */
 
-static bool spool_open(struct mg_sanitize *s)
+int sz_tmpfile(struct mg_sanitize *s, const char *name)
 {
     const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 
-    if (s->spool_fd >= 0)
-        return true;
-    s->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (s->spool_fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        char *path = g_build_filename(dir, "mugaika-spool-XXXXXX", NULL);
-        s->spool_fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
-        if (s->spool_fd >= 0)
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        char *tmpl = g_strdup_printf("mugaika-%s-XXXXXX", name);
+        char *path = g_build_filename(dir, tmpl, NULL);
+        fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0)
             (void)unlink(path);
         g_free(path);
+        g_free(tmpl);
     }
-    if (s->spool_fd < 0) {
+    if (fd < 0)
         sz_fail(s, MG_VERDICT_TEMPFAIL, "spool directory %s: %s", dir, g_strerror(errno));
-        return false;
-    }
-    return true;
+    return fd;
+}
+
+static bool spool_open(struct mg_sanitize *s)
+{
+    if (s->spool_fd < 0)
+        s->spool_fd = sz_tmpfile(s, "spool");
+    return s->spool_fd >= 0;
 }
 
 bool sz_spool_write(struct mg_sanitize *s, const void *buf, size_t len, struct sz_extent *ext)
@@ -580,6 +585,18 @@ static gssize reader_cb(void *handle, void *buf, size_t len, uint64_t off)
     return sz_content_read(r->s, r->c, off, buf, len);
 }
 
+/* libclamav over a content: its memory, or its spool extents */
+static enum mg_av_verdict scan_content(struct mg_sanitize *s, const struct sz_content *c,
+                                       unsigned flags, char **vir, GError **e)
+{
+    struct sz_reader r = {s, c};
+
+    if (c->extents == NULL)
+        return mg_av_scan_buffer_flags(s->o.av, c->mem != NULL ? c->mem->data : (const guint8 *)"",
+                                       c->mem != NULL ? c->mem->len : 0, flags, vir, e);
+    return mg_av_scan_pread_flags(s->o.av, c->size, reader_cb, &r, flags, vir, e);
+}
+
 /* shallow: the archive will be unpacked here and every member scanned
  * on its own (MG_AV_SCAN_SHALLOW) */
 static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it, bool shallow)
@@ -587,18 +604,10 @@ static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it, bool shallow)
     GError *e = NULL;
     char *vir = NULL;
     enum mg_av_verdict v;
-    unsigned flags = shallow ? MG_AV_SCAN_SHALLOW : 0;
 
     if (s->o.av == NULL)
         return true;
-    if (it->c.extents == NULL) {
-        v = mg_av_scan_buffer_flags(s->o.av,
-                                    it->c.mem != NULL ? it->c.mem->data : (const guint8 *)"",
-                                    it->c.mem != NULL ? it->c.mem->len : 0, flags, &vir, &e);
-    } else {
-        struct sz_reader r = {s, &it->c};
-        v = mg_av_scan_pread_flags(s->o.av, it->c.size, reader_cb, &r, flags, &vir, &e);
-    }
+    v = scan_content(s, &it->c, shallow ? MG_AV_SCAN_SHALLOW : 0, &vir, &e);
     if (v == MG_AV_FAILED) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of part %s: %s", it->path,
                 e != NULL ? e->message : "engine error");
@@ -852,22 +861,12 @@ static const struct mg_cdr_sink cdr_sink = {cdr_begin, cdr_data, cdr_end, cdr_no
 /* A temporary file with the item's content: the worker's standard input. */
 static int item_file(struct mg_sanitize *s, const struct sz_content *c)
 {
-    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int fd = sz_tmpfile(s, "item");
     char *buf;
     uint64_t off = 0;
 
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        char *path = g_build_filename(dir, "mugaika-item-XXXXXX", NULL);
-        fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            (void)unlink(path);
-        g_free(path);
-    }
-    if (fd < 0) {
-        sz_fail(s, MG_VERDICT_TEMPFAIL, "spool directory %s: %s", dir, g_strerror(errno));
+    if (fd < 0)
         return -1;
-    }
     buf = g_malloc(SZ_BUF);
     while (off < c->size) {
         gssize n = sz_content_read(s, c, off, buf, SZ_BUF);
@@ -920,17 +919,8 @@ static bool check_output(struct mg_sanitize *s, struct sz_item *it, const struct
         it->cdr_status = MG_CDR_FAIL;
         return true;
     }
-    if (s->o.av != NULL) {
-        if (it->cdr.extents == NULL) {
-            v = mg_av_scan_buffer_flags(
-                s->o.av, it->cdr.mem != NULL ? it->cdr.mem->data : (const guint8 *)"",
-                it->cdr.mem != NULL ? it->cdr.mem->len : 0, MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
-        } else {
-            struct sz_reader rd = {s, &it->cdr};
-            v = mg_av_scan_pread_flags(s->o.av, it->cdr.size, reader_cb, &rd,
-                                       MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
-        }
-    }
+    if (s->o.av != NULL)
+        v = scan_content(s, &it->cdr, MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
     if (v == MG_AV_FAILED) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of the output of %s for part %s: %s", h->name,
                 it->path, e != NULL ? e->message : "engine error");

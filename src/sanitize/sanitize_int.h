@@ -143,6 +143,9 @@ struct mg_sanitize {
 };
 
 void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* A temporary file in the spool directory (O_TMPFILE, else an unlinked
+ * mugaika-NAME-XXXXXX); -1 after sz_fail. */
+int sz_tmpfile(struct mg_sanitize *s, const char *name);
 bool sz_spool_write(struct mg_sanitize *s, const void *buf, size_t len, struct sz_extent *ext);
 /* Reads up to len bytes of c at off; returns the count (0 at the end,
  * -1 on error after sz_fail). */
