@@ -88,7 +88,13 @@ enum mg_cdr_status {
 };
 const char *mg_cdr_status_name(enum mg_cdr_status st);
 
-/* opts: NULL-terminated KEY=VALUE strings for the handler (may be NULL).
+/* The environment variable that carries the option "password" to the
+ * worker: mg_cdr_run never puts it on the command line, which every
+ * user can read (/proc/PID/cmdline); the worker clears it at start. */
+#define MG_CDR_PASSWORD_ENV "MUGAIKA_WORKER_PASSWORD"
+
+/* opts: NULL-terminated KEY=VALUE strings for the handler (may be NULL);
+ * "password=PW" goes to the worker in its environment (above).
  * *reason (caller frees) says why for every status but OK. */
 enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const *opts, int in_fd,
                               const struct mg_cdr_limits *lim, const struct mg_cdr_sink *sink,

@@ -495,6 +495,8 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
     enum mg_cdr_status st;
     gint64 deadline;
     bool timed_out = false;
+    char *password = NULL;
+    GPtrArray *envp = NULL;
 
     *reason = NULL;
     if (lim == NULL) {
@@ -516,9 +518,24 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
     g_ptr_array_add(argv, g_strdup(h->name));
     g_ptr_array_add(argv, g_strdup_printf("cpu=%u", lim->cpu_seconds));
     g_ptr_array_add(argv, g_strdup_printf("as=%" G_GUINT64_FORMAT, lim->address_space));
-    for (size_t i = 0; opts != NULL && opts[i] != NULL; i++)
-        g_ptr_array_add(argv, g_strdup(opts[i]));
+    for (size_t i = 0; opts != NULL && opts[i] != NULL; i++) {
+        if (g_str_has_prefix(opts[i], "password=")) {
+            /* never on the command line: any user can read that */
+            g_free(password);
+            password = g_strdup(opts[i] + strlen("password="));
+        } else {
+            g_ptr_array_add(argv, g_strdup(opts[i]));
+        }
+    }
     g_ptr_array_add(argv, NULL);
+    if (password != NULL) {
+        envp = g_ptr_array_new_with_free_func(g_free);
+        for (char **e = environ; *e != NULL; e++)
+            if (!g_str_has_prefix(*e, MG_CDR_PASSWORD_ENV "="))
+                g_ptr_array_add(envp, g_strdup(*e));
+        g_ptr_array_add(envp, g_strconcat(MG_CDR_PASSWORD_ENV "=", password, NULL));
+        g_ptr_array_add(envp, NULL);
+    }
 
     r = mg_cdr_reader_new(lim, sink, u);
 
@@ -550,7 +567,8 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
          * no controlling terminal to type into */
         posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                           POSIX_SPAWN_SETSID);
-        rc = posix_spawn(&pid, path, &fa, &at, (char *const *)argv->pdata, environ);
+        rc = posix_spawn(&pid, path, &fa, &at, (char *const *)argv->pdata,
+                         envp != NULL ? (char *const *)envp->pdata : environ);
         posix_spawnattr_destroy(&at);
     }
     posix_spawn_file_actions_destroy(&fa);
@@ -656,6 +674,14 @@ out:
     mg_cdr_reader_free(r);
     g_string_free(err_text, TRUE);
     g_ptr_array_unref(argv);
+    if (password != NULL) {
+        /* the last entry before NULL is the password's */
+        char *pe = g_ptr_array_index(envp, envp->len - 2);
+        explicit_bzero(pe, strlen(pe));
+        explicit_bzero(password, strlen(password));
+        g_free(password);
+        g_ptr_array_unref(envp);
+    }
     if (st != MG_CDR_OK && *reason == NULL)
         *reason = g_strdup(mg_cdr_status_name(st));
     return st;

@@ -91,8 +91,11 @@
  *	limit too.
  * DIAGNOSTICS
  *	MGW_LIMIT with a reason naming the limit; MGW_ENCRYPTED when an
- *	entry or the archive's headers are encrypted (no password is ever
- *	tried); MGW_FAIL when the item is not an archive this handler
+ *	entry or the archive's headers are encrypted and no password was
+ *	given (the option "password", for a release from quarantine:
+ *	libarchive decrypts zip's traditional and AES encryption; RAR 5
+ *	and 7z encryption it cannot, so those stay MGW_ENCRYPTED), or the
+ *	password does not decrypt the data; MGW_FAIL when the item is not an archive this handler
  *	reads, or any header or member data is unreadable (corrupt,
  *	truncated, bad CRC): the parent then drops the whole item. A note
  *	"info" gives the format and the member count at the end.
@@ -680,6 +683,8 @@ static int open_archive(struct ar_ctx *c, int filter, enum ar_formats formats)
 
     c->a = a;
     c->pos = 0;
+    if (mgw_option(c->w, "password") != NULL)
+        archive_read_add_passphrase(a, mgw_option(c->w, "password"));
     if (filter == ARCHIVE_FILTER_NONE)
         archive_read_support_filter_lzma(a);
     else if (filter == ARCHIVE_FILTER_GZIP || filter == ARCHIVE_FILTER_BZIP2 ||
@@ -734,7 +739,10 @@ static enum mgw_status failure(struct ar_ctx *c, struct archive_entry *e, const 
      * it about encryption crashes */
     if (c->opened && ((e != NULL && archive_entry_is_encrypted(e)) ||
                       archive_read_has_encrypted_entries(c->a) > 0)) {
-        mgw_reason(c->w, "the archive is encrypted (%s: %s)", what, msg);
+        if (mgw_option(c->w, "password") != NULL)
+            mgw_reason(c->w, "the password does not open the archive (%s: %s)", what, msg);
+        else
+            mgw_reason(c->w, "the archive is encrypted (%s: %s)", what, msg);
         st = MGW_ENCRYPTED;
     } else if (archive_errno(c->a) == ENOMEM) {
         mgw_reason(c->w, "memory limit: %s: %s", what, msg);
@@ -848,7 +856,8 @@ static enum mgw_status do_entry(struct ar_ctx *c, struct archive_entry *e, const
         if (decoded == NULL || strcmp(decoded, name) != 0)
             flags |= MGW_OUT_NAME_CHANGED;
     }
-    if (archive_entry_filetype(e) != AE_IFDIR && archive_entry_is_encrypted(e)) {
+    if (archive_entry_filetype(e) != AE_IFDIR && archive_entry_is_encrypted(e) &&
+        mgw_option(c->w, "password") == NULL) {
         mgw_reason(c->w, "member '%s' is encrypted", name);
         st = MGW_ENCRYPTED;
     } else if (archive_entry_filetype(e) == AE_IFDIR || kind != NULL) {

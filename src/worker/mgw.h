@@ -29,7 +29,11 @@
  *	Options come from the command line as KEY=VALUE (the rule's
  *	options and the limits the parent passes); mgw_option returns
  *	NULL for an absent key. "name" is the item's file name (UTF-8)
- *	when it has one.
+ *	when it has one. The option "password" (for an encrypted item the
+ *	administrator releases) comes in the environment variable
+ *	MGW_PASSWORD_ENV instead, never on the command line, where every
+ *	user could read it; mgw_main moves it into the options and wipes
+ *	it from the environment before the handler runs.
  *
  * RECORDS (fd 1)
  *	Each record is one tag byte, a 4-byte big-endian length, then
@@ -83,6 +87,10 @@ uint64_t mgw_input_size(const struct mgw *w);
 /* Reads the whole input into memory (NULL with a note when it is
  * larger than max or unreadable). Caller frees with g_free. */
 unsigned char *mgw_input_read_all(struct mgw *w, uint64_t max, size_t *len);
+
+/* The environment variable of the option "password" (the same name
+ * as MG_CDR_PASSWORD_ENV of include/mugaika/cdr.h). */
+#define MGW_PASSWORD_ENV "MUGAIKA_WORKER_PASSWORD"
 
 /* Options (KEY=VALUE arguments). */
 const char *mgw_option(const struct mgw *w, const char *key);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-glib/json-glib.h>
@@ -317,6 +318,20 @@ static void usage(const char *prog, const struct mgw_handler *table, size_t n)
     fputc('\n', stderr);
 }
 
+/* Moves the password from the environment into the options, wiping
+ * the bytes in place: /proc/PID/environ shows the original block. */
+static void password_option(struct mgw *w)
+{
+    char *v = getenv(MGW_PASSWORD_ENV);
+
+    g_hash_table_remove(w->opts, "password"); /* only ever from the environment */
+    if (v == NULL)
+        return;
+    g_hash_table_replace(w->opts, g_strdup("password"), g_strdup(v));
+    explicit_bzero(v, strlen(v));
+    unsetenv(MGW_PASSWORD_ENV);
+}
+
 int mgw_main(int argc, char **argv, const struct mgw_handler *table, size_t n)
 {
     struct mgw w;
@@ -352,6 +367,11 @@ int mgw_main(int argc, char **argv, const struct mgw_handler *table, size_t n)
         }
         g_hash_table_replace(w.opts, g_strndup(argv[i], (gsize)(eq - argv[i])), g_strdup(eq + 1));
     }
+    password_option(&w);
+    /* outputs never depend on the daemon's time zone (zip writers turn
+     * times into local DOS times): a POSIX zone string, no file read */
+    setenv("TZ", "UTC0", 1);
+    tzset();
     if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) {
         fprintf(stderr, "%s: the item (fd 0) must be a regular file\n", argv[0]);
         g_hash_table_unref(w.opts);
