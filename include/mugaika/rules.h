@@ -100,8 +100,12 @@ const char *mg_rule_source(const struct mg_rule *rule);
 /* Notice text for lang "ja" or "en" (falls back to the other), or NULL. */
 const char *mg_rule_notice(const struct mg_rule *rule, const char *lang);
 /* Action options (docs/rules.md): "urls" is "defang" (default) or
- * "plain"; "prefer-html" is "true" or "false" (default). Returns the
- * option value or the default; NULL for an unknown key. */
+ * "plain"; "prefer-html" is "true" or "false" (default); "links" is
+ * "keep" (default) or "remove"; "hold" is "message" (default: the
+ * whole message is held) or "part" (only the part: the rest is
+ * delivered); "repack" is "none" (default: members become attachments
+ * of their own) or "zip". Returns the option value or the default;
+ * NULL for an unknown key. */
 const char *mg_rule_option(const struct mg_rule *rule, const char *key);
 
 /* The effective ordered rule list, one rule per paragraph. */

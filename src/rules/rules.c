@@ -315,6 +315,10 @@ const char *mg_rule_option(const struct mg_rule *rule, const char *key)
         return rule->prefer_html != NULL ? rule->prefer_html : "false";
     if (strcmp(key, "links") == 0)
         return rule->links != NULL ? rule->links : "keep";
+    if (strcmp(key, "hold") == 0)
+        return rule->hold != NULL ? rule->hold : "message";
+    if (strcmp(key, "repack") == 0)
+        return rule->repack != NULL ? rule->repack : "none";
     return NULL;
 }
 
@@ -463,6 +467,10 @@ static void describe_rule(GString *out, const struct mg_rule *r, unsigned pos)
                                mg_rule_option(r, "prefer-html"));
     if (r->action == MG_ACTION_DISARM)
         g_string_append_printf(out, " (links = %s)", mg_rule_option(r, "links"));
+    if (r->action == MG_ACTION_HOLD)
+        g_string_append_printf(out, " (hold = %s)", mg_rule_option(r, "hold"));
+    if (r->action == MG_ACTION_UNPACK)
+        g_string_append_printf(out, " (repack = %s)", mg_rule_option(r, "repack"));
     g_string_append_c(out, '\n');
     if (r->notice_ja != NULL)
         describe_text(out, "notice-ja", r->notice_ja);

@@ -82,6 +82,8 @@ struct mg_rule {
     const char *urls;        /* static string or NULL (default) */
     const char *prefer_html; /* static string or NULL (default) */
     const char *links;       /* static string or NULL (default: keep) */
+    const char *hold;        /* static string or NULL (default: message) */
+    const char *repack;      /* static string or NULL (default: none) */
 };
 
 struct mg_rules {

@@ -73,6 +73,8 @@ enum key_type {
     KT_URLS,
     KT_BOOL,
     KT_LINKS,
+    KT_HOLD,
+    KT_REPACK,
 };
 
 enum key_id {
@@ -96,6 +98,8 @@ enum key_id {
     K_URLS,
     K_PREFER_HTML,
     K_LINKS,
+    K_HOLD,
+    K_REPACK,
     K_COUNT
 };
 
@@ -124,6 +128,8 @@ static const struct key_def {
     [K_URLS] = {"urls", KT_URLS},
     [K_PREFER_HTML] = {"prefer-html", KT_BOOL},
     [K_LINKS] = {"links", KT_LINKS},
+    [K_HOLD] = {"hold", KT_HOLD},
+    [K_REPACK] = {"repack", KT_REPACK},
 };
 
 static const char *const flag_names[] = {"encrypted", "macros", "mismatch", "infected"};
@@ -503,6 +509,8 @@ static bool parse_scalar(struct loader *ld, enum key_id k, const char *v)
     static const char *const urls[] = {"defang", "plain", NULL};
     static const char *const bools[] = {"true", "false", NULL};
     static const char *const links[] = {"keep", "remove", NULL};
+    static const char *const holds[] = {"message", "part", NULL};
+    static const char *const repacks[] = {"none", "zip", NULL};
     struct mg_rule *r = &ld->g.rule;
     uint64_t n;
     unsigned i;
@@ -553,6 +561,16 @@ static bool parse_scalar(struct loader *ld, enum key_id k, const char *v)
         if (!parse_word(ld, k, v, links, "keep or remove", &i))
             return false;
         r->links = links[i];
+        return true;
+    case KT_HOLD:
+        if (!parse_word(ld, k, v, holds, "message or part", &i))
+            return false;
+        r->hold = holds[i];
+        return true;
+    case KT_REPACK:
+        if (!parse_word(ld, k, v, repacks, "none or zip", &i))
+            return false;
+        r->repack = repacks[i];
         return true;
     case KT_BOOL:
         if (!parse_word(ld, k, v, bools, "true or false", &i))
@@ -662,6 +680,10 @@ static void check_rule(struct loader *ld)
         KEY_ERROR(ld, K_URLS, "only allowed with action text");
     if (g->key_line[K_LINKS] != 0 && r->action != MG_ACTION_DISARM)
         KEY_ERROR(ld, K_LINKS, "only allowed with action disarm");
+    if (g->key_line[K_HOLD] != 0 && r->action != MG_ACTION_HOLD)
+        KEY_ERROR(ld, K_HOLD, "only allowed with action hold");
+    if (g->key_line[K_REPACK] != 0 && r->action != MG_ACTION_UNPACK)
+        KEY_ERROR(ld, K_REPACK, "only allowed with action unpack");
     if (g->key_line[K_PREFER_HTML] != 0 &&
         (r->action != MG_ACTION_TEXT || !(r->have & MG_RK_PART) || r->part != MG_ROLE_BODY))
         KEY_ERROR(ld, K_PREFER_HTML, "only allowed with action text and part = body");

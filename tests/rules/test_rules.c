@@ -441,6 +441,14 @@ static const struct error_case error_cases[] = {
      "D/10-a.rules:3: [rule a] links: only allowed with action disarm"},
     {"[rule a]\naction = disarm\nlinks = defang\n",
      "D/10-a.rules:3: [rule a] links: bad value \"defang\" (expected keep or remove)"},
+    {"[rule a]\naction = drop\nhold = part\n",
+     "D/10-a.rules:3: [rule a] hold: only allowed with action hold"},
+    {"[rule a]\naction = hold\nhold = attachment\n",
+     "D/10-a.rules:3: [rule a] hold: bad value \"attachment\" (expected message or part)"},
+    {"[rule a]\naction = disarm\nrepack = zip\n",
+     "D/10-a.rules:3: [rule a] repack: only allowed with action unpack"},
+    {"[rule a]\naction = unpack\nrepack = tar\n",
+     "D/10-a.rules:3: [rule a] repack: bad value \"tar\" (expected none or zip)"},
     {"[rule a]\naction = text\npart = body\nprefer-html = yes\n",
      "D/10-a.rules:4: [rule a] prefer-html: bad value \"yes\" (expected true or false)"},
     /* duplicate id in one file */
@@ -633,6 +641,11 @@ static void test_options(void)
                                  "[rule pdf]\ndetected-type = application/pdf\naction = disarm\n"
                                  "links = remove\n"
                                  "[rule png]\ndetected-type = image/png\naction = disarm\n"
+                                 "[rule enc]\nflags = encrypted\naction = hold\nhold = part\n"
+                                 "[rule zip]\ndetected-type = application/zip\n"
+                                 "action = unpack\nrepack = zip\n"
+                                 "[rule tar]\ndetected-type = application/x-tar\n"
+                                 "action = unpack\n"
                                  "[rule other]\naction = keep\n");
     struct mg_rule_subject s = subject("text/html");
     const struct mg_rule *rule;
@@ -657,6 +670,19 @@ static void test_options(void)
     rule = mg_rules_match(r, &s);
     g_assert_cmpstr(mg_rule_id(rule), ==, "png");
     g_assert_cmpstr(mg_rule_option(rule, "links"), ==, "keep");
+    s.detected_type = "application/zip";
+    rule = mg_rules_match(r, &s);
+    g_assert_cmpstr(mg_rule_id(rule), ==, "zip");
+    g_assert_cmpstr(mg_rule_option(rule, "repack"), ==, "zip");
+    s.detected_type = "application/x-tar";
+    rule = mg_rules_match(r, &s);
+    g_assert_cmpstr(mg_rule_id(rule), ==, "tar");
+    g_assert_cmpstr(mg_rule_option(rule, "repack"), ==, "none");
+    s.flags = MG_ITEM_ENCRYPTED;
+    rule = mg_rules_match(r, &s);
+    g_assert_cmpstr(mg_rule_id(rule), ==, "enc");
+    g_assert_cmpstr(mg_rule_option(rule, "hold"), ==, "part");
+    s.flags = 0;
     s.detected_type = "image/gif";
     rule = mg_rules_match(r, &s);
     g_assert_cmpstr(mg_rule_id(rule), ==, "other");
@@ -861,7 +887,8 @@ static void test_builtin(void)
         /* encrypted: never given to a handler */
         x = builtin_match(r, ATT, NULL, cdr[i].type, "x.dat", MG_ITEM_ENCRYPTED);
         g_assert_cmpstr(mg_rule_id(x), ==, "encrypted");
-        g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_DROP);
+        g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_HOLD);
+        g_assert_cmpstr(mg_rule_option(x, "hold"), ==, "part");
         g_assert_nonnull(strstr(mg_rule_notice(x, "ja"), "パスワード"));
         /* a body part is never an attachment's handler's business */
         x = builtin_match(r, BODY, NULL, cdr[i].type, NULL, 0);
