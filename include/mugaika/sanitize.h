@@ -66,6 +66,13 @@ struct mg_sanitize_opts {
     uint64_t archive_total;   /* expanded bytes in all, per message (200 MiB) */
     unsigned archive_ratio;   /* expanded:compressed, per member and overall (100) */
     int64_t cdr_budget_us;    /* wall clock for all the handlers of one message (120 s) */
+    /* A release from quarantine (mugaika quarantine release): the
+     * message is the original of item release_id (its id appears in
+     * the notice; set quarantine to NULL: nothing is stored again), and
+     * every encrypted archive a rule holds is unpacked with password
+     * instead. Both NULL for a mail arriving. */
+    const char *release_id;
+    const char *password;
 };
 void mg_sanitize_opts_default(struct mg_sanitize_opts *o);
 

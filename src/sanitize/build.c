@@ -38,6 +38,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <gmime/gmime.h>
 
 #include <mugaika/charset.h>
@@ -313,7 +315,8 @@ struct words {
     const char *title, *intro, *rule_line, *quarantine, *held, *body, *noname;
     const char *html_body, *html_active, *text_file, *infected, *opaque, *no_handler, *dropped,
         *dropped_body, *unscanned, *output_infected, *html_cut, *forwarded, *from, *subject, *date,
-        *more, *disarmed, *flattened, *text_doc, *unpacked, *cdr_failed, *too_deep;
+        *more, *disarmed, *flattened, *text_doc, *unpacked, *cdr_failed, *too_deep, *held_part,
+        *repacked;
 };
 
 static const struct words ja = {
@@ -351,6 +354,9 @@ static const struct words ja = {
     .cdr_failed = "・添付ファイル「{1}」（{2}、{3}）は安全な形に作り直せなかったため、削除"
                   "しました。",
     .too_deep = "・圧縮ファイル「{1}」は何重にも圧縮されているため、展開せずに削除しました。",
+    .held_part = "・添付ファイル「{1}」（{2}、{3}）はお届けせず、隔離して保管しています。",
+    .repacked = "・圧縮ファイル「{1}」を展開して中のファイル {2} 件を一つずつ確認し、お届けできる"
+                "ものを圧縮ファイル「{3}」にまとめ直しました。",
 };
 
 static const struct words en = {
@@ -391,6 +397,9 @@ static const struct words en = {
     .cdr_failed = "- The attachment \"{1}\" ({2}, {3}) could not be rebuilt in a safe form; it "
                   "was removed.",
     .too_deep = "- The archive \"{1}\" is nested too deeply; it was removed without unpacking.",
+    .held_part = "- The attachment \"{1}\" ({2}, {3}) is held in quarantine, not delivered.",
+    .repacked = "- The archive \"{1}\" was unpacked, its {2} files were checked one by one, and "
+                "those delivered were packed again into \"{3}\".",
 };
 
 /* Appends tmpl with {1}, {2}, {3} replaced by a, b, c. */
@@ -521,9 +530,14 @@ static char *notice(struct mg_sanitize *s)
             } else if (it->action == MG_ACTION_UNPACK) {
                 char num[16];
                 g_snprintf(num, sizeof num, "%u", it->members);
-                fill(n, w->unpacked, name, num, NULL);
+                if (it->emitted && it->out_name != NULL) /* repack = zip */
+                    fill(n, w->repacked, name, num, it->out_name);
+                else
+                    fill(n, w->unpacked, name, num, NULL);
             } else if (it->action == MG_ACTION_TEXT)
                 fill(n, w->text_file, name, it->out_name != NULL ? it->out_name : "?", NULL);
+            else if (it->action == MG_ACTION_HOLD)
+                fill(n, w->held_part, name, it->detected, size);
             else if (it->role == MG_ROLE_BODY && it->action == MG_ACTION_DROP)
                 fill(n, w->dropped_body, it->detected, NULL, NULL);
             else
@@ -1157,6 +1171,242 @@ static size_t longest_line(const char *p)
     return MAX(best, cur);
 }
 
+/* --- repack = zip ------------------------------------------------------------ */
+
+/* One zip being written for an archive whose rule says "repack = zip":
+ * the members that survived the policy, in their safe form, written
+ * by libarchive into a spool file. Entries carry no time (libarchive
+ * then writes the DOS minimum, 1980-01-01, whatever the time zone)
+ * and no owner, so the same message always gives the same bytes. */
+struct repack {
+    int top; /* index of the archive item */
+    struct archive *a;
+    int fd;
+    GHashTable *names; /* entry names used */
+    unsigned entries;
+};
+
+static gint cmp_str_ptr(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The attached archive around item i whose rule repacks, or -1. */
+static int repack_top(struct mg_sanitize *s, int i)
+{
+    const struct sz_item *p = g_ptr_array_index(s->items, (guint)i);
+    const struct sz_item *t;
+    int top = -1;
+
+    for (unsigned n = 0; p->arc_depth > 0 && p->parent >= 0 && n < 64; n++) {
+        top = p->parent;
+        p = g_ptr_array_index(s->items, (guint)top);
+    }
+    if (top < 0 || p->arc_depth > 0)
+        return -1;
+    t = p;
+    if (t->action != MG_ACTION_UNPACK || t->rule == NULL ||
+        strcmp(mg_rule_option(t->rule, "repack"), "zip") != 0)
+        return -1;
+    return top;
+}
+
+/* A directory part of a member's name, made safe: components without
+ * the characters dropped from file names, "." and "..", blanks and
+ * dots at the ends; "" when there is none. */
+static void safe_dirs(GString *out, const char *name)
+{
+    char **v = g_regex_split_simple("[/\\\\]", name != NULL ? name : "", 0, 0);
+    guint n = g_strv_length(v);
+
+    for (guint i = 0; i + 1 < n && i < 16; i++) {
+        char *c = sz_display_name(v[i]);
+        g_strstrip(c);
+        while (*c != '\0' && c[strlen(c) - 1] == '.')
+            c[strlen(c) - 1] = '\0';
+        if (*c != '\0' && strcmp(c, ".") != 0) {
+            for (char *q = c; *q != '\0'; q++)
+                if (strchr("<>:\"|?*", *q) != NULL)
+                    *q = '_';
+            g_string_append_printf(out, "%s/", c);
+        }
+        g_free(c);
+    }
+    g_strfreev(v);
+}
+
+/* The entry name of member i inside the zip of archive top: the
+ * folders of its name in each archive on the way, a folder named
+ * after each nested archive, then its output name. Unique in the zip. */
+static char *repack_name(struct mg_sanitize *s, struct repack *r, int i)
+{
+    GString *path = g_string_new(NULL);
+    GArray *chain = g_array_new(FALSE, FALSE, sizeof(int));
+    const struct sz_item *it = g_ptr_array_index(s->items, (guint)i);
+    char *name;
+
+    for (int k = i; k != r->top && k >= 0 && chain->len < 64;
+         k = ((struct sz_item *)g_ptr_array_index(s->items, (guint)k))->parent)
+        g_array_prepend_val(chain, k);
+    for (guint j = 0; j < chain->len; j++) {
+        const struct sz_item *m = g_ptr_array_index(s->items, (guint)g_array_index(chain, int, j));
+        safe_dirs(path, m->filename);
+        if (m != it) {
+            char *dir = sz_safe_filename(m->filename, m->detected, j + 1);
+            g_string_append_printf(path, "%s/", dir);
+            g_free(dir);
+        }
+    }
+    g_array_unref(chain);
+    g_string_append(path, it->out_name);
+    name = g_string_free(path, FALSE);
+    if (g_hash_table_contains(r->names, name)) {
+        const char *dot = strrchr(name, '.');
+        const char *slash = strrchr(name, '/');
+        size_t stem =
+            dot != NULL && (slash == NULL || dot > slash) ? (size_t)(dot - name) : strlen(name);
+        for (unsigned n = 2; n < 100000; n++) {
+            char *alt = g_strdup_printf("%.*s-%u%s", (int)stem, name, n, name + stem);
+            if (!g_hash_table_contains(r->names, alt)) {
+                g_free(name);
+                name = alt;
+                break;
+            }
+            g_free(alt);
+        }
+    }
+    g_hash_table_add(r->names, g_strdup(name));
+    return name;
+}
+
+static struct repack *repack_get(struct mg_sanitize *s, GPtrArray *repacks, int top)
+{
+    struct repack *r;
+
+    for (guint i = 0; i < repacks->len; i++) {
+        r = g_ptr_array_index(repacks, i);
+        if (r->top == top)
+            return r;
+    }
+    r = g_new0(struct repack, 1);
+    r->top = top;
+    r->fd = sz_tmpfile(s, "zip");
+    r->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_ptr_array_add(repacks, r);
+    if (r->fd < 0)
+        return NULL;
+    r->a = archive_write_new();
+    if (archive_write_set_format_zip(r->a) != ARCHIVE_OK ||
+        archive_write_set_options(r->a, "zip:hdrcharset=UTF-8") < ARCHIVE_WARN ||
+        archive_write_open_fd(r->a, r->fd) != ARCHIVE_OK) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s", archive_error_string(r->a));
+        return NULL;
+    }
+    return r;
+}
+
+static void repack_free(gpointer p)
+{
+    struct repack *r = p;
+
+    if (r->a != NULL)
+        archive_write_free(r->a);
+    if (r->fd >= 0)
+        close(r->fd);
+    g_hash_table_unref(r->names);
+    g_free(r);
+}
+
+/* Writes the content of part as member i of its archive's zip. */
+static bool repack_add(struct mg_sanitize *s, GPtrArray *repacks, int top, int i, GMimePart *part)
+{
+    struct repack *r = repack_get(s, repacks, top);
+    GMimeStream *st = g_mime_data_wrapper_get_stream(g_mime_part_get_content(part));
+    struct archive_entry *e;
+    char *name, buf[16384];
+    gint64 len;
+    bool ok = true;
+
+    if (r == NULL)
+        return false;
+    len = g_mime_stream_length(st);
+    if (len < 0 || g_mime_stream_reset(st) < 0) {
+        sz_fail(s, MG_VERDICT_INTERNAL, "repack: a member's content has no length");
+        return false;
+    }
+    name = repack_name(s, r, i);
+    e = archive_entry_new();
+    archive_entry_update_pathname_utf8(e, name);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, len);
+    if (archive_write_header(r->a, e) != ARCHIVE_OK) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s: %s", name, archive_error_string(r->a));
+        ok = false;
+    }
+    while (ok) {
+        ssize_t n = g_mime_stream_read(st, buf, sizeof buf);
+        if (n < 0) {
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: reading %s: %s", name, g_strerror(errno));
+            ok = false;
+        } else if (n == 0) {
+            break;
+        } else if (archive_write_data(r->a, buf, (size_t)n) != n) {
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s: %s", name, archive_error_string(r->a));
+            ok = false;
+        }
+    }
+    archive_entry_free(e);
+    g_free(name);
+    r->entries++;
+    return ok;
+}
+
+/* Closes each zip and adds it as an attachment named after its archive. */
+static bool repack_finish(struct mg_sanitize *s, GPtrArray *repacks, GPtrArray *atts,
+                          struct mg_sha256 *bh, unsigned *n_att)
+{
+    for (guint i = 0; i < repacks->len; i++) {
+        struct repack *r = g_ptr_array_index(repacks, i);
+        struct sz_item *t = g_ptr_array_index(s->items, (guint)r->top);
+        GMimeStream *fs;
+        GMimePart *part;
+
+        if (archive_write_close(r->a) != ARCHIVE_OK) {
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s", archive_error_string(r->a));
+            return false;
+        }
+        (*n_att)++;
+        g_free(t->out_name);
+        g_free(t->out_type);
+        t->out_type = g_strdup("application/zip");
+        t->out_name = sz_safe_filename(t->filename, t->out_type, *n_att);
+        fs = g_mime_stream_fs_new_with_bounds(dup(r->fd), 0, lseek(r->fd, 0, SEEK_END));
+        part = new_part(t->out_type, fs, GMIME_CONTENT_ENCODING_BASE64);
+        g_object_unref(fs);
+        {
+            /* the boundary hash: the zip's bytes are a function of the
+             * members already hashed, its name and its entry names */
+            GHashTableIter hi;
+            gpointer key;
+            GPtrArray *sorted = g_ptr_array_new();
+            g_hash_table_iter_init(&hi, r->names);
+            while (g_hash_table_iter_next(&hi, &key, NULL))
+                g_ptr_array_add(sorted, key);
+            g_ptr_array_sort(sorted, cmp_str_ptr);
+            for (guint j = 0; j < sorted->len; j++)
+                mg_sha256_update_str(bh, g_ptr_array_index(sorted, j));
+            g_ptr_array_unref(sorted);
+        }
+        mg_sha256_update_str(bh, t->out_name);
+        t->emitted = true;
+        g_object_set_data_full(G_OBJECT(part), "mg-name", g_strdup(t->out_name), g_free);
+        g_object_set_data_full(G_OBJECT(part), "mg-charset", NULL, NULL);
+        g_ptr_array_add(atts, part);
+    }
+    return true;
+}
+
 bool sz_build(struct mg_sanitize *s)
 {
     struct sink body;
@@ -1169,6 +1419,7 @@ bool sz_build(struct mg_sanitize *s)
     unsigned n_att = 0;
     bool ok = false;
     GPtrArray *atts = g_ptr_array_new_with_free_func(g_object_unref);
+    GPtrArray *repacks = g_ptr_array_new_with_free_func(repack_free);
 
     sink_init(&body, s);
     if (!s->held && !build_body_text(s, &body))
@@ -1267,10 +1518,23 @@ bool sz_build(struct mg_sanitize *s)
         if (charset != NULL)
             mg_sha256_update_str(bh, charset);
         it->emitted = true;
+        {
+            int top = repack_top(s, (int)i);
+            if (top >= 0) {
+                bool added = repack_add(s, repacks, top, (int)i, part);
+                g_object_unref(part);
+                if (!added)
+                    goto done;
+                continue;
+            }
+        }
         g_object_set_data_full(G_OBJECT(part), "mg-name", g_strdup(it->out_name), g_free);
         g_object_set_data_full(G_OBJECT(part), "mg-charset", g_strdup(charset), g_free);
         g_ptr_array_add(atts, part);
     }
+
+    if (!repack_finish(s, repacks, atts, bh, &n_att))
+        goto done;
 
     /* the body: notice + text */
     note = notice(s);
@@ -1345,6 +1609,7 @@ done:
     if (msg != NULL)
         g_object_unref(msg);
     g_ptr_array_unref(atts);
+    g_ptr_array_unref(repacks);
     mg_sha256_free(bh);
     g_free(note);
     sink_fini(&body);

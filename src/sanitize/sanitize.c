@@ -709,6 +709,24 @@ static bool classify(struct mg_sanitize *s, int index)
 
     it->rule = match(s, it);
     it->action = mg_rule_action(it->rule);
+    if (s->o.password != NULL && it->action == MG_ACTION_HOLD && (it->flags & MG_ITEM_ENCRYPTED) &&
+        !(it->flags & MG_ITEM_INFECTED) && !it->unscanned && it->role == MG_ROLE_ATTACHMENT) {
+        /* A release with a password: an encrypted archive the rules
+         * hold is unpacked the way the rules unpack it unencrypted.
+         * If the password does not open it, it is held again (below,
+         * after the handler says "encrypted"). */
+        const struct mg_rule *plain;
+        it->flags &= ~MG_ITEM_ENCRYPTED;
+        plain = match(s, it);
+        if (mg_rule_action(plain) == MG_ACTION_UNPACK &&
+            mg_cdr_find(MG_ACTION_UNPACK, it->detected) != NULL) {
+            it->rule = plain;
+            it->action = MG_ACTION_UNPACK;
+            it->released = true;
+        } else {
+            it->flags |= MG_ITEM_ENCRYPTED;
+        }
+    }
 
     if (it->flags & MG_ITEM_INFECTED) {
         if (it->action != MG_ACTION_REJECT && it->action != MG_ACTION_HOLD)
@@ -955,6 +973,8 @@ static GPtrArray *cdr_options(struct mg_sanitize *s, struct sz_item *it,
         g_ptr_array_add(o, g_strdup_printf("max-total=%" G_GUINT64_FORMAT, bytes));
         g_ptr_array_add(o, g_strdup_printf("max-ratio=%u", s->o.archive_ratio));
     }
+    if (it->released && h->action == MG_ACTION_UNPACK)
+        g_ptr_array_add(o, g_strdup_printf("password=%s", s->o.password));
     if (links != NULL && strcmp(links, "remove") == 0) {
         g_ptr_array_add(o, g_strdup("uri=remove"));
         g_ptr_array_add(o, g_strdup("hyperlinks=remove"));
@@ -1007,6 +1027,11 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
         s->cdr_spent_us += g_get_monotonic_time() - t0;
     }
     close(fd);
+    for (guint i = 0; i + 1 < opts->len; i++) {
+        char *kv = g_ptr_array_index(opts, i);
+        if (g_str_has_prefix(kv, "password="))
+            explicit_bzero(kv, strlen(kv));
+    }
     g_ptr_array_unref(opts);
     it = item_at(s, index);
     it->cdr_handler = h->name;
@@ -1077,8 +1102,10 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
         }
     }
     if (st == MG_CDR_ENCRYPTED) {
-        /* the rules decide what an encrypted item becomes (hold, drop) */
+        /* the rules decide what an encrypted item becomes (hold, drop);
+         * a release's password that did not open it leaves it so */
         it->flags |= MG_ITEM_ENCRYPTED;
+        it->released = false;
         it->rule = match(s, it);
         it->action = mg_rule_action(it->rule);
         if (it->action != MG_ACTION_HOLD && it->action != MG_ACTION_REJECT &&
@@ -1144,6 +1171,10 @@ struct mg_sanitize *mg_sanitize_new(const struct mg_sanitize_opts *o)
     s->o.sender = NULL;
     s->o.recipients = NULL;
     s->o.spool_dir = g_strdup(o->spool_dir);
+    s->o.release_id = g_strdup(o->release_id);
+    s->o.password = g_strdup(o->password);
+    if (o->release_id != NULL)
+        g_strlcpy(s->qid, o->release_id, sizeof s->qid);
     if (o->sender != NULL)
         s->o.sender = g_strdup(o->sender);
     if (o->recipients != NULL)
@@ -1388,7 +1419,8 @@ enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err)
                     g_strdup_printf("message refused by policy (rule %s%s%s)", mg_rule_id(it->rule),
                                     why != NULL ? ": " : "", why != NULL ? why : "");
             }
-            if (it->action == MG_ACTION_HOLD)
+            if (it->action == MG_ACTION_HOLD &&
+                strcmp(mg_rule_option(it->rule, "hold"), "part") != 0)
                 s->held = true;
         }
         quarantine_commit(s);
@@ -1564,6 +1596,10 @@ static void build_parts(const struct mg_sanitize *s, JsonBuilder *b)
             add_str(b, "action", it->rule != NULL ? mg_action_name(it->action) : NULL);
             add_str(b, "forced", forced_name(it->forced));
             add_str(b, "output", it->out_name);
+            if (it->released) {
+                json_builder_set_member_name(b, "released");
+                json_builder_add_boolean_value(b, true);
+            }
             if (it->cdr_handler != NULL) {
                 json_builder_set_member_name(b, "cdr");
                 json_builder_begin_object(b);
@@ -1620,6 +1656,10 @@ JsonNode *mg_sanitize_audit(const struct mg_sanitize *s)
     add_str(b, "time", ts);
     add_str(b, "verdict", mg_verdict_name(s->verdict));
     add_str(b, "quarantine_id", s->qid[0] != '\0' ? s->qid : NULL);
+    if (s->o.release_id != NULL) {
+        json_builder_set_member_name(b, "release");
+        json_builder_add_boolean_value(b, true);
+    }
     add_str(b, "result", s->result);
     add_str(b, "error", s->error != NULL ? s->error->message : NULL);
     add_str(b, "message_id",
@@ -1685,6 +1725,11 @@ struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s)
     g_free((char *)s->o.sender);
     g_strfreev((char **)s->o.recipients);
     g_free((char *)s->o.spool_dir);
+    g_free((char *)s->o.release_id);
+    if (s->o.password != NULL) {
+        explicit_bzero((char *)s->o.password, strlen(s->o.password));
+        g_free((char *)s->o.password);
+    }
     g_free(s->lang);
     g_free(s);
     return NULL;

@@ -97,6 +97,7 @@ struct sz_item {
     GPtrArray *cdr_notes;      /* of char *: what the handler removed or converted */
     unsigned members;          /* unpack: members that became items */
     unsigned cdr_flags;        /* MG_CDR_OUT_* of a member */
+    bool released;             /* encrypted, unpacked with the release's password */
 };
 
 /* The pipeline of one message (sanitize.c; the writer in build.c). */

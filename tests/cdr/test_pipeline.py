@@ -10,7 +10,7 @@ documents, pictures and archives attached.
   PDF with JavaScript arrives without it; a picture arrives re-encoded
   without its metadata; an RTF arrives as text.
 - EICAR inside a zip: removed, the virus named; an encrypted zip:
-  removed, the notice asks for the password; an archive nested deeper
+  held, the notice asks for the password; an archive nested deeper
   than archive-depth: removed; more members than archive-members:
   removed.
 - Bombs (../shared/corpus/recursive-extractor/Bombs): each mail is done
@@ -194,13 +194,15 @@ def main():
     enc = corpus('recursive-extractor', 'TestDataArchives', 'TestDataEncryptedAES.zip')
     p = sanitize(mail([('ppap.zip', enc)]))
     m = parse(p.stdout)
-    check(p.returncode == 0 and not attachments(m) and 'password' in body_text(m),
-          'encrypted zip: removed, the notice asks for the password', body_text(m))
+    check(p.returncode == 0 and not attachments(m) and 'password' in body_text(m)
+          and 'held in quarantine' in body_text(m) and 'hold=1' in str(m['X-Mugaika-Result']),
+          'encrypted zip: held (not delivered), the notice asks for the password', body_text(m))
     enc7 = corpus('recursive-extractor', 'TestDataArchives', 'TestDataEncrypted.7z')
     p = sanitize(mail([('ppap.7z', enc7)]))
     m = parse(p.stdout)
-    check(p.returncode == 0 and not attachments(m) and 'password' in body_text(m),
-          'encrypted 7z (found by the handler): removed, password notice', body_text(m))
+    check(p.returncode == 0 and not attachments(m) and 'password' in body_text(m)
+          and 'held in quarantine' in body_text(m),
+          'encrypted 7z (found by the handler): held, password notice', body_text(m))
     # an archive whose unpacking fails after a shallow scan is scanned whole
     # again: EICAR, then padding past libmagic's window, then an entry
     # marked encrypted (so the handler stops with "encrypted")
