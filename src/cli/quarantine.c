@@ -3,12 +3,15 @@
  * NAME
  *	quarantine 1
  * SUMMARY
- *	mugaika quarantine: list, show, export and expire kept originals
+ *	mugaika quarantine: list, show, export, release and expire kept originals
  * SYNOPSIS
  *	mugaika quarantine [--quarantine DIR] list [--json] [--limit N]
  *	mugaika quarantine [--quarantine DIR] show ID [--json]
  *	mugaika quarantine [--quarantine DIR] export ID [--output FILE]
  *	mugaika quarantine [--quarantine DIR] expire [--days N]
+ *	mugaika quarantine [--quarantine DIR] release ID
+ *		(--password PW | --password-file FILE|-) [--output FILE]
+ *		[--lang ja|en] [--audit FILE|-] [--rules DIR] [--clamav-db DIR]
  *	(before the command, --config FILE: the configuration file, whose
  *	quarantine and retention-days are the defaults of --quarantine and
  *	--days; /etc/mugaika/mugaika.conf when it exists)
@@ -31,10 +34,21 @@
  *	FILE, which is fsynced and renamed over FILE only when the
  *	bytes verified, so a corrupt object never leaves a FILE.
  *
+ *	release sanitises the original of ID again with a password: each
+ *	encrypted archive the rules hold is unpacked with it and its
+ *	members go through the whole policy (mg_sanitize_opts.password);
+ *	the rebuilt mail goes to standard output or FILE (temporary file,
+ *	fsync, rename). Nothing is stored in the quarantine again; the
+ *	audit record says "release". The password is read from FILE's
+ *	first line ("-": standard input) or the argument, and is wiped
+ *	from memory after use.
+ *
  *	expire deletes the items older than N days and the objects no
  *	item needs any more, and prints "removed N items".
  * DIAGNOSTICS
- *	Exit status: 0 ok; 64 usage; 65 corrupt object; 66 no such
+ *	Exit status: 0 ok; 64 usage; 65 corrupt object, or (release) a
+ *	held part the password does not open (named on stderr) or nothing
+ *	held for a password; 66 no such
  *	quarantine or no such item ("mugaika: quarantine: no item ID");
  *	75 I/O error (disk, permissions, database busy); 78 DIR exists
  *	but is not a directory.
@@ -61,6 +75,10 @@ static const char usage_text[] =
     "       mugaika quarantine [--quarantine DIR] show ID [--json]\n"
     "       mugaika quarantine [--quarantine DIR] export ID [--output FILE]\n"
     "       mugaika quarantine [--quarantine DIR] expire [--days N]\n"
+    "       mugaika quarantine [--quarantine DIR] release ID (--password PW | --password-file "
+    "FILE|-)\n"
+    "              [--output FILE] [--lang ja|en] [--audit FILE|-] [--rules DIR] [--clamav-db "
+    "DIR]\n"
     "       (--config FILE before the command: defaults for --quarantine and --days)\n";
 
 static int usage(void)
@@ -372,22 +390,21 @@ static int cmd_show(const char *dir, int argc, char **argv)
 }
 
 /* Export to FILE through FILE.XXXXXX, renamed only after verification. */
-static int export_file(struct mg_quarantine *q, const char *id, const char *file)
+/* Writes FILE through a temporary file beside it, fsynced and renamed
+ * over FILE only when fill succeeded: a failure never leaves a FILE. */
+static int write_file(const char *file, int (*fill)(int fd, void *u), void *u)
 {
     char *tmp = g_strdup_printf("%s.XXXXXX", file);
-    GError *e = NULL;
     int fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
-    int rc = MG_EX_OK;
+    int rc;
 
     if (fd < 0) {
         fprintf(stderr, "mugaika: quarantine: %s: %s\n", tmp, g_strerror(errno));
         g_free(tmp);
         return MG_EX_TEMPFAIL;
     }
-    if (!mg_quarantine_export(q, id, fd, &e)) {
-        rc = fail(e, id);
-        g_error_free(e);
-    } else if (fsync(fd) != 0) {
+    rc = fill(fd, u);
+    if (rc == MG_EX_OK && fsync(fd) != 0) {
         fprintf(stderr, "mugaika: quarantine: %s: fsync: %s\n", tmp, g_strerror(errno));
         rc = MG_EX_TEMPFAIL;
     }
@@ -402,6 +419,24 @@ static int export_file(struct mg_quarantine *q, const char *id, const char *file
     if (rc != MG_EX_OK)
         unlink(tmp);
     g_free(tmp);
+    return rc;
+}
+
+struct export_ctx {
+    struct mg_quarantine *q;
+    const char *id;
+};
+
+static int export_fill(int fd, void *u)
+{
+    struct export_ctx *x = u;
+    GError *e = NULL;
+    int rc = MG_EX_OK;
+
+    if (!mg_quarantine_export(x->q, x->id, fd, &e)) {
+        rc = fail(e, x->id);
+        g_error_free(e);
+    }
     return rc;
 }
 
@@ -425,13 +460,234 @@ static int cmd_export(const char *dir, int argc, char **argv)
     if ((q = open_dir(dir, &rc)) == NULL)
         return rc;
     if (file != NULL) {
-        rc = export_file(q, id, file);
+        struct export_ctx x = {q, id};
+        rc = write_file(file, export_fill, &x);
     } else if (!mg_quarantine_verify(q, id, &e) ||
                !mg_quarantine_export(q, id, STDOUT_FILENO, &e)) {
         rc = fail(e, id);
         g_error_free(e);
     }
     mg_quarantine_close(q);
+    return rc;
+}
+
+/* --- release --------------------------------------------------------------- */
+
+static const char *config_path; /* --config of the quarantine command */
+
+/* The password: the argument, or the first line of a file ("-":
+ * standard input). NULL with a message when unreadable or empty. */
+static char *read_password(const char *arg, const char *file)
+{
+    char *text = NULL;
+    GError *e = NULL;
+    size_t n;
+
+    if (arg != NULL)
+        return g_strdup(arg);
+    if (strcmp(file, "-") == 0) {
+        GString *b = g_string_new(NULL);
+        int c;
+        while ((c = getchar()) != EOF && c != '\n' && b->len < 4096)
+            g_string_append_c(b, (char)c);
+        text = g_string_free(b, FALSE);
+    } else if (!g_file_get_contents(file, &text, NULL, &e)) {
+        fprintf(stderr, "mugaika: quarantine: --password-file: %s\n", e->message);
+        g_error_free(e);
+        return NULL;
+    }
+    n = strcspn(text, "\r\n");
+    text[n] = '\0';
+    if (n == 0) {
+        fprintf(stderr, "mugaika: quarantine: --password-file %s: no password in it\n", file);
+        g_free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* A temporary file, already unlinked, holding the verified original. */
+static int original_copy(struct mg_quarantine *q, const char *id, int *rc)
+{
+    char *tmp = g_build_filename(g_get_tmp_dir(), "mugaika-release-XXXXXX", NULL);
+    int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
+    GError *e = NULL;
+
+    if (fd < 0) {
+        fprintf(stderr, "mugaika: quarantine: %s: %s\n", tmp, g_strerror(errno));
+        *rc = MG_EX_TEMPFAIL;
+    } else {
+        unlink(tmp);
+        if (!mg_quarantine_export(q, id, fd, &e) || lseek(fd, 0, SEEK_SET) != 0) {
+            if (e != NULL) {
+                *rc = fail(e, id);
+                g_error_free(e);
+            } else {
+                fprintf(stderr, "mugaika: quarantine: %s: %s\n", tmp, g_strerror(errno));
+                *rc = MG_EX_TEMPFAIL;
+            }
+            close(fd);
+            fd = -1;
+        }
+    }
+    g_free(tmp);
+    return fd;
+}
+
+/* Parts the release opened, and parts still held for a password
+ * (printed, with the reason). */
+static void release_parts(const char *id, struct mg_sanitize *s, unsigned *opened, unsigned *still)
+{
+    JsonNode *n = mg_sanitize_parts_json(s);
+    JsonArray *a = json_node_get_array(n);
+
+    *opened = *still = 0;
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonObject *p = json_array_get_object_element(a, i);
+        const char *action = json_object_get_string_member_with_default(p, "action", "");
+        JsonArray *flags =
+            json_object_has_member(p, "flags") ? json_object_get_array_member(p, "flags") : NULL;
+        bool enc = false;
+        for (guint j = 0; flags != NULL && j < json_array_get_length(flags); j++)
+            enc = enc || strcmp(json_array_get_string_element(flags, j), "encrypted") == 0;
+        if (json_object_get_boolean_member_with_default(p, "released", FALSE))
+            (*opened)++;
+        if (strcmp(action, "hold") == 0 && enc) {
+            JsonObject *cdr =
+                json_object_has_member(p, "cdr") ? json_object_get_object_member(p, "cdr") : NULL;
+            const char *why = cdr != NULL
+                                  ? json_object_get_string_member_with_default(cdr, "reason", NULL)
+                                  : NULL;
+            const char *name = json_object_get_string_member_with_default(p, "filename", NULL);
+            GString *line = g_string_new(NULL);
+            (*still)++;
+            put_text(line, name != NULL ? name : "-", 80);
+            fprintf(stderr, "mugaika: quarantine: release %s: part %s (%s) stays held: %s\n", id,
+                    json_object_get_string_member_with_default(p, "path", "?"), line->str,
+                    why != NULL ? why
+                                : "encrypted, and only zip archives can be opened with a "
+                                  "password");
+            g_string_free(line, TRUE);
+        }
+    }
+    json_node_unref(n);
+}
+
+static int write_message(int fd, void *u)
+{
+    GError *e = NULL;
+
+    if (!mg_sanitize_write(u, fd, &e)) {
+        fprintf(stderr, "mugaika: quarantine: %s\n", e->message);
+        g_error_free(e);
+        return MG_EX_TEMPFAIL;
+    }
+    return MG_EX_OK;
+}
+
+static int cmd_release(const char *dir, int argc, char **argv)
+{
+    const char *id = NULL, *file = NULL, *pw_arg = NULL, *pw_file = NULL, *lang = NULL;
+    const char *audit = NULL, *rules_dir = NULL, *db = NULL;
+    struct mg_quarantine *q = NULL;
+    struct mg_qrecord rec;
+    struct mg_cli_engine en;
+    struct mg_sanitize_opts o;
+    struct mg_sanitize *s = NULL;
+    char *password = NULL, **rcpts = NULL;
+    unsigned opened = 0, still = 0;
+    GError *e = NULL;
+    int fd = -1, rc = MG_EX_OK;
+
+    memset(&rec, 0, sizeof rec);
+    memset(&en, 0, sizeof en);
+    for (int i = 1; i < argc; i++) {
+        const char **slot = strcmp(argv[i], "--output") == 0          ? &file
+                            : strcmp(argv[i], "--password") == 0      ? &pw_arg
+                            : strcmp(argv[i], "--password-file") == 0 ? &pw_file
+                            : strcmp(argv[i], "--lang") == 0          ? &lang
+                            : strcmp(argv[i], "--audit") == 0         ? &audit
+                            : strcmp(argv[i], "--rules") == 0         ? &rules_dir
+                            : strcmp(argv[i], "--clamav-db") == 0     ? &db
+                                                                      : NULL;
+        if (slot != NULL && *slot == NULL && i + 1 < argc)
+            *slot = argv[++i];
+        else if (slot == NULL && argv[i][0] != '-' && id == NULL)
+            id = argv[i];
+        else
+            return usage();
+    }
+    if (id == NULL || (pw_arg == NULL) == (pw_file == NULL) ||
+        (lang != NULL && strcmp(lang, "ja") != 0 && strcmp(lang, "en") != 0)) {
+        if (id != NULL && pw_arg == NULL && pw_file == NULL)
+            fputs("mugaika: quarantine: release needs --password or --password-file\n", stderr);
+        return usage();
+    }
+    if ((password = read_password(pw_arg, pw_file)) == NULL)
+        return MG_EX_USAGE;
+    if ((q = open_dir(dir, &rc)) == NULL)
+        goto out;
+    if (!mg_quarantine_get(q, id, &rec, &e)) {
+        rc = fail(e, id);
+        goto out;
+    }
+    if ((fd = original_copy(q, id, &rc)) < 0)
+        goto out;
+    rc = mg_cli_engine_open(&en, "quarantine", config_path, rules_dir, db);
+    if (rc != MG_EX_OK)
+        goto out;
+    if (audit == NULL)
+        audit = en.cfg.audit;
+    mg_cli_engine_opts(&en, &o);
+    if (lang != NULL)
+        o.lang = lang;
+    o.quarantine = NULL; /* the original is there already */
+    o.release_id = id;
+    o.password = password;
+    o.sender = rec.sender;
+    if (rec.recipients != NULL && *rec.recipients != '\0')
+        rcpts = g_strsplit(rec.recipients, ",", -1);
+    o.recipients = (const char *const *)rcpts;
+    s = mg_sanitize_new(&o);
+    if ((rc = mg_cli_feed(s, fd, "quarantine", "the original")) != MG_EX_OK)
+        goto out;
+    rc = mg_cli_verdict_status(mg_sanitize_finish(s, &e));
+    if (rc != MG_EX_OK) {
+        fprintf(stderr, "mugaika: quarantine: release %s: %s\n", id,
+                e != NULL ? e->message : "failed");
+        if (rc == MG_EX_REJECT)
+            rc = MG_EX_DATAERR;
+    } else {
+        release_parts(id, s, &opened, &still);
+        if (still > 0) {
+            rc = MG_EX_DATAERR;
+        } else if (opened == 0) {
+            fprintf(stderr,
+                    "mugaika: quarantine: release %s: no part of it is held for a "
+                    "password (see `mugaika quarantine show %s`)\n",
+                    id, id);
+            rc = MG_EX_DATAERR;
+        } else if (file != NULL) {
+            rc = write_file(file, write_message, s);
+        } else {
+            rc = write_message(STDOUT_FILENO, s);
+        }
+    }
+    mg_cli_write_audit("quarantine", audit, s);
+out:
+    g_clear_error(&e);
+    if (fd >= 0)
+        close(fd);
+    mg_sanitize_free(s);
+    mg_cli_engine_close(&en);
+    if (q != NULL)
+        mg_quarantine_close(q);
+    mg_qrecord_clear(&rec);
+    g_strfreev(rcpts);
+    if (password != NULL) {
+        explicit_bzero(password, strlen(password));
+        g_free(password);
+    }
     return rc;
 }
 
@@ -496,6 +752,7 @@ int mg_cli_quarantine(int argc, char **argv)
         return MG_EX_CONFIG;
     }
     retention_days = cfg.retention_days;
+    config_path = config;
     if (dir == NULL)
         dir = cfg.quarantine_dir != NULL ? cfg.quarantine_dir : MG_QUARANTINE_DEFAULT_DIR;
     if (i == argc || *dir == '\0') {
@@ -510,6 +767,8 @@ int mg_cli_quarantine(int argc, char **argv)
         cmd = cmd_export;
     else if (strcmp(argv[i], "expire") == 0)
         cmd = cmd_expire;
+    else if (strcmp(argv[i], "release") == 0)
+        cmd = cmd_release;
     else {
         mg_config_clear(&cfg);
         return usage();

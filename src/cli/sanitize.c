@@ -59,7 +59,7 @@ static void usage(void)
         stderr);
 }
 
-static int verdict_status(enum mg_verdict v)
+int mg_cli_verdict_status(enum mg_verdict v)
 {
     switch (v) {
     case MG_VERDICT_ACCEPT:
@@ -74,7 +74,7 @@ static int verdict_status(enum mg_verdict v)
     }
 }
 
-static void write_audit(const char *path, struct mg_sanitize *s)
+void mg_cli_write_audit(const char *cmd, const char *path, struct mg_sanitize *s)
 {
     JsonNode *n;
     char *line;
@@ -86,10 +86,95 @@ static void write_audit(const char *path, struct mg_sanitize *s)
     line = json_to_string(n, FALSE);
     json_node_unref(n);
     if (!mg_log_append(path, line, &e)) {
-        fprintf(stderr, "mugaika: sanitize: audit file %s\n", e->message);
+        fprintf(stderr, "mugaika: %s: audit file %s\n", cmd, e->message);
         g_error_free(e);
     }
     g_free(line);
+}
+
+int mg_cli_engine_open(struct mg_cli_engine *en, const char *cmd, const char *config,
+                       const char *rules_dir, const char *db)
+{
+    GError *e = NULL;
+    const char *why = NULL;
+    int rc = MG_EX_OK;
+
+    memset(en, 0, sizeof *en);
+    if (!mg_config_load(config, &en->cfg, &e)) {
+        fprintf(stderr, "mugaika: %s: configuration:\n%s\n", cmd, e->message);
+        rc = MG_EX_CONFIG;
+        goto out;
+    }
+    /* the command line wins over the file; configuration first: a bad
+     * policy or database is reported even when the input is fine */
+    en->rules = mg_rules_load(rules_dir != NULL ? rules_dir : en->cfg.rules_dir, &e);
+    if (en->rules == NULL) {
+        fprintf(stderr, "mugaika: %s: rules:\n%s\n", cmd, e->message);
+        rc = MG_EX_CONFIG;
+        goto out;
+    }
+    en->av = mg_av_open(db != NULL ? db : en->cfg.clamav_db, &e);
+    if (en->av == NULL) {
+        fprintf(stderr, "mugaika: %s: antivirus: %s\n", cmd, e->message);
+        rc = g_error_matches(e, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE) ? MG_EX_CONFIG
+                                                                      : MG_EX_TEMPFAIL;
+        goto out;
+    }
+    if (!mg_cdr_init(en->cfg.worker_dir, &e)) {
+        fprintf(stderr, "mugaika: %s: %s\n", cmd, e->message);
+        rc = MG_EX_CONFIG;
+        goto out;
+    }
+    en->det = mg_detect_new(&why);
+    if (en->det == NULL) {
+        fprintf(stderr, "mugaika: %s: type detection: %s\n", cmd, why);
+        rc = MG_EX_CONFIG;
+    }
+out:
+    g_clear_error(&e);
+    return rc;
+}
+
+void mg_cli_engine_close(struct mg_cli_engine *en)
+{
+    mg_detect_free(en->det);
+    if (en->av != NULL)
+        mg_av_unref(en->av);
+    if (en->rules != NULL)
+        mg_rules_unref(en->rules);
+    mg_config_clear(&en->cfg);
+    memset(en, 0, sizeof *en);
+}
+
+void mg_cli_engine_opts(const struct mg_cli_engine *en, struct mg_sanitize_opts *o)
+{
+    mg_sanitize_opts_default(o);
+    mg_config_sanitize_opts(&en->cfg, o); /* lang, spool, limits, memory, HTML budget */
+    o->rules = en->rules;
+    o->av = en->av;
+    o->detect = en->det;
+}
+
+int mg_cli_feed(struct mg_sanitize *s, int fd, const char *cmd, const char *file)
+{
+    char *buf = g_malloc(READ_CHUNK);
+    int rc = MG_EX_OK;
+
+    for (;;) {
+        ssize_t n = read(fd, buf, READ_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "mugaika: %s: %s: %s\n", cmd, file, g_strerror(errno));
+            rc = MG_EX_NOINPUT;
+            break;
+        }
+        if (n == 0)
+            break;
+        mg_sanitize_feed(s, buf, (size_t)n);
+    }
+    g_free(buf);
+    return rc;
 }
 
 int mg_cli_sanitize(int argc, char **argv)
@@ -97,7 +182,6 @@ int mg_cli_sanitize(int argc, char **argv)
     char *rules_dir = NULL, *qdir = NULL, *db = NULL, *lang = NULL, *audit = NULL, *spool = NULL;
     char *sender = NULL, *config = NULL;
     char **rcpts = NULL;
-    struct mg_config cfg = {0};
     GOptionEntry entries[] = {
         {"config", 0, 0, G_OPTION_ARG_FILENAME, &config, "configuration file", "FILE"},
         {"rules", 0, 0, G_OPTION_ARG_FILENAME, &rules_dir, "policy directory", "DIR"},
@@ -112,16 +196,14 @@ int mg_cli_sanitize(int argc, char **argv)
     };
     GOptionContext *ctx = g_option_context_new("[FILE|-]");
     GError *e = NULL;
+    struct mg_cli_engine en;
     struct mg_sanitize_opts o;
-    struct mg_rules *rules = NULL;
-    struct mg_av *av = NULL;
     struct mg_quarantine *q = NULL;
-    struct mg_detect *det = NULL;
     struct mg_sanitize *s = NULL;
-    const char *file = "-", *why = NULL;
+    const char *file = "-";
     int fd = -1, rc = MG_EX_OK;
-    char *buf = NULL;
 
+    memset(&en, 0, sizeof en);
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_option_context_set_help_enabled(ctx, TRUE);
     if (!g_option_context_parse(ctx, &argc, &argv, &e)) {
@@ -141,47 +223,13 @@ int mg_cli_sanitize(int argc, char **argv)
     }
     if (argc == 2)
         file = argv[1];
-    if (!mg_config_load(config, &cfg, &e)) {
-        fprintf(stderr, "mugaika: sanitize: configuration:\n%s\n", e->message);
-        rc = MG_EX_CONFIG;
+    rc = mg_cli_engine_open(&en, "sanitize", config, rules_dir, db);
+    if (rc != MG_EX_OK)
         goto out;
-    }
-    /* the command line wins over the file */
-#define FROM_CFG(opt, field)                                                                       \
-    if ((opt) == NULL && cfg.field != NULL)                                                        \
-    (opt) = g_strdup(cfg.field)
-    FROM_CFG(rules_dir, rules_dir);
-    FROM_CFG(qdir, quarantine_dir);
-    FROM_CFG(db, clamav_db);
-    FROM_CFG(audit, audit);
-#undef FROM_CFG
-
-    /* configuration first: a bad policy or database is reported even
-     * when the input is fine */
-    rules = mg_rules_load(rules_dir, &e);
-    if (rules == NULL) {
-        fprintf(stderr, "mugaika: sanitize: rules:\n%s\n", e->message);
-        rc = MG_EX_CONFIG;
-        goto out;
-    }
-    av = mg_av_open(db, &e);
-    if (av == NULL) {
-        fprintf(stderr, "mugaika: sanitize: antivirus: %s\n", e->message);
-        rc = g_error_matches(e, MG_AV_ERROR, MG_AV_ERROR_NO_DATABASE) ? MG_EX_CONFIG
-                                                                      : MG_EX_TEMPFAIL;
-        goto out;
-    }
-    if (!mg_cdr_init(cfg.worker_dir, &e)) {
-        fprintf(stderr, "mugaika: sanitize: %s\n", e->message);
-        rc = MG_EX_CONFIG;
-        goto out;
-    }
-    det = mg_detect_new(&why);
-    if (det == NULL) {
-        fprintf(stderr, "mugaika: sanitize: type detection: %s\n", why);
-        rc = MG_EX_CONFIG;
-        goto out;
-    }
+    if (qdir == NULL && en.cfg.quarantine_dir != NULL)
+        qdir = g_strdup(en.cfg.quarantine_dir);
+    if (audit == NULL && en.cfg.audit != NULL)
+        audit = g_strdup(en.cfg.audit);
     q = mg_quarantine_open(qdir != NULL ? qdir : MG_QUARANTINE_DEFAULT_DIR, &e);
     if (q == NULL) {
         fprintf(stderr, "mugaika: sanitize: quarantine: %s\n", e->message);
@@ -195,12 +243,8 @@ int mg_cli_sanitize(int argc, char **argv)
         rc = MG_EX_NOINPUT;
         goto out;
     }
-    mg_sanitize_opts_default(&o);
-    mg_config_sanitize_opts(&cfg, &o); /* lang, spool, limits, memory, HTML budget */
-    o.rules = rules;
-    o.av = av;
+    mg_cli_engine_opts(&en, &o);
     o.quarantine = q;
-    o.detect = det;
     if (lang != NULL)
         o.lang = lang;
     if (spool != NULL)
@@ -208,21 +252,10 @@ int mg_cli_sanitize(int argc, char **argv)
     o.sender = sender;
     o.recipients = (const char *const *)rcpts;
     s = mg_sanitize_new(&o);
-    buf = g_malloc(READ_CHUNK);
-    for (;;) {
-        ssize_t n = read(fd, buf, READ_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fprintf(stderr, "mugaika: sanitize: %s: %s\n", file, g_strerror(errno));
-            rc = MG_EX_NOINPUT;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        mg_sanitize_feed(s, buf, (size_t)n);
-    }
-    rc = verdict_status(mg_sanitize_finish(s, &e));
+    rc = mg_cli_feed(s, fd, "sanitize", file);
+    if (rc != MG_EX_OK)
+        goto out;
+    rc = mg_cli_verdict_status(mg_sanitize_finish(s, &e));
     if (rc == MG_EX_OK) {
         if (!mg_sanitize_write(s, STDOUT_FILENO, &e)) {
             fprintf(stderr, "mugaika: sanitize: %s\n", e->message);
@@ -233,20 +266,15 @@ int mg_cli_sanitize(int argc, char **argv)
     } else {
         fprintf(stderr, "mugaika: sanitize: %s: %s\n", file, e != NULL ? e->message : "failed");
     }
-    write_audit(audit, s);
+    mg_cli_write_audit("sanitize", audit, s);
 out:
     g_clear_error(&e);
-    g_free(buf);
     if (fd > STDIN_FILENO)
         close(fd);
     mg_sanitize_free(s);
     if (q != NULL)
         mg_quarantine_close(q);
-    mg_detect_free(det);
-    if (av != NULL)
-        mg_av_unref(av);
-    if (rules != NULL)
-        mg_rules_unref(rules);
+    mg_cli_engine_close(&en);
     g_option_context_free(ctx);
     g_free(rules_dir);
     g_free(qdir);
@@ -257,6 +285,5 @@ out:
     g_free(sender);
     g_free(config);
     g_strfreev(rcpts);
-    mg_config_clear(&cfg);
     return rc;
 }
