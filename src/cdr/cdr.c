@@ -71,6 +71,10 @@ static const struct mg_cdr_handler handlers[] = {
     {"mugaika-worker", "tnef", MG_ACTION_UNPACK, "application/vnd.ms-tnef", "*"},
     {"mugaika-worker", "rtf-text", MG_ACTION_TEXT, "text/rtf;application/rtf",
      "text/plain;application/x-empty"},
+    {"mugaika-worker", "ole-text", MG_ACTION_TEXT,
+     "application/msword;application/vnd.ms-excel;application/vnd.ms-powerpoint;application/"
+     "vnd.ms-office;application/x-ole-storage;application/cdfv2",
+     "text/plain;application/x-empty"},
 };
 
 static const char *const programs[] = {"mugaika-worker", "mugaika-pdf"};

@@ -15,6 +15,7 @@ enum mgw_status mgw_ooxml(struct mgw *w);       /* ooxml.c: disarm docx/xlsx/ppt
 enum mgw_status mgw_image(struct mgw *w);       /* image.c: disarm (re-encode) */
 enum mgw_status mgw_pdf_flatten(struct mgw *w); /* flatten.c: pages to an image-only PDF */
 enum mgw_status mgw_rtf_text(struct mgw *w);    /* rtf.c: text of an RTF document */
+enum mgw_status mgw_ole_text(struct mgw *w);    /* ole.c: text of a Word/Excel/PowerPoint 97 file */
 enum mgw_status mgw_tnef(struct mgw *w);        /* tnef.c: attachments of winmail.dat */
 enum mgw_status mgw_selftest(struct mgw *w);    /* selftest.c: sandbox tests */
 

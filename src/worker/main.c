@@ -18,7 +18,7 @@
 static const struct mgw_handler table[] = {
     {"archive", mgw_archive},         {"ooxml", mgw_ooxml},       {"image", mgw_image},
     {"pdf-flatten", mgw_pdf_flatten}, {"rtf-text", mgw_rtf_text}, {"tnef", mgw_tnef},
-    {"selftest", mgw_selftest},
+    {"ole-text", mgw_ole_text},       {"selftest", mgw_selftest},
 };
 
 int main(int argc, char **argv)

@@ -43,7 +43,8 @@
  *	  'D' bytes of the current output (at most MGW_DATA_MAX per record);
  *	  'E' (empty): the current output ends;
  *	  'N' JSON {"kind": s, "text": s}: a note (kind "removed",
- *	      "converted", "flag", "defect" or "info");
+ *	      "converted", "flag", "found", "macros", "defect" or
+ *	      "info"; "macros" also flags the item as having macros);
  *	  'Z' JSON {"status": s, "reason": s|null}: the last record.
  *	A process that exits without a 'Z' record failed, whatever it wrote.
  */
@@ -104,6 +105,11 @@ bool mgw_out_begin(struct mgw *w, const char *name, const char *type, unsigned f
 bool mgw_out_write(struct mgw *w, const void *buf, size_t len);
 bool mgw_out_end(struct mgw *w);
 bool mgw_out_file(struct mgw *w, const char *name, const char *type, const void *buf, size_t len);
+
+/* The name of a handler's text output: the item's name ("name") with
+ * .txt instead of its extension; "document.txt" without one. Caller
+ * frees. */
+char *mgw_text_name(const struct mgw *w);
 
 /* True for a character that never belongs in a file name shown to a
  * person: controls (C0, DEL, C1), format characters (bidi embeddings,

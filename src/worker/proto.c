@@ -422,3 +422,20 @@ enum mgw_status mgw_run_unconfined(mgw_handler_fn fn, int nopts, char **opts)
     g_hash_table_unref(w.opts);
     return status;
 }
+
+char *mgw_text_name(const struct mgw *w)
+{
+    const char *name = mgw_option(w, "name");
+    const char *base, *dot;
+
+    if (name == NULL)
+        return g_strdup("document.txt");
+    base = strrchr(name, '/');
+    base = base != NULL ? base + 1 : name;
+    dot = strrchr(base, '.');
+    if (dot == NULL)
+        dot = base + strlen(base);
+    if (dot == base)
+        return g_strdup("document.txt");
+    return g_strdup_printf("%.*s.txt", (int)(dot - base), base);
+}

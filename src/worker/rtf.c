@@ -1219,23 +1219,6 @@ static void parse(struct rtf *t)
 
 /* ---- the handler ---- */
 
-static char *out_name(struct mgw *w)
-{
-    const char *name = mgw_option(w, "name");
-    const char *base, *dot;
-
-    if (name == NULL)
-        return g_strdup("document.txt");
-    base = strrchr(name, '/');
-    base = base != NULL ? base + 1 : name;
-    dot = strrchr(base, '.');
-    if (dot == NULL)
-        dot = base + strlen(base);
-    if (dot == base)
-        return g_strdup("document.txt");
-    return g_strdup_printf("%.*s.txt", (int)(dot - base), base);
-}
-
 static void note_count(struct mgw *w, uint64_t n, const char *one, const char *many)
 {
     if (n > 0)
@@ -1324,7 +1307,7 @@ enum mgw_status mgw_rtf_text(struct mgw *w)
     /* the outer group and its \rtf word, read again by the parser */
     t->rd.pos = 0;
     t->rd.back = -1;
-    name = out_name(w);
+    name = mgw_text_name(w);
     if (!mgw_out_begin(w, name, "text/plain; charset=utf-8", 0))
         goto out;
     parse(t);

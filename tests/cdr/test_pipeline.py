@@ -8,7 +8,9 @@ documents, pictures and archives attached.
   crosses, and the names are the members' names.
 - A macro document (docm) arrives as a docx without its VBA project; a
   PDF with JavaScript arrives without it; a picture arrives re-encoded
-  without its metadata; an RTF arrives as text.
+  without its metadata; an RTF arrives as text; Word and Excel 97-2003
+  files with macros arrive as their text, without any VBA; an encrypted
+  .doc is held.
 - EICAR inside a zip: removed, the virus named; an encrypted zip:
   held, the notice asks for the password; an archive nested deeper
   than archive-depth: removed; more members than archive-members:
@@ -185,6 +187,30 @@ def main():
     check(p.returncode == 0 and len(atts) == 1 and atts[0][0] == 'letter.txt'
           and atts[0][1] == 'text/plain' and b'\\rtf' not in atts[0][2],
           'RTF: delivered as its text', [a[:2] for a in atts])
+
+    # legacy Office: the text only, never the macros; encrypted: held
+    vba = corpus('poi-testdata', 'document', 'SimpleMacro.vba').decode('utf-8', 'replace')
+    vba_lines = [ln.strip() for ln in vba.splitlines() if len(ln.strip()) > 12]
+    for name, path in (('macro.doc', ('poi-testdata', 'document', 'SimpleMacro.doc')),
+                       ('macro.xls', ('poi-testdata', 'spreadsheet', 'SimpleMacro.xls')),
+                       ('words.doc', ('tika', 'testWORD_macros.doc'))):
+        p = sanitize(mail([(name, corpus(*path))]))
+        m = parse(p.stdout)
+        atts = attachments(m)
+        text = atts[0][2].decode('utf-8', 'replace') if len(atts) == 1 else ''
+        want = name.rsplit('.', 1)[0] + '.txt'
+        check(p.returncode == 0 and len(atts) == 1 and atts[0][0] == want
+              and atts[0][1] == 'text/plain' and text.strip()
+              and not any(ln in text for ln in vba_lines) and 'Attribute VB_' not in text
+              and b'\xd0\xcf\x11\xe0' not in p.stdout,
+              '%s (OLE2 with macros): delivered as its text, no VBA' % name,
+              (p.returncode, [a[:2] for a in atts], text[:200]))
+    p = sanitize(mail([('secret.doc', corpus('poi-testdata', 'document',
+                                             'password_password_cryptoapi.doc'))]))
+    m = parse(p.stdout)
+    check(p.returncode == 0 and not attachments(m) and 'held in quarantine' in body_text(m)
+          and 'password' in body_text(m),
+          'encrypted .doc: held, password notice', body_text(m))
 
     # --- what must not cross ------------------------------------------------
     p = sanitize(mail([('eicar.zip', zip_of([('eicar.com', EICAR)]))]))

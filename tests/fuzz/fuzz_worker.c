@@ -14,7 +14,7 @@
  *	(fd 1). Handlers run with small limits so that an input stays
  *	fast; the sandbox is not applied (libFuzzer needs the process).
  *
- *	  byte % 5: 0 rtf-text, 1 ooxml, 2 archive, 3 image, 4 tnef
+ *	  byte % 6: 0 rtf-text, 1 ooxml, 2 archive, 3 image, 4 tnef, 5 ole-text
  *
  *	Checks: the handler returns one of its statuses without crashing,
  *	leaking or reading out of bounds (the sanitizers do the work).
@@ -37,9 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool init;
     static char o1[] = "max-members=50", o2[] = "max-total=4194304", o3[] = "max-pixels=4000000",
-                o4[] = "max-output=1048576", o5[] = "max-depth=64", o6[] = "name=fuzz.bin";
-    char *opts[] = {o1, o2, o3, o4, o5, o6};
-    static const mgw_handler_fn fns[] = {mgw_rtf_text, mgw_ooxml, mgw_archive, mgw_image, mgw_tnef};
+                o4[] = "max-output=1048576", o5[] = "max-depth=64", o6[] = "name=fuzz.bin",
+                o7[] = "max-text=1048576";
+    char *opts[] = {o1, o2, o3, o4, o5, o6, o7};
+    static const mgw_handler_fn fns[] = {mgw_rtf_text, mgw_ooxml, mgw_archive,
+                                         mgw_image,    mgw_tnef,  mgw_ole_text};
     enum mgw_status st;
     int fd;
 

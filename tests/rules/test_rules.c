@@ -879,6 +879,9 @@ static void test_builtin(void)
         {"image/jpeg", "image", MG_ACTION_DISARM},
         {"text/rtf", "rtf", MG_ACTION_TEXT},
         {"application/vnd.ms-tnef", "tnef", MG_ACTION_UNPACK},
+        {"application/msword", "legacy-office", MG_ACTION_TEXT},
+        {"application/vnd.ms-excel", "legacy-office", MG_ACTION_TEXT},
+        {"application/vnd.ms-powerpoint", "legacy-office", MG_ACTION_TEXT},
     };
     for (unsigned i = 0; i < G_N_ELEMENTS(cdr); i++) {
         x = builtin_match(r, ATT, NULL, cdr[i].type, "x.dat", 0);
@@ -898,9 +901,9 @@ static void test_builtin(void)
     x = builtin_match(r, ATT, NULL, "application/x-iso9660-image", "x.iso", 0);
     g_assert_cmpstr(mg_rule_id(x), ==, "default-drop");
     /* 7. everything else: dropped, with a notice in both languages */
-    static const char *const other[] = {"application/msword", "application/x-dosexec",
-                                        "image/svg+xml",      "application/vnd.ms-excel",
-                                        "text/x-shellscript", "application/octet-stream"};
+    static const char *const other[] = {"application/vnd.ms-outlook", "application/x-dosexec",
+                                        "image/svg+xml", "text/x-shellscript",
+                                        "application/octet-stream"};
     for (unsigned i = 0; i < G_N_ELEMENTS(other); i++) {
         x = builtin_match(r, ATT, NULL, other[i], "x.dat", 0);
         g_assert_cmpstr(mg_rule_id(x), ==, "default-drop");
