@@ -12,8 +12,11 @@ https or mailto hyperlinks, every internal target present, every part
 with a content type and no Override for a missing part, no
 macro-enabled or active content type, no DDE field in Word, no DDE
 formula in Excel, the visible text of the input still there, non-XML
-parts byte for byte, the macro-free name and MIME type. Crafted
-packages then check each removal on its own (OLE objects kept as
+parts byte for byte, the macro-free name and MIME type. Outputs are
+stable (the same bytes twice, in another time zone too, and disarming
+an output gives it again), and no member keeps the input's compressed
+bytes: every part is compressed anew. Crafted packages then check
+each removal on its own (OLE objects kept as
 pictures, ActiveX, remote images, templates, subdocuments, hyperlinks,
 fields split over runs and paragraphs, computed field keywords,
 shared DDE formulas, Excel 4 macro sheets, external links, PowerPoint
@@ -27,11 +30,13 @@ import os
 import posixpath
 import random
 import re
+import struct
 import sys
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from xml.parsers import expat
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -391,6 +396,166 @@ def test_corpus():
         bad = check_package(data, r.outputs[0], os.path.basename(p))
         check(not bad, '%s: output is a clean package' % name, '; '.join(bad[:10]))
     return files
+
+
+def test_stable(files):
+    """Every corpus package that disarms gives the same bytes twice (the
+    second time in another time zone), and its output disarmed again
+    gives those bytes again (a fixed point)."""
+    same, fixed, bad = 0, 0, []
+    for p in files:
+        if expected_status(p) != 'ok':
+            continue
+        name = os.path.relpath(p, CORPUS)
+        r1 = worker(path=p, name=os.path.basename(p))
+        tz = os.environ.get('TZ')
+        os.environ['TZ'] = 'JST-9'  # the second run in another time zone
+        try:
+            r2 = worker(path=p, name=os.path.basename(p))
+        finally:
+            if tz is None:
+                del os.environ['TZ']
+            else:
+                os.environ['TZ'] = tz
+        if r1.status != 'ok' or r2.status != 'ok':
+            bad.append('%s: %s %s' % (name, r1.status, r2.status))
+            continue
+        if r1.outputs[0].data != r2.outputs[0].data:
+            bad.append('%s: two runs differ' % name)
+            continue
+        same += 1
+        r3 = worker(data=r1.outputs[0].data, name=r1.outputs[0].name)
+        if r3.status != 'ok' or r3.outputs[0].data != r1.outputs[0].data:
+            bad.append('%s: not a fixed point (%s)' % (name, r3.status))
+            continue
+        fixed += 1
+    check(not bad and same >= 40, 'corpus: the same input gives the same bytes (%d packages)' % same,
+          '; '.join(bad[:10]))
+    check(not bad and fixed >= 40, 'corpus: disarming an output gives it again (%d packages)' % fixed,
+          '; '.join(bad[:10]))
+
+
+def raw_zip(members):
+    """A zip written by hand: members are (name, method, raw data, crc,
+    size); nothing is checked, so that broken members can be made."""
+    out, cd = b'', b''
+    for name, method, raw, crc, size in members:
+        n = name.encode('utf-8')
+        head = struct.pack('<HHHHHIIIHH', 20, 0, method, 0, 0x2821, crc, len(raw), size, len(n), 0)
+        cd += b'PK\x01\x02' + struct.pack('<H', 0x0314) + head + struct.pack(
+            '<HHHII', 0, 0, 0, 0, len(out)) + n
+        out += b'PK\x03\x04' + head + n + raw
+    return out + cd + b'PK\x05\x06' + struct.pack('<HHHHIIH', 0, 0, len(members), len(members),
+                                                   len(cd), len(out), 0)
+
+
+def deflate_raw(data):
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+def test_member_data():
+    """Members stored, followed by bytes past their stream, with a wrong
+    CRC or a wrong declared size: the output holds what was checked, or
+    the item fails."""
+    members = [(i.filename, zipfile.ZipFile(io.BytesIO(crafted_docx())).read(i.filename))
+               for i in zipfile.ZipFile(io.BytesIO(crafted_docx())).infolist()]
+    # every member stored: fine, and the output a fixed point
+    stored = raw_zip([(n, 0, d, zlib.crc32(d), len(d)) for n, d in members])
+    r = worker(data=stored, name='stored.docm')
+    if one_output(r, 'stored members'):
+        bad = check_package(stored, r.outputs[0], 'stored.docm')
+        check(not bad, 'stored members: output is a clean package', '; '.join(bad))
+        r2 = worker(data=r.outputs[0].data, name='stored.docx')
+        check(r2.status == 'ok' and r2.outputs[0].data == r.outputs[0].data,
+              'stored members: the output is a fixed point', r2.status)
+    # the picture's deflate stream followed by bytes that are not part of it
+    marker = b'HIDDEN-AFTER-THE-STREAM'
+    junk = [(n, 8, deflate_raw(d) + (marker if n.endswith('.png') else b''), zlib.crc32(d), len(d))
+            for n, d in members]
+    r = worker(data=raw_zip(junk), name='junk.docm')
+    check(r.status in ('ok', 'fail'), 'bytes after a member\'s stream: ok or fail', r.status)
+    if r.status == 'ok' and r.outputs:
+        bad = check_package(raw_zip(junk), r.outputs[0], 'junk.docm')
+        check(not bad and marker not in r.outputs[0].data,
+              'bytes after a member\'s stream: not in the output', '; '.join(bad))
+    # a member whose CRC is wrong fails as before
+    wrong = [(n, 8, deflate_raw(d), zlib.crc32(d) ^ (1 if n == 'word/document.xml' else 0), len(d))
+             for n, d in members]
+    r = worker(data=raw_zip(wrong), name='crc.docm')
+    check(r.status == 'fail' and not r.outputs, 'a member with a wrong CRC: fail', r.status)
+    # a declared size that is not the member's: read by libarchive, output right
+    size = [(n, 8, deflate_raw(d), zlib.crc32(d), len(d) + (5 if n.endswith('.png') else 0))
+            for n, d in members]
+    r = worker(data=raw_zip(size), name='size.docm')
+    if r.status == 'ok' and r.outputs:
+        z = zipfile.ZipFile(io.BytesIO(r.outputs[0].data))
+        check(z.testzip() is None and z.read('word/media/image1.png') == PNG,
+              'a wrong declared size: the output has the real bytes')
+    else:
+        check(r.status == 'fail', 'a wrong declared size: ok or fail', r.status)
+
+
+def member_raw(data, name):
+    """The compressed bytes of member NAME of the zip DATA, as stored."""
+    i = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
+    n, e = struct.unpack('<HH', data[i.header_offset + 26:i.header_offset + 30])
+    start = i.header_offset + 30 + n + e
+    return data[start:start + i.compress_size]
+
+
+def deflate_odd(data):
+    """DATA deflated as no writer of ours would: level 9 with a small
+    window and little memory, filtered, and an empty stored block (a
+    full flush) in the middle. Valid for any inflater."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -9, 1, zlib.Z_FILTERED)
+    half = len(data) // 2
+    return c.compress(data[:half]) + c.flush(zlib.Z_FULL_FLUSH) + c.compress(data[half:]) + c.flush()
+
+
+def test_reencoded():
+    """Nothing of the input's compressed data reaches the output: the
+    parts kept as they are (the main part too, which lost a relationship
+    it does not name) are compressed anew, their content unchanged."""
+    text = ''.join(wp(wr('paragraph %d of plain words, nothing active' % i)) for i in range(3000))
+    members = [
+        ('[Content_Types].xml', types_xml(
+            [('bin', 'application/vnd.ms-office.vbaProject'), ('png', 'image/png')],
+            [('/word/document.xml', 'application/vnd.ms-word.document.macroEnabled.main+xml'),
+             ('/word/styles.xml', OXML + 'wordprocessingml.styles+xml')])),
+        ('_rels/.rels', root_rels('word/document.xml')),
+        ('word/document.xml', WDOC % (text + wp(blip('rId3')))),
+        ('word/_rels/document.xml.rels', rels_xml([
+            ('rId1', 'styles', 'styles.xml'),
+            ('rId2', 'http://schemas.microsoft.com/office/2006/relationships/vbaProject', 'vbaProject.bin'),
+            ('rId3', 'image', 'media/image1.png')])),
+        ('word/styles.xml', '<w:styles xmlns:w="%s"><w:docDefaults/></w:styles>' % W_NS[0]),
+        ('word/vbaProject.bin', b'\xd0\xcf\x11\xe0 not really VBA'),
+        ('word/media/image1.png', PNG),
+    ]
+    members = [(n, d.encode('utf-8') if isinstance(d, str) else d) for n, d in members]
+    stored = ('word/styles.xml',)
+    data = raw_zip([(n, 0, d, zlib.crc32(d), len(d)) if n in stored else
+                    (n, 8, deflate_odd(d), zlib.crc32(d), len(d)) for n, d in members])
+    r = worker(data=data, name='odd.docm')
+    if not one_output(r, 'oddly deflated members'):
+        return
+    out = r.outputs[0].data
+    bad = check_package(data, r.outputs[0], 'odd.docm')
+    check(not bad, 'oddly deflated members: output is a clean package', '; '.join(bad))
+    zin, zout = zipfile.ZipFile(io.BytesIO(data)), zipfile.ZipFile(io.BytesIO(out))
+    same, copied = [], []
+    for n in zout.namelist():
+        if n not in zin.namelist() or zout.read(n) != zin.read(n):
+            continue
+        same.append(n)
+        if member_raw(out, n) == member_raw(data, n):
+            copied.append(n)
+    want = ('word/document.xml', 'word/styles.xml', 'word/media/image1.png')
+    check(all(n in same for n in want), 'oddly deflated members: the kept parts are unchanged',
+          'unchanged: %s' % same)
+    check(same and not copied, 'oddly deflated members: none keeps the input\'s compressed bytes',
+          'copied: %s' % copied)
 
 
 def notes_have(r, *words):
@@ -915,7 +1080,10 @@ def main():
     if not A.worker or not os.path.exists(A.worker):
         check(False, 'the worker executable exists', A.worker)
         done()
-    test_corpus()
+    files = test_corpus()
+    test_stable(files)
+    test_member_data()
+    test_reencoded()
     test_corpus_details()
     test_crafted_docx()
     test_crafted_xlsx()
