@@ -1407,13 +1407,44 @@ static bool repack_finish(struct mg_sanitize *s, GPtrArray *repacks, GPtrArray *
     return true;
 }
 
+/* Writes m to a new temporary file *fd (closing the old one); *len: its size. */
+static bool write_message(struct mg_sanitize *s, GMimeMessage *m, int *fd, uint64_t *len)
+{
+    GMimeStream *out;
+    off_t end;
+
+    if (*fd >= 0)
+        close(*fd);
+    *fd = sz_tmpfile(s, "out");
+    if (*fd < 0)
+        return false;
+    out = g_mime_stream_fs_new(*fd);
+    g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), FALSE);
+    /* GMimeStreamFs does not buffer, and its flush is an fsync: the
+     * output is a temporary file, not worth one */
+    if (g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, out) < 0) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "writing the rebuilt message: %s", g_strerror(errno));
+        g_object_unref(out);
+        return false;
+    }
+    g_object_unref(out);
+    end = lseek(*fd, 0, SEEK_END);
+    if (end < 0) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "spool: %s", g_strerror(errno));
+        return false;
+    }
+    if (len != NULL)
+        *len = (uint64_t)end;
+    return true;
+}
+
 bool sz_build(struct mg_sanitize *s)
 {
     struct sink body;
-    GMimeMessage *msg = NULL;
+    GMimeMessage *msg = NULL, *view = NULL;
     GMimeMultipart *mp = NULL;
     GMimePart *text_part;
-    GMimeStream *bs, *out;
+    GMimeStream *bs;
     struct mg_sha256 *bh = mg_sha256_new();
     char *note = NULL;
     unsigned n_att = 0;
@@ -1430,6 +1461,7 @@ bool sz_build(struct mg_sanitize *s)
         struct sz_item *it = g_ptr_array_index(s->items, i);
         GMimePart *part = NULL;
         const char *charset = NULL;
+        bool scanned = false;
 
         if (it->kind != MG_MIME_LEAF || it->role != MG_ROLE_ATTACHMENT ||
             it->forced != SZ_FORCED_NONE)
@@ -1451,6 +1483,7 @@ bool sz_build(struct mg_sanitize *s)
             part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
             g_object_unref(cs);
             mg_sha256_update_str(bh, it->cdr_sha_hex);
+            scanned = true; /* check_output scanned these bytes */
             goto attach;
         }
         /* A kept text with a uuencoded block in it is rewritten without
@@ -1482,6 +1515,7 @@ bool sz_build(struct mg_sanitize *s)
             part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
             g_object_unref(cs);
             mg_sha256_update_str(bh, it->sha_hex);
+            scanned = true; /* leaf_scan scanned these bytes, unpacking all */
         } else {
             struct sink k;
             sink_init(&k, s);
@@ -1530,6 +1564,7 @@ bool sz_build(struct mg_sanitize *s)
         }
         g_object_set_data_full(G_OBJECT(part), "mg-name", g_strdup(it->out_name), g_free);
         g_object_set_data_full(G_OBJECT(part), "mg-charset", g_strdup(charset), g_free);
+        g_object_set_data(G_OBJECT(part), "mg-scanned", GINT_TO_POINTER(scanned));
         g_ptr_array_add(atts, part);
     }
 
@@ -1562,6 +1597,33 @@ bool sz_build(struct mg_sanitize *s)
 
     msg = g_mime_message_new(FALSE);
     copy_headers(s, GMIME_OBJECT(msg));
+    {
+        /* The last scan (sanitize.c) looks at the rebuilt message as a
+         * client gets it, but an attachment whose exact bytes were
+         * already scanned in full (a kept part, a handler's output) is
+         * left out of that view: scanning it again costs as much and
+         * cannot find anything else. The view has the same header, text
+         * and every attachment made here since (texts, zips). */
+        bool skip = false;
+        for (guint i = 0; i < atts->len; i++)
+            skip = skip || g_object_get_data(G_OBJECT(g_ptr_array_index(atts, i)), "mg-scanned");
+        if (skip)
+            view = g_mime_message_new(FALSE);
+    }
+    if (view != NULL) {
+        GMimeMultipart *vp = g_mime_multipart_new_with_subtype("mixed");
+        copy_headers(s, GMIME_OBJECT(view));
+        g_mime_multipart_add(vp, GMIME_OBJECT(text_part));
+        for (guint i = 0; i < atts->len; i++) {
+            GMimePart *part = g_ptr_array_index(atts, i);
+            if (!g_object_get_data(G_OBJECT(part), "mg-scanned"))
+                add_attachment(vp, part, g_object_get_data(G_OBJECT(part), "mg-name"),
+                               g_object_get_data(G_OBJECT(part), "mg-charset"));
+        }
+        g_mime_message_set_mime_part(view, GMIME_OBJECT(vp));
+        g_object_unref(vp);
+        g_mime_object_append_header(GMIME_OBJECT(view), "X-Mugaika-Result", s->result, NULL);
+    }
     if (atts->len > 0) {
         char *boundary = g_strdup_printf("=_mugaika_%.32s", mg_sha256_hex(bh));
         mp = g_mime_multipart_new_with_subtype("mixed");
@@ -1581,33 +1643,19 @@ bool sz_build(struct mg_sanitize *s)
     g_object_unref(text_part);
     g_mime_object_append_header(GMIME_OBJECT(msg), "X-Mugaika-Result", s->result, NULL);
 
-    if (s->out_fd >= 0)
-        close(s->out_fd);
-    s->out_fd = sz_tmpfile(s, "out");
-    if (s->out_fd < 0)
+    if (!write_message(s, msg, &s->out_fd, &s->out_len))
         goto done;
-    out = g_mime_stream_fs_new(s->out_fd);
-    g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), FALSE);
-    /* GMimeStreamFs does not buffer, and its flush is an fsync: the
-     * output is a temporary file, not worth one */
-    if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), NULL, out) < 0) {
-        sz_fail(s, MG_VERDICT_TEMPFAIL, "writing the rebuilt message: %s", g_strerror(errno));
-        g_object_unref(out);
+    if (s->scan_fd >= 0)
+        close(s->scan_fd);
+    s->scan_fd = -1;
+    if (view != NULL && !write_message(s, view, &s->scan_fd, NULL))
         goto done;
-    }
-    g_object_unref(out);
-    {
-        off_t end = lseek(s->out_fd, 0, SEEK_END);
-        if (end < 0) {
-            sz_fail(s, MG_VERDICT_TEMPFAIL, "spool: %s", g_strerror(errno));
-            goto done;
-        }
-        s->out_len = (uint64_t)end;
-    }
     ok = s->error == NULL;
 done:
     if (msg != NULL)
         g_object_unref(msg);
+    if (view != NULL)
+        g_object_unref(view);
     g_ptr_array_unref(atts);
     g_ptr_array_unref(repacks);
     mg_sha256_free(bh);

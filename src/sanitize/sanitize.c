@@ -253,8 +253,10 @@ void sz_content_forget(struct mg_sanitize *s, struct sz_content *c)
     content_forget(s, c);
 }
 
-gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
-                       size_t len)
+/* Reads content without touching s but its spool descriptor (safe in
+ * the scan thread, see classify); on error *why (static) and -1. */
+static gssize content_pread(const struct mg_sanitize *s, const struct sz_content *c, uint64_t off,
+                            void *buf, size_t len, enum mg_verdict *v, const char **why)
 {
     uint64_t base = 0;
 
@@ -263,7 +265,8 @@ gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64
     if (c->extents == NULL) {
         size_t n = (size_t)MIN((uint64_t)len, c->size - off);
         if (c->mem == NULL || off + n > c->mem->len) {
-            sz_fail(s, MG_VERDICT_INTERNAL, "content read past its buffer");
+            *v = MG_VERDICT_INTERNAL;
+            *why = "content read past its buffer";
             return -1;
         }
         memcpy(buf, c->mem->data + off, n);
@@ -279,8 +282,8 @@ gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64
                 r = pread(s->spool_fd, buf, n, (off_t)(e->off + in));
             while (r < 0 && errno == EINTR);
             if (r <= 0) {
-                sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: %s",
-                        r < 0 ? g_strerror(errno) : "short file");
+                *v = MG_VERDICT_TEMPFAIL;
+                *why = r < 0 ? g_strerror(errno) : "short file";
                 return -1;
             }
             return (gssize)r;
@@ -288,6 +291,18 @@ gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64
         base += e->len;
     }
     return 0;
+}
+
+gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
+                       size_t len)
+{
+    enum mg_verdict v = MG_VERDICT_INTERNAL;
+    const char *why = NULL;
+    gssize n = content_pread(s, c, off, buf, len, &v, &why);
+
+    if (n < 0)
+        sz_fail(s, v, "%s%s", v == MG_VERDICT_TEMPFAIL ? "spool read: " : "", why);
+    return n;
 }
 
 /* --- items -------------------------------------------------------------- */
@@ -590,24 +605,24 @@ static enum mg_av_verdict scan_content(struct mg_sanitize *s, const struct sz_co
                                        unsigned flags, char **vir, GError **e)
 {
     struct sz_reader r = {s, c};
+    gint64 t0 = g_get_monotonic_time();
+    enum mg_av_verdict v;
 
     if (c->extents == NULL)
-        return mg_av_scan_buffer_flags(s->o.av, c->mem != NULL ? c->mem->data : (const guint8 *)"",
-                                       c->mem != NULL ? c->mem->len : 0, flags, vir, e);
-    return mg_av_scan_pread_flags(s->o.av, c->size, reader_cb, &r, flags, vir, e);
+        v = mg_av_scan_buffer_flags(s->o.av, c->mem != NULL ? c->mem->data : (const guint8 *)"",
+                                    c->mem != NULL ? c->mem->len : 0, flags, vir, e);
+    else
+        v = mg_av_scan_pread_flags(s->o.av, c->size, reader_cb, &r, flags, vir, e);
+    s->av_us += g_get_monotonic_time() - t0;
+    return v;
 }
 
 /* shallow: the archive will be unpacked here and every member scanned
  * on its own (MG_AV_SCAN_SHALLOW) */
-static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it, bool shallow)
+/* What a scan of the item's content found: flags, the virus, unscanned. */
+static bool scan_found(struct mg_sanitize *s, struct sz_item *it, enum mg_av_verdict v, char *vir,
+                       GError *e)
 {
-    GError *e = NULL;
-    char *vir = NULL;
-    enum mg_av_verdict v;
-
-    if (s->o.av == NULL)
-        return true;
-    v = scan_content(s, &it->c, shallow ? MG_AV_SCAN_SHALLOW : 0, &vir, &e);
     if (v == MG_AV_FAILED) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of part %s: %s", it->path,
                 e != NULL ? e->message : "engine error");
@@ -627,6 +642,123 @@ static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it, bool shallow)
         it->virus = vir;
     }
     return true;
+}
+
+static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it, bool shallow)
+{
+    GError *e = NULL;
+    char *vir = NULL;
+    enum mg_av_verdict v;
+
+    if (s->o.av == NULL)
+        return true;
+    v = scan_content(s, &it->c, shallow ? MG_AV_SCAN_SHALLOW : 0, &vir, &e);
+    return scan_found(s, it, v, vir, e);
+}
+
+/* --- the scan of an item while its handler runs ---------------------------- */
+
+/* libclamav and a CDR worker on the same item at the same time: the
+ * scan in a thread of its own, which reads the item's content (never
+ * changed while the handler runs: its output goes to other extents)
+ * and touches nothing else of the pipeline; errors come back here. */
+struct scan_job {
+    struct mg_sanitize *s;
+    const struct sz_content *c;
+    unsigned flags; /* MG_AV_SCAN_* */
+    enum mg_av_verdict v;
+    char *vir;
+    GError *e;
+    enum mg_verdict read_v;
+    const char *read_why;
+    gint64 us;
+};
+
+static gssize job_read(void *handle, void *buf, size_t len, uint64_t off)
+{
+    struct scan_job *j = handle;
+
+    return content_pread(j->s, j->c, off, buf, len, &j->read_v, &j->read_why);
+}
+
+static gpointer scan_job_run(gpointer u)
+{
+    struct scan_job *j = u;
+    gint64 t0 = g_get_monotonic_time();
+
+    if (j->c->extents == NULL)
+        j->v = mg_av_scan_buffer_flags(j->s->o.av,
+                                       j->c->mem != NULL ? j->c->mem->data : (const guint8 *)"",
+                                       j->c->mem != NULL ? j->c->mem->len : 0, j->flags, &j->vir,
+                                       &j->e);
+    else
+        j->v = mg_av_scan_pread_flags(j->s->o.av, j->c->size, job_read, j, j->flags, &j->vir,
+                                      &j->e);
+    j->us = g_get_monotonic_time() - t0;
+    return NULL;
+}
+
+/*
+ * The scan of a handler's output runs while the next item is worked on
+ * (at most one at a time): joined before the next output scan starts,
+ * before the item's handler work is reset, and at the end of the
+ * message, before anything reads the outcome. An infected output drops
+ * the item then, exactly as if it had been found at once.
+ */
+struct pending_scan {
+    struct scan_job job;
+    GThread *thread;
+    int index;
+    const char *handler; /* static */
+};
+
+void sz_output_scan_join(struct mg_sanitize *s)
+{
+    struct pending_scan *p = s->pending;
+    struct sz_item *it;
+
+    if (p == NULL)
+        return;
+    s->pending = NULL;
+    if (p->thread != NULL)
+        g_thread_join(p->thread);
+    s->av_us += p->job.us;
+    it = g_ptr_array_index(s->items, (guint)p->index);
+    if (p->job.read_why != NULL) {
+        sz_fail(s, p->job.read_v, "virus scan of the output of %s for part %s: spool read: %s",
+                p->handler, it->path, p->job.read_why);
+    } else if (p->job.v == MG_AV_FAILED) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of the output of %s for part %s: %s",
+                p->handler, it->path, p->job.e != NULL ? p->job.e->message : "engine error");
+    } else if (p->job.v == MG_AV_INFECTED && it->cdr_ready) {
+        g_free(it->cdr_reason);
+        it->cdr_reason = g_strdup_printf("the output scanned as %s", p->job.vir);
+        it->cdr_status = MG_CDR_FAIL;
+        it->cdr_ready = false;
+        it->action = MG_ACTION_DROP;
+        it->forced = SZ_FORCED_CDR_FAILED;
+        content_forget(s, &it->cdr);
+    }
+    g_clear_error(&p->job.e);
+    g_free(p->job.vir);
+    g_free(p);
+}
+
+static void output_scan_start(struct mg_sanitize *s, int index, const char *handler)
+{
+    struct pending_scan *p = g_new0(struct pending_scan, 1);
+    struct sz_item *it = g_ptr_array_index(s->items, (guint)index);
+
+    sz_output_scan_join(s);
+    p->job.s = s;
+    p->job.c = &it->cdr;
+    p->job.flags = MG_AV_SCAN_NO_IMAGE_HASH;
+    p->index = index;
+    p->handler = handler;
+    p->thread = g_thread_try_new("mugaika-scan", scan_job_run, &p->job, NULL);
+    if (p->thread == NULL)
+        scan_job_run(&p->job); /* no thread to be had: now */
+    s->pending = p;
 }
 
 /* Reads the first MG_DETECT_SNIFF_BYTES of c into s->sniff. */
@@ -664,6 +796,74 @@ static const struct mg_rule *match(struct mg_sanitize *s, struct sz_item *it)
 }
 
 static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handler *h);
+static bool decide(struct mg_sanitize *s, int index);
+
+/* Forgets what a handler made of the item (its output, notes, status). */
+static void cdr_reset(struct mg_sanitize *s, struct sz_item *it)
+{
+    content_forget(s, &it->cdr);
+    memset(&it->cdr, 0, sizeof it->cdr);
+    it->cdr_ready = false;
+    it->cdr_handler = NULL;
+    it->cdr_status = 0;
+    g_clear_pointer(&it->cdr_reason, g_free);
+    g_clear_pointer(&it->cdr_name, g_free);
+    g_clear_pointer(&it->cdr_type, g_free);
+    g_clear_pointer(&it->cdr_notes, g_ptr_array_unref);
+    it->cdr_sha_hex[0] = '\0';
+    it->forced = SZ_FORCED_NONE;
+}
+
+/*
+ * An attachment that a handler rebuilds (disarm, flatten, text; not
+ * unpack, whose members come next) is scanned while the handler runs:
+ * the two cost about the same, and the gateway has more than one core.
+ * The rule is the one matched before the scan; if the scan changes what
+ * is known of the item (infected, encrypted, not fully scanned), the
+ * handler's work is thrown away and the item is decided again, as if
+ * it had been scanned first.
+ */
+static bool classify_overlapped(struct mg_sanitize *s, int index, const struct mg_rule *pre,
+                                const struct mg_cdr_handler *h)
+{
+    struct sz_item *it = item_at(s, index);
+    struct scan_job j;
+    GThread *t;
+    unsigned flags;
+    bool ran, unscanned;
+
+    memset(&j, 0, sizeof j);
+    j.s = s;
+    j.c = &it->c;
+    t = g_thread_try_new("mugaika-scan", scan_job_run, &j, NULL);
+    if (t == NULL)
+        scan_job_run(&j); /* no thread to be had: one after the other */
+    it->rule = pre;
+    it->action = mg_rule_action(pre);
+    ran = run_cdr(s, index, h);
+    if (t != NULL)
+        g_thread_join(t);
+    s->av_us += j.us;
+    it = item_at(s, index);
+    if (j.read_why != NULL) {
+        g_clear_error(&j.e);
+        g_free(j.vir);
+        sz_fail(s, j.read_v, "virus scan of part %s: spool read: %s", it->path, j.read_why);
+        return false;
+    }
+    flags = it->flags;
+    unscanned = it->unscanned;
+    if (!scan_found(s, it, j.v, j.vir, j.e) || !ran)
+        return false;
+    if ((it->flags & ~flags) == 0 && it->unscanned == unscanned) {
+        if ((it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT) || it->cdr_ready)
+            content_forget(s, &it->c);
+        return s->error == NULL;
+    }
+    sz_output_scan_join(s); /* it may be this item's output */
+    cdr_reset(s, it);
+    return decide(s, index);
+}
 
 /* Detection, flags, AV, the rule, forced outcomes and the handler of a
  * complete leaf: a part of the mail, or a member of an archive. */
@@ -703,9 +903,20 @@ static bool classify(struct mg_sanitize *s, int index)
             pre != NULL ? mg_cdr_find(mg_rule_action(pre), it->detected) : NULL;
         bool shallow =
             h != NULL && h->action == MG_ACTION_UNPACK && it->arc_depth < s->o.archive_depth;
+        if (h != NULL && h->action != MG_ACTION_UNPACK && s->o.av != NULL && !is_opaque(it) &&
+            !(it->flags & MG_ITEM_ENCRYPTED))
+            return classify_overlapped(s, index, pre, h);
         if (!leaf_scan(s, it, shallow))
             return false;
     }
+    return decide(s, index);
+}
+
+/* The item's rule, what is forced on it, and its handler: after the
+ * detection, the flags and the scan. */
+static bool decide(struct mg_sanitize *s, int index)
+{
+    struct sz_item *it = item_at(s, index);
 
     it->rule = match(s, it);
     it->action = mg_rule_action(it->rule);
@@ -796,6 +1007,7 @@ struct cdr_run {
     unsigned outputs;
     GPtrArray *notes;
     struct mg_sha256 *sha; /* of the one output (not unpack) */
+    bool macros;           /* the handler found macros (noted, removed) */
 };
 
 static bool cdr_begin(void *u, const char *name, const char *type, unsigned flags)
@@ -869,8 +1081,10 @@ static void cdr_note(void *u, const char *kind, const char *text)
 {
     struct cdr_run *r = u;
 
+    if (strcmp(kind, "macros") == 0)
+        r->macros = true;
     if (r->notes->len < 100 && (strcmp(kind, "removed") == 0 || strcmp(kind, "converted") == 0 ||
-                                strcmp(kind, "flag") == 0))
+                                strcmp(kind, "flag") == 0 || strcmp(kind, "found") == 0))
         g_ptr_array_add(r->notes, g_strdup_printf("%s: %.500s", kind, text));
 }
 
@@ -918,13 +1132,12 @@ static int item_file(struct mg_sanitize *s, const struct sz_content *c)
 }
 
 /* The handler's output replaces the item: typed again (it must be what
- * the handler makes) and scanned again before it may be delivered. */
-static bool check_output(struct mg_sanitize *s, struct sz_item *it, const struct mg_cdr_handler *h)
+ * the handler makes) and scanned again before it may be delivered (the
+ * scan runs while the pipeline goes on: output_scan_start). */
+static bool check_output(struct mg_sanitize *s, int index, const struct mg_cdr_handler *h)
 {
+    struct sz_item *it = item_at(s, index);
     gssize n = sniff_content(s, &it->cdr);
-    GError *e = NULL;
-    char *vir = NULL;
-    enum mg_av_verdict v = MG_AV_CLEAN;
     const char *t;
 
     if (n < 0)
@@ -937,22 +1150,10 @@ static bool check_output(struct mg_sanitize *s, struct sz_item *it, const struct
         it->cdr_status = MG_CDR_FAIL;
         return true;
     }
-    if (s->o.av != NULL)
-        v = scan_content(s, &it->cdr, MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
-    if (v == MG_AV_FAILED) {
-        sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of the output of %s for part %s: %s", h->name,
-                it->path, e != NULL ? e->message : "engine error");
-        g_clear_error(&e);
-        return false;
-    }
-    if (v == MG_AV_INFECTED) {
-        it->cdr_reason = g_strdup_printf("the output scanned as %s", vir);
-        it->cdr_status = MG_CDR_FAIL;
-        g_free(vir);
-        return true;
-    }
     it->cdr_ready = true;
-    return true;
+    if (s->o.av != NULL)
+        output_scan_start(s, index, h->name);
+    return s->error == NULL;
 }
 
 /* Options for the handler: the item's name, rule options, limits. */
@@ -1037,6 +1238,8 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
     it->cdr_handler = h->name;
     it->cdr_status = (int)st;
     it->cdr_notes = r.notes;
+    if (r.macros)
+        it->flags |= MG_ITEM_MACROS;
     if (st == MG_CDR_ERROR) {
         /* the worker could not be started, or the spool failed: not the
          * item's fault, so the message is retried later */
@@ -1054,7 +1257,7 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
     if (st == MG_CDR_OK && !r.unpack) {
         g_free(reason);
         reason = NULL;
-        if (!check_output(s, it, h))
+        if (!check_output(s, index, h))
             goto out;
     } else if (st == MG_CDR_OK) {
         /* members go through the whole pipeline, depth first, so that
@@ -1185,6 +1388,7 @@ struct mg_sanitize *mg_sanitize_new(const struct mg_sanitize_opts *o)
     s->defects = g_array_new(FALSE, FALSE, sizeof(enum mg_mime_defect));
     s->spool_fd = -1;
     s->out_fd = -1;
+    s->scan_fd = -1;
     s->sniff = g_malloc(MG_DETECT_SNIFF_BYTES);
     s->orig_sha = mg_sha256_new();
     s->t_start = g_get_monotonic_time();
@@ -1378,7 +1582,10 @@ static bool scan_output(struct mg_sanitize *s, bool *infected)
     *infected = false;
     if (s->o.av == NULL)
         return true;
-    v = mg_av_scan_fd_flags(s->o.av, s->out_fd, MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
+    gint64 t0 = g_get_monotonic_time();
+    v = mg_av_scan_fd_flags(s->o.av, s->scan_fd >= 0 ? s->scan_fd : s->out_fd,
+                            MG_AV_SCAN_NO_IMAGE_HASH, &vir, &e);
+    s->av_us += g_get_monotonic_time() - t0;
     if (v == MG_AV_FAILED) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "virus scan of the rebuilt message: %s",
                 e != NULL ? e->message : "engine error");
@@ -1402,6 +1609,7 @@ enum mg_verdict mg_sanitize_finish(struct mg_sanitize *s, GError **err)
     s->finished = true;
     if (s->error == NULL && mg_mime_finish(s->parser) != MG_OK && s->error == NULL)
         sz_fail(s, MG_VERDICT_INTERNAL, "parser: %s", "unexpected error at end of input");
+    sz_output_scan_join(s);
     s->t_parsed = g_get_monotonic_time();
     /* the quarantine hashes the original; without one, it is done here */
     if (s->qw == NULL)
@@ -1687,6 +1895,10 @@ JsonNode *mg_sanitize_audit(const struct mg_sanitize *s)
     json_builder_add_double_value(b, (double)(s->t_parsed - s->t_start) / 1000.0);
     json_builder_set_member_name(b, "total");
     json_builder_add_double_value(b, (double)(s->t_done - s->t_start) / 1000.0);
+    json_builder_set_member_name(b, "antivirus");
+    json_builder_add_double_value(b, (double)s->av_us / 1000.0);
+    json_builder_set_member_name(b, "workers");
+    json_builder_add_double_value(b, (double)s->cdr_spent_us / 1000.0);
     json_builder_end_object(b);
     json_builder_end_object(b);
     n = json_builder_get_root(b);
@@ -1700,6 +1912,7 @@ struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s)
 {
     if (s == NULL)
         return NULL;
+    sz_output_scan_join(s); /* a message abandoned half-way */
     if (s->qw != NULL)
         mg_qwrite_abort(s->qw);
     mg_mime_free(s->parser);
@@ -1710,6 +1923,8 @@ struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s)
         close(s->spool_fd);
     if (s->out_fd >= 0)
         close(s->out_fd);
+    if (s->scan_fd >= 0)
+        close(s->scan_fd);
     g_free(s->sniff);
     mg_sha256_free(s->orig_sha);
     g_free(s->sender);

@@ -137,10 +137,13 @@ struct mg_sanitize {
     char qid[32];
     char *result;
     char *sha_hex;
-    int out_fd; /* the rebuilt message, a temporary file */
+    int out_fd;  /* the rebuilt message, a temporary file */
+    int scan_fd; /* what of it the last scan looks at (-1: out_fd), see build.c */
     uint64_t out_len;
     unsigned html_flags; /* MG_HTML_* of the converted HTML */
     gint64 t_start, t_parsed, t_done;
+    gint64 av_us; /* spent in libclamav (parts, outputs, the rebuilt message) */
+    struct pending_scan *pending; /* the output scan running, or NULL (sanitize.c) */
 };
 
 void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -156,6 +159,10 @@ bool sz_content_close(struct mg_sanitize *s, struct sz_content *c);
 void sz_content_forget(struct mg_sanitize *s, struct sz_content *c);
 gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
                        size_t len);
+
+/* Waits for the scan of a handler's output still running, and applies
+ * its finding (sanitize.c). */
+void sz_output_scan_join(struct mg_sanitize *s);
 
 /* build.c: the rebuilt message, written to s->out_fd. */
 bool sz_build(struct mg_sanitize *s);

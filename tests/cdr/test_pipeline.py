@@ -11,6 +11,9 @@ documents, pictures and archives attached.
   without its metadata; an RTF arrives as text; Word and Excel 97-2003
   files with macros arrive as their text, without any VBA; an encrypted
   .doc is held.
+- A handler's output that scans infected (an RTF whose decoded text is
+  EICAR) is removed with a notice, whether or not another attachment
+  follows it.
 - EICAR inside a zip: removed, the virus named; an encrypted zip:
   held, the notice asks for the password; an archive nested deeper
   than archive-depth: removed; more members than archive-members:
@@ -28,6 +31,7 @@ documents, pictures and archives attached.
 import email
 import email.policy
 import io
+import json
 import os
 import re
 import resource
@@ -213,6 +217,32 @@ def main():
           'encrypted .doc: held, password notice', body_text(m))
 
     # --- what must not cross ------------------------------------------------
+    # A handler's output is scanned again (while the next item is worked
+    # on): an RTF whose text, once decoded, is EICAR (the RTF itself
+    # scans clean: every character is a \\'hh escape) is removed; first
+    # with another attachment after it, then as the last attachment.
+    trick = (b'{\\rtf1\\ansi ' + b''.join(b"\\'%02x" % c for c in EICAR) + b'}')
+    png_ok = corpus('corkami', 'mini', 'png.png')
+    audit = os.path.join(TMP, 'audit.jsonl')
+    for order in (('trick.rtf', 'pic.png'), ('pic.png', 'trick.rtf')):
+        data = mail([(n, trick if n.endswith('.rtf') else png_ok) for n in order])
+        path = os.path.join(TMP, 'trick.eml')
+        with open(path, 'wb') as f:
+            f.write(data)
+        p = subprocess.run([A.cli, 'sanitize', '--clamav-db', DB, '--quarantine', Q, '--lang',
+                            'en', '--audit', audit, path], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120)
+        m = parse(p.stdout)
+        names = [a[0] for a in attachments(m)]
+        with open(audit) as f:
+            rec = json.loads(f.read().splitlines()[-1])
+        rtf_part = [x for x in rec['parts'] if x.get('filename') == 'trick.rtf']
+        reason = (rtf_part[0].get('cdr') or {}).get('reason') or '' if rtf_part else ''
+        check(p.returncode == 0 and names == ['pic.png'] and EICAR not in p.stdout
+              and 'could not be rebuilt' in body_text(m)
+              and reason.startswith('the output scanned as Mugaika.Test.EICAR'),
+              'an output that scans infected is removed (%s first)' % order[0],
+              (p.returncode, names, reason, body_text(m)[:300]))
     p = sanitize(mail([('eicar.zip', zip_of([('eicar.com', EICAR)]))]))
     m = parse(p.stdout)
     check(p.returncode == 0 and not attachments(m) and 'virus' in body_text(m).lower()
