@@ -687,13 +687,12 @@ static gpointer scan_job_run(gpointer u)
     gint64 t0 = g_get_monotonic_time();
 
     if (j->c->extents == NULL)
-        j->v = mg_av_scan_buffer_flags(j->s->o.av,
-                                       j->c->mem != NULL ? j->c->mem->data : (const guint8 *)"",
-                                       j->c->mem != NULL ? j->c->mem->len : 0, j->flags, &j->vir,
-                                       &j->e);
+        j->v = mg_av_scan_buffer_flags(
+            j->s->o.av, j->c->mem != NULL ? j->c->mem->data : (const guint8 *)"",
+            j->c->mem != NULL ? j->c->mem->len : 0, j->flags, &j->vir, &j->e);
     else
-        j->v = mg_av_scan_pread_flags(j->s->o.av, j->c->size, job_read, j, j->flags, &j->vir,
-                                      &j->e);
+        j->v =
+            mg_av_scan_pread_flags(j->s->o.av, j->c->size, job_read, j, j->flags, &j->vir, &j->e);
     j->us = g_get_monotonic_time() - t0;
     return NULL;
 }

@@ -142,7 +142,7 @@ struct mg_sanitize {
     uint64_t out_len;
     unsigned html_flags; /* MG_HTML_* of the converted HTML */
     gint64 t_start, t_parsed, t_done;
-    gint64 av_us; /* spent in libclamav (parts, outputs, the rebuilt message) */
+    gint64 av_us;                 /* spent in libclamav (parts, outputs, the rebuilt message) */
     struct pending_scan *pending; /* the output scan running, or NULL (sanitize.c) */
 };
 
