@@ -10,7 +10,7 @@
  * DESCRIPTION
  *	Third-party format code (libarchive, libxml2, qpdf, poppler, image
  *	codecs) never runs inside the daemon: mg_cdr_run starts the
- *	handler's executable (mugaika-worker or mugaika-pdf) with the item
+ *	handler's executable (mugaika-worker, mugaika-flatten or mugaika-pdf) with the item
  *	as its standard input, reads its records (src/worker/mgw.h) and
  *	hands them to the sink as they arrive, and kills the process when
  *	the wall-clock deadline passes or an output limit is crossed. The
@@ -35,7 +35,7 @@
 #include <mugaika/rules.h>
 
 struct mg_cdr_handler {
-    const char *program; /* "mugaika-worker" or "mugaika-pdf" */
+    const char *program; /* "mugaika-worker", "mugaika-flatten" or "mugaika-pdf" */
     const char *name;    /* handler name, argv[1] */
     enum mg_action action;
     const char *in_types;  /* ;-separated globs of the detected types it takes */

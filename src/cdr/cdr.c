@@ -67,7 +67,7 @@ static const struct mg_cdr_handler handlers[] = {
     {"mugaika-worker", "image", MG_ACTION_DISARM,
      "image/png;image/jpeg;image/gif;image/webp;image/bmp;image/x-ms-bmp",
      "image/png;image/jpeg;image/gif;image/webp"},
-    {"mugaika-worker", "pdf-flatten", MG_ACTION_FLATTEN, "application/pdf", "application/pdf"},
+    {"mugaika-flatten", "pdf-flatten", MG_ACTION_FLATTEN, "application/pdf", "application/pdf"},
     {"mugaika-worker", "tnef", MG_ACTION_UNPACK, "application/vnd.ms-tnef", "*"},
     {"mugaika-worker", "rtf-text", MG_ACTION_TEXT, "text/rtf;application/rtf",
      "text/plain;application/x-empty"},
@@ -77,7 +77,7 @@ static const struct mg_cdr_handler handlers[] = {
      "text/plain;application/x-empty"},
 };
 
-static const char *const programs[] = {"mugaika-worker", "mugaika-pdf"};
+static const char *const programs[] = {"mugaika-worker", "mugaika-flatten", "mugaika-pdf"};
 static char *program_paths[G_N_ELEMENTS(programs)];
 static GMutex init_lock;
 

@@ -11,14 +11,15 @@
  *	to disarm, flatten, unpack or text a format that needs a
  *	third-party parser. See src/worker/mgw.h for the protocol. This
  *	executable never links libclamav or qpdf: PDF disarming is
- *	mugaika-pdf (docs/licensing.md).
+ *	mugaika-pdf (docs/licensing.md); nor poppler: PDF flattening is
+ *	mugaika-flatten (flatten_main.c).
  */
 #include "worker/handlers.h"
 
 static const struct mgw_handler table[] = {
-    {"archive", mgw_archive},         {"ooxml", mgw_ooxml},       {"image", mgw_image},
-    {"pdf-flatten", mgw_pdf_flatten}, {"rtf-text", mgw_rtf_text}, {"tnef", mgw_tnef},
-    {"ole-text", mgw_ole_text},       {"selftest", mgw_selftest},
+    {"archive", mgw_archive},   {"ooxml", mgw_ooxml}, {"image", mgw_image},
+    {"rtf-text", mgw_rtf_text}, {"tnef", mgw_tnef},   {"ole-text", mgw_ole_text},
+    {"selftest", mgw_selftest},
 };
 
 int main(int argc, char **argv)

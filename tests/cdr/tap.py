@@ -36,6 +36,7 @@ def args():
     p = argparse.ArgumentParser()
     p.add_argument('--worker', help='mugaika-worker executable')
     p.add_argument('--pdf', help='mugaika-pdf executable')
+    p.add_argument('--flatten', help='mugaika-flatten executable')
     p.add_argument('--cli', help='mugaika executable')
     p.add_argument('--shared', help='../shared (the corpus)')
     p.add_argument('--testdata', help='testdata/ of the project')

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""cdr-flatten: the pdf-flatten handler of mugaika-worker (src/worker/flatten.c).
+"""cdr-flatten: the pdf-flatten handler of mugaika-flatten (src/worker/flatten.c).
 
 Drives the worker directly (mgw.run) on PDFs of the shared corpus (tika,
 corkami, openpreserve, mimekit) and on hand-written ones (Japanese text
@@ -35,7 +35,7 @@ from tap import args, check, done, need_shared  # noqa: E402
 
 A = args()
 CORPUS = need_shared(A)
-W = A.worker
+W = A.flatten
 T0 = time.monotonic()
 TMP = tempfile.mkdtemp(prefix='mugaika-flatten-')
 # Under AddressSanitizer: fontconfig 2.14 leaks 288 bytes while it parses

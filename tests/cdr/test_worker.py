@@ -106,7 +106,7 @@ elif mode == 'encrypted':
 
 def make_fake(path):
     os.makedirs(path, exist_ok=True)
-    for prog in ('mugaika-worker', 'mugaika-pdf'):
+    for prog in ('mugaika-worker', 'mugaika-flatten', 'mugaika-pdf'):
         p = os.path.join(path, prog)
         with open(p, 'w') as f:
             f.write(FAKE)
@@ -161,6 +161,14 @@ def main():
         check(notes.get(what, '').startswith('refused'), 'sandbox refuses ' + what,
               notes.get(what))
     check(not os.path.exists(os.path.join(TMP, 'w')), 'sandbox: no file was created')
+    # mugaika-flatten (poppler) confines itself the same way
+    r = run(A.flatten, 'selftest', item, opts={'do': 'probe', 'file': os.path.join(TMP, 'w')})
+    fnotes = dict(n['text'].split(': ', 1) for n in r.notes)
+    check(r.status == 'ok' and all(fnotes.get(w, '').startswith('refused') for w in (
+        'socket-inet', 'fork', 'exec', 'file-write', 'kill-parent')),
+        'mugaika-flatten: the same sandbox (socket, fork, exec, file write, kill refused)', fnotes)
+    r = run(A.worker, 'pdf-flatten', item)
+    check(r.returncode == 64, 'mugaika-worker has no pdf-flatten (it is mugaika-flatten)')
 
     r = run(A.worker, 'selftest', item, opts={'do': 'echo', 'name': 'x.txt'})
     check(r.status == 'ok' and len(r.outputs) == 1 and bytes(r.outputs[0].data) == b'hello\n'

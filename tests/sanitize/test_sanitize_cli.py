@@ -55,7 +55,8 @@ def run(args, stdin=None, env=None, user=None):
             os.chmod(own, 0o755)
             # and the CDR workers it starts (src/worker, src/pdf of the build)
             build = os.path.dirname(os.path.dirname(os.path.abspath(MUG)))
-            for sub, prog in (('worker', 'mugaika-worker'), ('pdf', 'mugaika-pdf')):
+            for sub, prog in (('worker', 'mugaika-worker'), ('worker', 'mugaika-flatten'),
+                              ('pdf', 'mugaika-pdf')):
                 shutil.copy2(os.path.join(build, sub, prog), os.path.join(TMP, prog))
                 os.chmod(os.path.join(TMP, prog), 0o755)
         env = dict(env if env is not None else os.environ, MUGAIKA_WORKER_DIR=TMP)
