@@ -317,6 +317,64 @@ static void test_roundtrip_big(void)
     g_free(b);
 }
 
+/* The stored size of len bytes fed in 64 KiB pieces (exports checked). */
+static size_t stored_size(const void *data, size_t len)
+{
+    static const size_t piece[] = {65536};
+    struct fixture f;
+    struct mg_quarantine *q;
+    struct mg_qrecord rec = {0};
+    GError *e = NULL;
+    char *obj;
+    struct stat st;
+
+    fixture_init(&f);
+    q = open_q(f.dir);
+    rec.kind = g_strdup("message");
+    g_assert_true(put_chunks(q, data, len, piece, 1, &rec, &e));
+    g_assert_no_error(e);
+    assert_exports(q, rec.id, data, len);
+    obj = object_file(f.dir, rec.sha256);
+    g_assert_cmpint(stat(obj, &st), ==, 0);
+    g_free(obj);
+    mg_qrecord_clear(&rec);
+    mg_quarantine_close(q);
+    fixture_fini(&f);
+    return (size_t)st.st_size;
+}
+
+/* After the first MiB, base64 of random data is Huffman-coded only
+ * (smaller than level 1 gets: under 76.5 %), text keeps LZ77 (under
+ * 20 %); both export exactly. */
+static void test_strategy(void)
+{
+    size_t n = 3u << 20;
+    unsigned char *raw = random_bytes(n, 7);
+    gchar *b64 = g_base64_encode(raw, n);
+    GString *mail = g_string_new("Content-Type: application/zip\r\n"
+                                 "Content-Transfer-Encoding: base64\r\n\r\n");
+    GString *text = g_string_new(NULL);
+    size_t len, got;
+
+    for (const char *p = b64; *p != '\0'; p += MIN(strlen(p), 76)) {
+        g_string_append_len(mail, p, (gssize)MIN(strlen(p), 76));
+        g_string_append(mail, "\r\n");
+    }
+    len = mail->len;
+    got = stored_size(mail->str, len);
+    g_test_message("base64: %zu -> %zu", len, got);
+    g_assert_cmpuint(got * 1000, <, len * 765);
+    for (unsigned i = 0; text->len < n; i++)
+        g_string_append_printf(text, "%u行目: 会議の資料を添付します。quarantine test line\r\n", i);
+    got = stored_size(text->str, text->len);
+    g_test_message("text: %zu -> %zu", text->len, got);
+    g_assert_cmpuint(got * 100, <, text->len * 20);
+    g_string_free(mail, TRUE);
+    g_string_free(text, TRUE);
+    g_free(b64);
+    g_free(raw);
+}
+
 /* --- dedup, ids, fields ------------------------------------------------ */
 
 static void test_dedup(void)
@@ -1085,6 +1143,7 @@ int main(int argc, char **argv)
     g_test_add_func("/quarantine/roundtrip/one-byte", test_roundtrip_one);
     g_test_add_func("/quarantine/roundtrip/text-bytewise", test_roundtrip_text);
     g_test_add_func("/quarantine/roundtrip/20mib-odd-chunks", test_roundtrip_big);
+    g_test_add_func("/quarantine/roundtrip/strategy", test_strategy);
     g_test_add_func("/quarantine/dedup", test_dedup);
     g_test_add_func("/quarantine/empty-object-replaced", test_empty_object_replaced);
     g_test_add_func("/quarantine/ids", test_ids);
