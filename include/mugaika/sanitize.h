@@ -106,6 +106,8 @@ ssize_t mg_sanitize_pread(struct mg_sanitize *s, uint64_t off, char *buf, size_t
  * value; valid after finish. */
 const char *mg_sanitize_quarantine_id(const struct mg_sanitize *s);
 const char *mg_sanitize_result(const struct mg_sanitize *s);
+/* Is the whole message held (only a notice is written)? After finish. */
+bool mg_sanitize_held(const struct mg_sanitize *s);
 /* The audit record (one JSON object; caller owns it); after finish. */
 JsonNode *mg_sanitize_audit(const struct mg_sanitize *s);
 /* Per-part records (path, types, flags, rule, action, reason) as a

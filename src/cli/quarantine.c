@@ -389,7 +389,6 @@ static int cmd_show(const char *dir, int argc, char **argv)
     return MG_EX_OK;
 }
 
-/* Export to FILE through FILE.XXXXXX, renamed only after verification. */
 /* Writes FILE through a temporary file beside it, fsynced and renamed
  * over FILE only when fill succeeded: a failure never leaves a FILE. */
 static int write_file(const char *file, int (*fill)(int fd, void *u), void *u)
@@ -475,41 +474,57 @@ static int cmd_export(const char *dir, int argc, char **argv)
 
 static const char *config_path; /* --config of the quarantine command */
 
+#define PASSWORD_MAX 4096
+
 /* The password: the argument, or the first line of a file ("-":
  * standard input). NULL with a message when unreadable or empty. */
-static char *read_password(const char *arg, const char *file)
+static char *read_password(char *arg, const char *file)
 {
-    char *text = NULL;
+    char *text = NULL, *pw;
     GError *e = NULL;
+    gsize len = 0;
     size_t n;
 
-    if (arg != NULL)
-        return g_strdup(arg);
+    if (arg != NULL) {
+        /* the command line shows in /proc/PID/cmdline while this runs:
+         * keep a copy, blank the argument (--password-file is better) */
+        pw = g_strdup(arg);
+        memset(arg, 'x', strlen(arg));
+        if (*pw == '\0') {
+            fputs("mugaika: quarantine: --password: empty\n", stderr);
+            g_free(pw);
+            return NULL;
+        }
+        return pw;
+    }
     if (strcmp(file, "-") == 0) {
         GString *b = g_string_new(NULL);
         int c;
-        while ((c = getchar()) != EOF && c != '\n' && b->len < 4096)
+        while ((c = getchar()) != EOF && c != '\n' && b->len <= PASSWORD_MAX)
             g_string_append_c(b, (char)c);
+        len = b->len;
         text = g_string_free(b, FALSE);
-    } else if (!g_file_get_contents(file, &text, NULL, &e)) {
+    } else if (!g_file_get_contents(file, &text, &len, &e)) {
         fprintf(stderr, "mugaika: quarantine: --password-file: %s\n", e->message);
         g_error_free(e);
         return NULL;
     }
     n = strcspn(text, "\r\n");
-    text[n] = '\0';
-    if (n == 0) {
-        fprintf(stderr, "mugaika: quarantine: --password-file %s: no password in it\n", file);
-        g_free(text);
-        return NULL;
-    }
-    return text;
+    pw = n > 0 && n <= PASSWORD_MAX ? g_strndup(text, n) : NULL;
+    explicit_bzero(text, len);
+    g_free(text);
+    if (pw == NULL)
+        fprintf(stderr, "mugaika: quarantine: --password-file %s: %s\n", file,
+                n == 0 ? "no password in it" : "password longer than 4096 bytes");
+    return pw;
 }
 
-/* A temporary file, already unlinked, holding the verified original. */
-static int original_copy(struct mg_quarantine *q, const char *id, int *rc)
+/* A temporary file in the spool directory (NULL: the temporary
+ * directory), already unlinked, holding the verified original. */
+static int original_copy(struct mg_quarantine *q, const char *id, const char *spool, int *rc)
 {
-    char *tmp = g_build_filename(g_get_tmp_dir(), "mugaika-release-XXXXXX", NULL);
+    char *tmp =
+        g_build_filename(spool != NULL ? spool : g_get_tmp_dir(), "mugaika-release-XXXXXX", NULL);
     int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
     GError *e = NULL;
 
@@ -597,7 +612,7 @@ static int cmd_release(const char *dir, int argc, char **argv)
     char *password = NULL, **rcpts = NULL;
     unsigned opened = 0, still = 0;
     GError *e = NULL;
-    int fd = -1, rc = MG_EX_OK;
+    int fd = -1, rc = MG_EX_OK, pw_index = 0;
 
     memset(&rec, 0, sizeof rec);
     memset(&en, 0, sizeof en);
@@ -610,6 +625,8 @@ static int cmd_release(const char *dir, int argc, char **argv)
                             : strcmp(argv[i], "--rules") == 0         ? &rules_dir
                             : strcmp(argv[i], "--clamav-db") == 0     ? &db
                                                                       : NULL;
+        if (slot == &pw_arg)
+            pw_index = i + 1;
         if (slot != NULL && *slot == NULL && i + 1 < argc)
             *slot = argv[++i];
         else if (slot == NULL && argv[i][0] != '-' && id == NULL)
@@ -623,7 +640,7 @@ static int cmd_release(const char *dir, int argc, char **argv)
             fputs("mugaika: quarantine: release needs --password or --password-file\n", stderr);
         return usage();
     }
-    if ((password = read_password(pw_arg, pw_file)) == NULL)
+    if ((password = read_password(pw_arg != NULL ? argv[pw_index] : NULL, pw_file)) == NULL)
         return MG_EX_USAGE;
     if ((q = open_dir(dir, &rc)) == NULL)
         goto out;
@@ -631,10 +648,10 @@ static int cmd_release(const char *dir, int argc, char **argv)
         rc = fail(e, id);
         goto out;
     }
-    if ((fd = original_copy(q, id, &rc)) < 0)
-        goto out;
     rc = mg_cli_engine_open(&en, "quarantine", config_path, rules_dir, db);
     if (rc != MG_EX_OK)
+        goto out;
+    if ((fd = original_copy(q, id, en.cfg.spool_dir, &rc)) < 0)
         goto out;
     if (audit == NULL)
         audit = en.cfg.audit;
@@ -660,6 +677,12 @@ static int cmd_release(const char *dir, int argc, char **argv)
     } else {
         release_parts(id, s, &opened, &still);
         if (still > 0) {
+            rc = MG_EX_DATAERR;
+        } else if (mg_sanitize_held(s)) {
+            fprintf(stderr,
+                    "mugaika: quarantine: release %s: the released message is held as a whole "
+                    "(%s); nothing written\n",
+                    id, mg_sanitize_result(s));
             rc = MG_EX_DATAERR;
         } else if (opened == 0) {
             fprintf(stderr,

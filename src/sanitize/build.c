@@ -1175,15 +1175,19 @@ static size_t longest_line(const char *p)
 
 /* One zip being written for an archive whose rule says "repack = zip":
  * the members that survived the policy, in their safe form, written
- * by libarchive into a spool file. Entries carry no time (libarchive
- * then writes the DOS minimum, 1980-01-01, whatever the time zone)
- * and no owner, so the same message always gives the same bytes. */
+ * by libarchive into the spool (a content of its own: no descriptor,
+ * no memory but libarchive's while it is open). The members of an
+ * archive are contiguous in s->items, so one writer at most is open.
+ * Entries carry no time (libarchive then writes the DOS minimum,
+ * 1980-01-01, whatever the time zone) and no owner, so the same
+ * message always gives the same bytes. */
 struct repack {
-    int top; /* index of the archive item */
-    struct archive *a;
-    int fd;
-    GHashTable *names; /* entry names used */
-    unsigned entries;
+    struct mg_sanitize *s;
+    int top;           /* index of the archive item */
+    struct archive *a; /* open while its members come, then NULL */
+    struct sz_content c;
+    GHashTable *files, *dirs; /* case-folded entry paths and folder paths */
+    bool write_failed;
 };
 
 static gint cmp_str_ptr(gconstpointer a, gconstpointer b)
@@ -1195,7 +1199,6 @@ static gint cmp_str_ptr(gconstpointer a, gconstpointer b)
 static int repack_top(struct mg_sanitize *s, int i)
 {
     const struct sz_item *p = g_ptr_array_index(s->items, (guint)i);
-    const struct sz_item *t;
     int top = -1;
 
     for (unsigned n = 0; p->arc_depth > 0 && p->parent >= 0 && n < 64; n++) {
@@ -1204,105 +1207,112 @@ static int repack_top(struct mg_sanitize *s, int i)
     }
     if (top < 0 || p->arc_depth > 0)
         return -1;
-    t = p;
-    if (t->action != MG_ACTION_UNPACK || t->rule == NULL ||
-        strcmp(mg_rule_option(t->rule, "repack"), "zip") != 0)
+    if (p->action != MG_ACTION_UNPACK || p->rule == NULL ||
+        strcmp(mg_rule_option(p->rule, "repack"), "zip") != 0)
         return -1;
     return top;
 }
 
-/* A directory part of a member's name, made safe: components without
- * the characters dropped from file names, "." and "..", blanks and
- * dots at the ends; "" when there is none. */
-static void safe_dirs(GString *out, const char *name)
+static bool path_used(GHashTable *t, const GString *path)
 {
-    char **v = g_regex_split_simple("[/\\\\]", name != NULL ? name : "", 0, 0);
+    char *k = g_utf8_casefold(path->str, (gssize)path->len);
+    bool hit = g_hash_table_contains(t, k);
+
+    g_free(k);
+    return hit;
+}
+
+/* Appends comp to path as the next component, numbered ("comp-2",
+ * "stem-2.ext") while it clashes, ignoring case as Windows does, with
+ * a file (for a folder) or with a file or a folder (for a file). */
+static void add_component(struct repack *r, GString *path, const char *comp, bool file)
+{
+    gsize at = path->len;
+    const char *dot = file ? strrchr(comp, '.') : NULL;
+    size_t stem = dot != NULL && dot != comp ? (size_t)(dot - comp) : strlen(comp);
+
+    g_string_append(path, comp);
+    for (unsigned n = 2;
+         n < 100000 && (path_used(r->files, path) || (file && path_used(r->dirs, path))); n++) {
+        g_string_truncate(path, at);
+        g_string_append_printf(path, "%.*s-%u%s", (int)stem, comp, n, comp + stem);
+    }
+    g_hash_table_add(file ? r->files : r->dirs, g_utf8_casefold(path->str, (gssize)path->len));
+}
+
+/* Adds the folders of a member's name inside its archive. */
+static void add_dirs(struct repack *r, GString *path, const char *name)
+{
+    char **v = g_strsplit_set(name != NULL ? name : "", "/\\", -1);
     guint n = g_strv_length(v);
 
     for (guint i = 0; i + 1 < n && i < 16; i++) {
-        char *c = sz_display_name(v[i]);
-        g_strstrip(c);
-        while (*c != '\0' && c[strlen(c) - 1] == '.')
-            c[strlen(c) - 1] = '\0';
-        if (*c != '\0' && strcmp(c, ".") != 0) {
-            for (char *q = c; *q != '\0'; q++)
-                if (strchr("<>:\"|?*", *q) != NULL)
-                    *q = '_';
-            g_string_append_printf(out, "%s/", c);
+        char *c = sz_safe_component(v[i]);
+        if (c != NULL) {
+            add_component(r, path, c, false);
+            g_string_append_c(path, '/');
         }
         g_free(c);
     }
     g_strfreev(v);
 }
 
-/* The entry name of member i inside the zip of archive top: the
- * folders of its name in each archive on the way, a folder named
- * after each nested archive, then its output name. Unique in the zip. */
+/* The entry name of member i: the folders of its name in each archive
+ * on the way, a folder named after each nested archive, then its
+ * output name; no two entries clash on a Windows or SMB client. */
 static char *repack_name(struct mg_sanitize *s, struct repack *r, int i)
 {
     GString *path = g_string_new(NULL);
     GArray *chain = g_array_new(FALSE, FALSE, sizeof(int));
     const struct sz_item *it = g_ptr_array_index(s->items, (guint)i);
-    char *name;
 
     for (int k = i; k != r->top && k >= 0 && chain->len < 64;
          k = ((struct sz_item *)g_ptr_array_index(s->items, (guint)k))->parent)
         g_array_prepend_val(chain, k);
     for (guint j = 0; j < chain->len; j++) {
         const struct sz_item *m = g_ptr_array_index(s->items, (guint)g_array_index(chain, int, j));
-        safe_dirs(path, m->filename);
+        add_dirs(r, path, m->filename);
         if (m != it) {
-            char *dir = sz_safe_filename(m->filename, m->detected, j + 1);
-            g_string_append_printf(path, "%s/", dir);
+            char *base = sz_display_name(m->filename);
+            char *dir = sz_safe_component(base);
+            add_component(r, path, dir != NULL ? dir : "archive", false);
+            g_string_append_c(path, '/');
             g_free(dir);
+            g_free(base);
         }
     }
     g_array_unref(chain);
-    g_string_append(path, it->out_name);
-    name = g_string_free(path, FALSE);
-    if (g_hash_table_contains(r->names, name)) {
-        const char *dot = strrchr(name, '.');
-        const char *slash = strrchr(name, '/');
-        size_t stem =
-            dot != NULL && (slash == NULL || dot > slash) ? (size_t)(dot - name) : strlen(name);
-        for (unsigned n = 2; n < 100000; n++) {
-            char *alt = g_strdup_printf("%.*s-%u%s", (int)stem, name, n, name + stem);
-            if (!g_hash_table_contains(r->names, alt)) {
-                g_free(name);
-                name = alt;
-                break;
-            }
-            g_free(alt);
-        }
-    }
-    g_hash_table_add(r->names, g_strdup(name));
-    return name;
+    add_component(r, path, it->out_name, true);
+    return g_string_free(path, FALSE);
 }
 
-static struct repack *repack_get(struct mg_sanitize *s, GPtrArray *repacks, int top)
+static la_ssize_t repack_write(struct archive *a, void *u, const void *buf, size_t len)
 {
-    struct repack *r;
+    struct repack *r = u;
 
-    for (guint i = 0; i < repacks->len; i++) {
-        r = g_ptr_array_index(repacks, i);
-        if (r->top == top)
-            return r;
+    (void)a;
+    if (!sz_content_append(r->s, &r->c, buf, len)) {
+        r->write_failed = true;
+        return -1;
     }
-    r = g_new0(struct repack, 1);
-    r->top = top;
-    r->fd = sz_tmpfile(s, "zip");
-    r->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    g_ptr_array_add(repacks, r);
-    if (r->fd < 0)
-        return NULL;
-    r->a = archive_write_new();
-    if (archive_write_set_format_zip(r->a) != ARCHIVE_OK ||
-        archive_write_set_options(r->a, "zip:hdrcharset=UTF-8") < ARCHIVE_WARN ||
-        archive_write_open_fd(r->a, r->fd) != ARCHIVE_OK) {
-        sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s", archive_error_string(r->a));
-        return NULL;
+    return (la_ssize_t)len;
+}
+
+/* Ends the zip being written (its content stays, closed). */
+static bool repack_close(struct repack *r)
+{
+    bool ok = true;
+
+    if (r->a != NULL) {
+        ok = archive_write_close(r->a) == ARCHIVE_OK && !r->write_failed;
+        if (!ok && r->s->error == NULL)
+            sz_fail(r->s, MG_VERDICT_TEMPFAIL, "repack: %s",
+                    r->write_failed ? "spool write failed" : archive_error_string(r->a));
+        archive_write_free(r->a);
+        r->a = NULL;
+        ok = sz_content_close(r->s, &r->c) && ok;
     }
-    return r;
+    return ok;
 }
 
 static void repack_free(gpointer p)
@@ -1311,10 +1321,37 @@ static void repack_free(gpointer p)
 
     if (r->a != NULL)
         archive_write_free(r->a);
-    if (r->fd >= 0)
-        close(r->fd);
-    g_hash_table_unref(r->names);
+    sz_content_forget(r->s, &r->c);
+    g_hash_table_unref(r->files);
+    g_hash_table_unref(r->dirs);
     g_free(r);
+}
+
+/* The zip of archive top: the one being written, or a new one (the
+ * previous one is ended: its members are all behind). */
+static struct repack *repack_get(struct mg_sanitize *s, GPtrArray *repacks, int top)
+{
+    struct repack *r = repacks->len > 0 ? g_ptr_array_index(repacks, repacks->len - 1) : NULL;
+
+    if (r != NULL && r->top == top && r->a != NULL)
+        return r;
+    if (r != NULL && !repack_close(r))
+        return NULL;
+    r = g_new0(struct repack, 1);
+    r->s = s;
+    r->top = top;
+    r->files = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    r->dirs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_ptr_array_add(repacks, r);
+    r->a = archive_write_new();
+    if (archive_write_set_format_zip(r->a) != ARCHIVE_OK ||
+        archive_write_set_options(r->a, "zip:hdrcharset=UTF-8") < ARCHIVE_WARN ||
+        archive_write_set_bytes_in_last_block(r->a, 1) != ARCHIVE_OK ||
+        archive_write_open(r->a, r, NULL, repack_write, NULL) != ARCHIVE_OK) {
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s", archive_error_string(r->a));
+        return NULL;
+    }
+    return r;
 }
 
 /* Writes the content of part as member i of its archive's zip. */
@@ -1352,57 +1389,53 @@ static bool repack_add(struct mg_sanitize *s, GPtrArray *repacks, int top, int i
         } else if (n == 0) {
             break;
         } else if (archive_write_data(r->a, buf, (size_t)n) != n) {
-            sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s: %s", name, archive_error_string(r->a));
+            sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s: %s", name,
+                    r->write_failed ? "spool write failed" : archive_error_string(r->a));
             ok = false;
         }
     }
     archive_entry_free(e);
     g_free(name);
-    r->entries++;
     return ok;
 }
 
-/* Closes each zip and adds it as an attachment named after its archive. */
+/* Ends the last zip and adds each as an attachment named after its
+ * archive. */
 static bool repack_finish(struct mg_sanitize *s, GPtrArray *repacks, GPtrArray *atts,
                           struct mg_sha256 *bh, unsigned *n_att)
 {
+    if (repacks->len > 0 && !repack_close(g_ptr_array_index(repacks, repacks->len - 1)))
+        return false;
     for (guint i = 0; i < repacks->len; i++) {
         struct repack *r = g_ptr_array_index(repacks, i);
         struct sz_item *t = g_ptr_array_index(s->items, (guint)r->top);
-        GMimeStream *fs;
+        GPtrArray *sorted = g_ptr_array_new();
+        GHashTableIter hi;
+        gpointer key;
+        GMimeStream *cs;
         GMimePart *part;
 
-        if (archive_write_close(r->a) != ARCHIVE_OK) {
-            sz_fail(s, MG_VERDICT_TEMPFAIL, "repack: %s", archive_error_string(r->a));
-            return false;
-        }
         (*n_att)++;
         g_free(t->out_name);
         g_free(t->out_type);
         t->out_type = g_strdup("application/zip");
         t->out_name = sz_safe_filename(t->filename, t->out_type, *n_att);
-        fs = g_mime_stream_fs_new_with_bounds(dup(r->fd), 0, lseek(r->fd, 0, SEEK_END));
-        part = new_part(t->out_type, fs, GMIME_CONTENT_ENCODING_BASE64);
-        g_object_unref(fs);
-        {
-            /* the boundary hash: the zip's bytes are a function of the
-             * members already hashed, its name and its entry names */
-            GHashTableIter hi;
-            gpointer key;
-            GPtrArray *sorted = g_ptr_array_new();
-            g_hash_table_iter_init(&hi, r->names);
-            while (g_hash_table_iter_next(&hi, &key, NULL))
-                g_ptr_array_add(sorted, key);
-            g_ptr_array_sort(sorted, cmp_str_ptr);
-            for (guint j = 0; j < sorted->len; j++)
-                mg_sha256_update_str(bh, g_ptr_array_index(sorted, j));
-            g_ptr_array_unref(sorted);
-        }
+        cs = content_stream(s, &r->c);
+        part = new_part(t->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
+        g_object_unref(cs);
+        /* the boundary hash: the zip's bytes are a function of the
+         * members already hashed, its name and its entry names */
+        g_hash_table_iter_init(&hi, r->files);
+        while (g_hash_table_iter_next(&hi, &key, NULL))
+            g_ptr_array_add(sorted, key);
+        g_ptr_array_sort(sorted, cmp_str_ptr);
+        for (guint j = 0; j < sorted->len; j++)
+            mg_sha256_update_str(bh, g_ptr_array_index(sorted, j));
+        g_ptr_array_unref(sorted);
         mg_sha256_update_str(bh, t->out_name);
         t->emitted = true;
         g_object_set_data_full(G_OBJECT(part), "mg-name", g_strdup(t->out_name), g_free);
-        g_object_set_data_full(G_OBJECT(part), "mg-charset", NULL, NULL);
-        g_ptr_array_add(atts, part);
+        g_ptr_array_add(atts, part); /* not "mg-scanned": a new container */
     }
     return true;
 }
@@ -1515,7 +1548,11 @@ bool sz_build(struct mg_sanitize *s)
             part = new_part(it->out_type, cs, GMIME_CONTENT_ENCODING_BASE64);
             g_object_unref(cs);
             mg_sha256_update_str(bh, it->sha_hex);
-            scanned = true; /* leaf_scan scanned these bytes, unpacking all */
+            /* leaf_scan scanned these bytes in full; a text is scanned
+             * again all the same: libclamav may read a mail inside it
+             * only when it takes the whole message apart (and texts
+             * are cheap to scan) */
+            scanned = !g_str_has_prefix(it->out_type, "text/");
         } else {
             struct sink k;
             sink_init(&k, s);

@@ -256,3 +256,33 @@ char *sz_safe_filename(const char *name, const char *type, unsigned n)
     g_free(ext);
     return g_string_free(s, FALSE);
 }
+
+char *sz_safe_component(const char *name)
+{
+    GString *s = g_string_new(NULL);
+    char *valid = g_utf8_make_valid(name != NULL ? name : "", -1);
+
+    for (const char *p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        if (drop_char(c) || c == '/' || c == '\\')
+            continue;
+        if (c < 0x80 && strchr("<>:\"|?*", (int)c) != NULL)
+            g_string_append_c(s, '_');
+        else
+            g_string_append_unichar(s, c);
+    }
+    g_free(valid);
+    if (g_utf8_strlen(s->str, -1) > SZ_NAME_MAX)
+        g_string_truncate(s, (gsize)(g_utf8_offset_to_pointer(s->str, SZ_NAME_MAX) - s->str));
+    while (s->len > 0 && (s->str[s->len - 1] == '.' || s->str[s->len - 1] == ' '))
+        g_string_truncate(s, s->len - 1);
+    while (s->len > 0 && (s->str[0] == '.' || s->str[0] == ' '))
+        g_string_erase(s, 0, 1);
+    if (s->len == 0) {
+        g_string_free(s, TRUE);
+        return NULL;
+    }
+    if (device_name(s->str))
+        g_string_prepend_c(s, '_');
+    return g_string_free(s, FALSE);
+}

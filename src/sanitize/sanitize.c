@@ -1007,6 +1007,7 @@ struct cdr_run {
     GPtrArray *notes;
     struct mg_sha256 *sha; /* of the one output (not unpack) */
     bool macros;           /* the handler found macros (noted, removed) */
+    bool decrypted;        /* it opened encrypted members with the password */
 };
 
 static bool cdr_begin(void *u, const char *name, const char *type, unsigned flags)
@@ -1082,8 +1083,11 @@ static void cdr_note(void *u, const char *kind, const char *text)
 
     if (strcmp(kind, "macros") == 0)
         r->macros = true;
-    if (r->notes->len < 100 && (strcmp(kind, "removed") == 0 || strcmp(kind, "converted") == 0 ||
-                                strcmp(kind, "flag") == 0 || strcmp(kind, "found") == 0))
+    if (strcmp(kind, "decrypted") == 0)
+        r->decrypted = true;
+    if (r->notes->len < 100 &&
+        (strcmp(kind, "removed") == 0 || strcmp(kind, "converted") == 0 ||
+         strcmp(kind, "flag") == 0 || strcmp(kind, "found") == 0 || strcmp(kind, "decrypted") == 0))
         g_ptr_array_add(r->notes, g_strdup_printf("%s: %.500s", kind, text));
 }
 
@@ -1173,7 +1177,9 @@ static GPtrArray *cdr_options(struct mg_sanitize *s, struct sz_item *it,
         g_ptr_array_add(o, g_strdup_printf("max-total=%" G_GUINT64_FORMAT, bytes));
         g_ptr_array_add(o, g_strdup_printf("max-ratio=%u", s->o.archive_ratio));
     }
-    if (it->released && h->action == MG_ACTION_UNPACK)
+    /* a release gives its password to every archive: an encrypted entry
+     * may come after what the first look at the archive saw */
+    if (s->o.password != NULL && h->action == MG_ACTION_UNPACK)
         g_ptr_array_add(o, g_strdup_printf("password=%s", s->o.password));
     if (links != NULL && strcmp(links, "remove") == 0) {
         g_ptr_array_add(o, g_strdup("uri=remove"));
@@ -1239,6 +1245,8 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
     it->cdr_notes = r.notes;
     if (r.macros)
         it->flags |= MG_ITEM_MACROS;
+    if (r.decrypted && st == MG_CDR_OK)
+        it->released = true;
     if (st == MG_CDR_ERROR) {
         /* the worker could not be started, or the spool failed: not the
          * item's fault, so the message is retried later */
@@ -1743,6 +1751,11 @@ bool mg_sanitize_write(struct mg_sanitize *s, int fd, GError **err)
 const char *mg_sanitize_quarantine_id(const struct mg_sanitize *s)
 {
     return s->qid;
+}
+
+bool mg_sanitize_held(const struct mg_sanitize *s)
+{
+    return s->finished && s->held;
 }
 
 const char *mg_sanitize_result(const struct mg_sanitize *s)

@@ -173,6 +173,11 @@ bool sz_header_wanted(const char *name, size_t len, bool top);
 /* names.c */
 char *sz_safe_filename(const char *name, const char *type, unsigned n);
 char *sz_display_name(const char *name);
+/* One folder name made safe for Windows and SMB clients (characters
+ * dropped or replaced as in file names, dots and blanks trimmed at
+ * both ends, device names prefixed with '_', length capped); NULL
+ * when nothing is left ("", ".", ".."). */
+char *sz_safe_component(const char *name);
 const char *sz_type_extension(const char *type);
 bool sz_extension_mismatch(const char *filename, const char *detected);
 

@@ -136,6 +136,7 @@ struct ar_ctx {
     uint64_t max_ratio;
     uint64_t entries;     /* entries seen, of any type */
     uint64_t emitted;     /* regular files emitted */
+    uint64_t decrypted;   /* of them, encrypted ones opened with the password */
     uint64_t total;       /* expanded bytes of all entries */
     GHashTable *mismatch; /* zip: raw names whose local and central forms differ */
     int64_t zip_count;    /* zip: entries the end record lists (-1: unknown) */
@@ -889,6 +890,8 @@ static enum mgw_status do_entry(struct ar_ctx *c, struct archive_entry *e, const
                 st = MGW_FAIL;
             }
             c->emitted++;
+            if (st == MGW_OK && archive_entry_is_encrypted(e))
+                c->decrypted++;
         }
     }
     g_free(decoded);
@@ -939,6 +942,9 @@ static void note_info(struct ar_ctx *c)
         g_string_append_c(s, ')');
     mgw_note(c->w, "info", "%s: %" PRIu64 " members emitted of %" PRIu64 " entries", s->str,
              c->emitted, c->entries);
+    if (c->decrypted > 0)
+        mgw_note(c->w, "decrypted", "%" PRIu64 " encrypted members opened with the password",
+                 c->decrypted);
     g_string_free(s, TRUE);
 }
 

@@ -43,8 +43,9 @@
  *	  'D' bytes of the current output (at most MGW_DATA_MAX per record);
  *	  'E' (empty): the current output ends;
  *	  'N' JSON {"kind": s, "text": s}: a note (kind "removed",
- *	      "converted", "flag", "found", "macros", "defect" or
- *	      "info"; "macros" also flags the item as having macros);
+ *	      "converted", "flag", "found", "macros", "decrypted",
+ *	      "defect" or "info"; "macros" also flags the item as having
+ *	      macros, "decrypted" marks it opened with the password);
  *	  'Z' JSON {"status": s, "reason": s|null}: the last record.
  *	A process that exits without a 'Z' record failed, whatever it wrote.
  */

@@ -18,9 +18,14 @@
   holding EICAR, a docm with a VBA project and a text: EICAR is removed
   with the virus named, the docm arrives as a docx without its VBA
   project, the text arrives as it is.
+- An encrypted zip inside a plain zip: only that member is held; the
+  release opens it.
 - An encrypted 7z (libarchive cannot decrypt 7z): the release fails with
   exit 65 and the part stays held.
-- A mail with nothing held for a password: exit 65.
+- A mail with nothing held for a password: exit 65. An encrypted entry
+  after the first 256 KiB (held by the handler rather than by the first
+  look): released all the same. A release whose message another rule
+  holds as a whole: exit 65, nothing written. An empty password: 64.
 - The worker takes the password only from its environment: given on its
   command line as password=..., it is ignored (the archive stays
   "encrypted").
@@ -142,21 +147,28 @@ class ZipCrypto:
 
 
 def encrypted_zip(members, password, seed=7):
+    """members: (name, data) encrypted and deflated, or (name, data, False)
+    stored as it is."""
     rnd = random.Random(seed)
     body, central = bytearray(), bytearray()
-    for name, data in members:
+    for member in members:
+        name, data = member[0], member[1]
+        plain = len(member) > 2 and not member[2]
         crc = zlib.crc32(data)
-        co = zlib.compressobj(6, zlib.DEFLATED, -15)
-        comp = co.compress(data) + co.flush()
-        z = ZipCrypto(password)
-        header = bytes(rnd.randrange(256) for _ in range(11)) + bytes([crc >> 24])
-        enc = z.encrypt(header) + z.encrypt(comp)
+        if plain:
+            enc, flag, method = data, 0, 0
+        else:
+            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            comp = co.compress(data) + co.flush()
+            z = ZipCrypto(password)
+            header = bytes(rnd.randrange(256) for _ in range(11)) + bytes([crc >> 24])
+            enc, flag, method = z.encrypt(header) + z.encrypt(comp), 1, 8
         fname = name.encode()
         off = len(body)
-        body += struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 1, 8, 0, 0x21, crc, len(enc),
+        body += struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, flag, method, 0, 0x21, crc, len(enc),
                             len(data), len(fname), 0) + fname + enc
-        central += struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 1, 8, 0, 0x21, crc,
-                               len(enc), len(data), len(fname), 0, 0, 0, 0, 0, off) + fname
+        central += struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, flag, method, 0, 0x21,
+                               crc, len(enc), len(data), len(fname), 0, 0, 0, 0, 0, off) + fname
     eocd = struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, len(members), len(members), len(central),
                        len(body), 0)
     return bytes(body + central + eocd)
@@ -268,6 +280,63 @@ def main():
     memo = atts.get('memo.txt')
     check(memo is not None and memo[2].decode('utf-8', 'replace') == '会議は3時からです。\n',
           'released: the text member arrives as it is', memo and memo[2])
+
+    # an encrypted zip inside a plain one: the member is held, the rest
+    # delivered; the release opens the member
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, 'w', zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr('readme.txt', b'the forms are in the inner zip\n')
+        zf.writestr('inner.zip', encrypted_zip([('form.txt', b'form contents\n')], b'naka'))
+    p = sanitize(mail([('outer.zip', outer.getvalue())]))
+    m = parse(p.stdout)
+    qid5 = qid_of(p.stdout)
+    names = sorted(a[0] for a in attachments(m))
+    check(p.returncode == 0 and names == ['readme.txt'] and 'outer.zip/inner.zip' in body_text(m)
+          and 'held in quarantine' in body_text(m),
+          'an encrypted member is held, the other members delivered', (names, body_text(m)))
+    p = release(qid5, '--password', 'naka')
+    names = sorted(a[0] for a in attachments(parse(p.stdout)))
+    check(p.returncode == 0 and names == ['form.txt', 'readme.txt'],
+          'the release opens the encrypted member', (p.returncode, names, p.stderr[-300:]))
+
+    # the first encrypted entry after the first 256 KiB (what the first
+    # look at the archive reads): held by the handler, released all the same
+    late = encrypted_zip([('big.bin', random.Random(3).randbytes(300000), False),
+                          ('secret.txt', b'the late secret\n')], b'osoi')
+    p = sanitize(mail([('late.zip', late)]))
+    qid6 = qid_of(p.stdout)
+    check(p.returncode == 0 and 'held in quarantine' in body_text(parse(p.stdout)),
+          'an encrypted entry after 256 KiB: held')
+    p = release(qid6, '--password', 'osoi')
+    atts = {a[0]: a[2] for a in attachments(parse(p.stdout))}
+    check(p.returncode == 0 and atts.get('secret.txt') == b'the late secret\n',
+          'an encrypted entry after 256 KiB: released with the password',
+          (p.returncode, sorted(atts), p.stderr[-300:]))
+
+    # a release whose message another rule holds as a whole: nothing written
+    rules = os.path.join(TMP, 'rules')
+    shutil.copytree(os.path.join(A.source, 'rules'), rules)
+    with open(os.path.join(rules, '25-hold-csv.rules'), 'w') as f:
+        f.write('[rule hold-csv]\npart = attachment\ndetected-type = text/csv\n'
+                'action = hold\nnotice-en = held for review\n')
+    data = mail([('early.zip', encrypted_zip([('a.txt', b'a\n')], b'pw')),
+                 ('t.csv', b'a,b,c\n1,2,3\n4,5,6\n')])
+    with open(os.path.join(TMP, 'in.eml'), 'wb') as f:
+        f.write(data)
+    p = run([A.cli, 'sanitize', '--clamav-db', DB, '--quarantine', Q, '--lang', 'en',
+             '--rules', rules, os.path.join(TMP, 'in.eml')])
+    qid7 = qid_of(p.stdout)
+    check(p.returncode == 0 and qid7 is not None, 'a mail held as a whole by a rule of the test',
+          (p.returncode, p.stderr[-300:]))
+    if qid7 is None:
+        return
+    p = release(qid7, '--password', 'pw', '--rules', rules)
+    check(p.returncode == 65 and p.stdout == b'' and b'held as a whole' in p.stderr,
+          'a release whose message is held as a whole: exit 65, nothing written',
+          (p.returncode, p.stderr[-300:]))
+    p = release(qid, '--password', '')
+    check(p.returncode == 64 and b'empty' in p.stderr, 'an empty password: usage, exit 64',
+          (p.returncode, p.stderr))
 
     # --- what cannot be released ------------------------------------------------
     with open(os.path.join(ARCHIVES, 'TestDataEncrypted.7z'), 'rb') as f:

@@ -16,11 +16,15 @@ a nested zip:
 - the notice says the archive was packed again;
 - the same mail gives the same bytes twice, in two time zones;
 - sanitising the output again gives the same zip (a fixed point).
-Without the option the members arrive as separate attachments.
+Entry names are safe on Windows and SMB clients (device names, case,
+file/folder clashes, trailing dots). 200 archives in one mail are
+repacked with 64 file descriptors. Without the option the members arrive
+as separate attachments.
 """
 import email
 import email.policy
 import io
+import resource
 import os
 import shutil
 import subprocess
@@ -185,6 +189,43 @@ def main():
     check(p2.returncode == 0 and len(a3) == 2 and a3[0][2] == atts[0][2]
           and a3[1][2] == atts[1][2], 'sanitising the output again gives the same zips',
           (p2.returncode, [a[0] for a in a3]))
+
+    # names a Windows or SMB client could not create, or would merge
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as zf:
+        for n in ('CON/x.txt', 'a.txt', 'A.txt', 'b.txt', 'b.txt/c.txt', 'dir. /d.txt'):
+            zf.writestr(n, ('%s\n' % n).encode())
+    p = sanitize(mail([('names.zip', b.getvalue())]))
+    atts = attachments(parse(p.stdout))
+    names = zipfile.ZipFile(io.BytesIO(atts[0][2])).namelist() if len(atts) == 1 else []
+    check(names == ['_CON/x.txt', 'a.txt', 'A-2.txt', 'b.txt', 'b.txt-2/c.txt', 'dir/d.txt']
+          and len({n.lower() for n in names}) == len(names),
+          'entry names: device names, case, file/folder clashes and trailing dots made safe',
+          names)
+
+    # many archives in one mail: one zip writer open at a time, no
+    # descriptor per archive (64 descriptors for 200 archives)
+    many = []
+    for k in range(200):
+        b = io.BytesIO()
+        with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr('n%03d.txt' % k, b'note %d\n' % k)
+        many.append(('a%03d.zip' % k, b.getvalue()))
+    path = os.path.join(TMP, 'many.eml')
+    with open(path, 'wb') as f:
+        f.write(mail(many))
+    p = subprocess.run([A.cli, 'sanitize', '--clamav-db', DB, '--quarantine', Q, '--lang', 'en',
+                        '--rules', RULES, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=600,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    atts = attachments(parse(p.stdout))
+    ok = p.returncode == 0 and len(atts) == 200
+    for k, a in enumerate(atts if ok else []):
+        z = zipfile.ZipFile(io.BytesIO(a[2]))
+        ok = ok and a[0] == 'a%03d.zip' % k and z.namelist() == ['n%03d.txt' % k] and \
+            z.read('n%03d.txt' % k) == b'note %d\n' % k
+    check(ok, '200 archives repacked with 64 descriptors', (p.returncode, p.stderr[-300:],
+                                                           len(atts)))
 
     p = sanitize(data, rules=os.path.join(A.source, 'rules'))
     names = sorted(a[0] for a in attachments(parse(p.stdout)))
