@@ -107,6 +107,10 @@ bool mgw_out_write(struct mgw *w, const void *buf, size_t len);
 bool mgw_out_end(struct mgw *w);
 bool mgw_out_file(struct mgw *w, const char *name, const char *type, const void *buf, size_t len);
 
+/* Whether the sandbox could apply Landlock: "applied", "unavailable
+ * (...)" or "not applied" (before mgw_sandbox; mgw_run_unconfined). */
+const char *mgw_landlock(void);
+
 /* The name of a handler's text output: the item's name ("name") with
  * .txt instead of its extension; "document.txt" without one. Caller
  * frees. */

@@ -70,6 +70,18 @@ static void probe(struct mgw *w)
     } else {
         probe_result(w, "file-write", -1);
     }
+    if (mgw_option(w, "secret") != NULL) {
+        /* a file the worker's user may read, outside what it needs */
+        fd = open(mgw_option(w, "secret"), O_RDONLY | O_CLOEXEC);
+        probe_result(w, "read-outside", fd);
+        if (fd >= 0)
+            close(fd);
+    }
+    fd = open("/usr/share/fonts", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    probe_result(w, "read-fonts", fd);
+    if (fd >= 0)
+        close(fd);
+    mgw_note(w, "info", "landlock: %s", mgw_landlock());
     probe_result(w, "kill-parent", kill(getppid(), 0));
     {
         /* the parent's limits, priority and signals by other routes */

@@ -144,14 +144,39 @@ def procs_named(marker):
     return found
 
 
+def landlock_abi():
+    """The kernel's Landlock ABI version, 0 without Landlock."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    v = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))  # create_ruleset VERSION
+    return v if v > 0 else 0
+
+
 def main():
     item = os.path.join(TMP, 'item.txt')
     with open(item, 'wb') as f:
         f.write(b'hello\n')
 
     # --- 1. the real worker in its sandbox --------------------------------
-    r = run(A.worker, 'selftest', item, opts={'do': 'probe', 'file': os.path.join(TMP, 'w')})
+    secret = os.path.join(TMP, 'secret.txt')  # readable by this user, not needed by a worker
+    with open(secret, 'w') as f:
+        f.write('a file of the quarantine\n')
+    r = run(A.worker, 'selftest', item, opts={'do': 'probe', 'file': os.path.join(TMP, 'w'),
+                                              'secret': secret})
     notes = dict(n['text'].split(': ', 1) for n in r.notes)
+    if landlock_abi() > 0:
+        check(notes.get('landlock') == 'applied' and
+              notes.get('read-outside', '').startswith('refused'),
+              'Landlock: a file the user can read but the worker does not need is refused',
+              (notes.get('landlock'), notes.get('read-outside')))
+    else:
+        check(notes.get('landlock', '').startswith('unavailable'),
+              'kernel without Landlock: the worker says so and goes on', notes.get('landlock'))
+    check(notes.get('read-fonts') == 'allowed', 'the system\'s data (fonts) stays readable',
+          notes.get('read-fonts'))
+    for k in ('landlock', 'read-outside', 'read-fonts'):
+        notes.pop(k, None)
     check(r.status == 'ok' and r.returncode == 0, 'selftest probe runs', r.stderr)
     asan = notes.get('asan') == 'yes'
     notes.pop('asan', None)
@@ -162,10 +187,12 @@ def main():
               notes.get(what))
     check(not os.path.exists(os.path.join(TMP, 'w')), 'sandbox: no file was created')
     # mugaika-flatten (poppler) confines itself the same way
-    r = run(A.flatten, 'selftest', item, opts={'do': 'probe', 'file': os.path.join(TMP, 'w')})
+    r = run(A.flatten, 'selftest', item, opts={'do': 'probe', 'file': os.path.join(TMP, 'w'),
+                                               'secret': secret})
     fnotes = dict(n['text'].split(': ', 1) for n in r.notes)
     check(r.status == 'ok' and all(fnotes.get(w, '').startswith('refused') for w in (
-        'socket-inet', 'fork', 'exec', 'file-write', 'kill-parent')),
+        'socket-inet', 'fork', 'exec', 'file-write', 'kill-parent') + (
+            ('read-outside',) if landlock_abi() > 0 else ())),
         'mugaika-flatten: the same sandbox (socket, fork, exec, file write, kill refused)', fnotes)
     r = run(A.worker, 'pdf-flatten', item)
     check(r.returncode == 64, 'mugaika-worker has no pdf-flatten (it is mugaika-flatten)')
