@@ -175,6 +175,31 @@ static bool device_name(const char *stem)
     return hit;
 }
 
+/* Appends the characters of utf8 (valid UTF-8) that may stand in a
+ * file name: the dropped ones and path separators left out, the ones
+ * Windows forbids replaced with '_'. */
+static void clean_chars(GString *s, const char *utf8)
+{
+    for (const char *p = utf8; *p != '\0'; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        if (drop_char(c) || c == '/' || c == '\\')
+            continue;
+        if (c < 0x80 && strchr("<>:\"|?*", (int)c) != NULL)
+            g_string_append_c(s, '_');
+        else
+            g_string_append_unichar(s, c);
+    }
+}
+
+/* Trims blanks and dots at both ends (Windows drops trailing ones). */
+static void trim_ends(GString *s)
+{
+    while (s->len > 0 && (s->str[s->len - 1] == '.' || s->str[s->len - 1] == ' '))
+        g_string_truncate(s, s->len - 1);
+    while (s->len > 0 && (s->str[0] == '.' || s->str[0] == ' '))
+        g_string_erase(s, 0, 1);
+}
+
 /* The last path component without the characters dropped above: how
  * a name is shown in a notice (no extension is added). */
 char *sz_display_name(const char *name)
@@ -210,21 +235,9 @@ char *sz_safe_filename(const char *name, const char *type, unsigned n)
     for (p = valid; *p != '\0'; p++)
         if (*p == '/' || *p == '\\')
             base = p + 1;
-    for (p = base; *p != '\0'; p = g_utf8_next_char(p)) {
-        gunichar c = g_utf8_get_char(p);
-        if (drop_char(c))
-            continue;
-        if (c < 0x80 && strchr("<>:\"|?*", (int)c) != NULL)
-            g_string_append_c(s, '_');
-        else
-            g_string_append_unichar(s, c);
-    }
+    clean_chars(s, base);
     g_free(valid);
-    /* trim blanks and dots at both ends (Windows drops trailing ones) */
-    while (s->len > 0 && (s->str[s->len - 1] == '.' || s->str[s->len - 1] == ' '))
-        g_string_truncate(s, s->len - 1);
-    while (s->len > 0 && (s->str[0] == '.' || s->str[0] == ' '))
-        g_string_erase(s, 0, 1);
+    trim_ends(s);
     if (s->len == 0)
         g_string_printf(s, "attachment-%u", n);
     if (device_name(s->str))
@@ -262,22 +275,11 @@ char *sz_safe_component(const char *name)
     GString *s = g_string_new(NULL);
     char *valid = g_utf8_make_valid(name != NULL ? name : "", -1);
 
-    for (const char *p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
-        gunichar c = g_utf8_get_char(p);
-        if (drop_char(c) || c == '/' || c == '\\')
-            continue;
-        if (c < 0x80 && strchr("<>:\"|?*", (int)c) != NULL)
-            g_string_append_c(s, '_');
-        else
-            g_string_append_unichar(s, c);
-    }
+    clean_chars(s, valid);
     g_free(valid);
     if (g_utf8_strlen(s->str, -1) > SZ_NAME_MAX)
         g_string_truncate(s, (gsize)(g_utf8_offset_to_pointer(s->str, SZ_NAME_MAX) - s->str));
-    while (s->len > 0 && (s->str[s->len - 1] == '.' || s->str[s->len - 1] == ' '))
-        g_string_truncate(s, s->len - 1);
-    while (s->len > 0 && (s->str[0] == '.' || s->str[0] == ' '))
-        g_string_erase(s, 0, 1);
+    trim_ends(s);
     if (s->len == 0) {
         g_string_free(s, TRUE);
         return NULL;

@@ -28,8 +28,6 @@ documents, pictures and archives attached.
   run finishes; the output is sanitised again to a fixed point for a
   sample of them.
 """
-import email
-import email.policy
 import io
 import json
 import os
@@ -44,6 +42,7 @@ import zipfile
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mails import attachments, body_text, parse  # noqa: E402
 from tap import args, check, done, need_shared  # noqa: E402
 
 A = args()
@@ -81,22 +80,6 @@ def sanitize(data, conf=None, lang='en', timeout=120):
                        timeout=timeout)
     p.wall = time.monotonic() - t0
     return p
-
-
-def parse(out):
-    return email.message_from_bytes(out, policy=email.policy.default)
-
-
-def body_text(m):
-    for part in m.walk():
-        if part.get_content_type() == 'text/plain' and part.get_filename() is None:
-            return part.get_content()
-    return ''
-
-
-def attachments(m):
-    return [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True))
-            for p in m.walk() if p.get_filename() is not None]
 
 
 def corpus(*parts):

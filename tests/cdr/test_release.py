@@ -30,8 +30,6 @@
   command line as password=..., it is ignored (the archive stays
   "encrypted").
 """
-import email
-import email.policy
 import io
 import json
 import os
@@ -47,6 +45,7 @@ import zlib
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mails import attachments, body_text, parse  # noqa: E402
 from tap import args, check, done, need_shared  # noqa: E402
 
 A = args()
@@ -87,22 +86,6 @@ def sanitize(data):
 def release(qid, *opts, stdin=None):
     return run([A.cli, 'quarantine', '--quarantine', Q, 'release', qid, '--clamav-db', DB,
                 '--lang', 'en', '--audit', AUDIT] + list(opts), stdin=stdin)
-
-
-def parse(out):
-    return email.message_from_bytes(out, policy=email.policy.default)
-
-
-def body_text(m):
-    for part in m.walk():
-        if part.get_content_type() == 'text/plain' and part.get_filename() is None:
-            return part.get_content()
-    return ''
-
-
-def attachments(m):
-    return [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True))
-            for p in m.walk() if p.get_filename() is not None]
 
 
 def qid_of(out):

@@ -21,8 +21,6 @@ file/folder clashes, trailing dots). 200 archives in one mail are
 repacked with 64 file descriptors. Without the option the members arrive
 as separate attachments.
 """
-import email
-import email.policy
 import io
 import resource
 import os
@@ -34,6 +32,7 @@ import zipfile
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mails import attachments, body_text, parse  # noqa: E402
 from tap import args, check, done, need_shared  # noqa: E402
 
 A = args()
@@ -53,22 +52,6 @@ def sanitize(data, rules=RULES, tz='UTC'):
     return subprocess.run([A.cli, 'sanitize', '--clamav-db', DB, '--quarantine', Q, '--lang',
                            'en', '--rules', rules, path], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, env=env, timeout=300)
-
-
-def parse(out):
-    return email.message_from_bytes(out, policy=email.policy.default)
-
-
-def body_text(m):
-    for part in m.walk():
-        if part.get_content_type() == 'text/plain' and part.get_filename() is None:
-            return part.get_content()
-    return ''
-
-
-def attachments(m):
-    return [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True))
-            for p in m.walk() if p.get_filename() is not None]
 
 
 def cp932_zip():
