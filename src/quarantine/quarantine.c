@@ -72,11 +72,11 @@
 #include <fcntl.h>
 #include <stdio.h> /* rename */
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/random.h"
 #include "core/sha256.h"
 
 #include <glib.h>
@@ -251,26 +251,6 @@ static bool make_dir(const char *path, bool *created, GError **err)
     return true;
 }
 
-/* Fills buf with unpredictable bytes (getrandom; GLib's generator if
- * the kernel has none, which is seeded from /dev/urandom). getrandom
- * keeps forked processes from sharing a sequence. */
-static void fill_random(unsigned char *buf, size_t len)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = getrandom(buf + got, len - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)n;
-    }
-    for (; got < len; got++)
-        buf[got] = (unsigned char)g_random_int_range(0, 256);
-}
-
 /* n characters of [0-9a-z], uniform, then a NUL. */
 static void random_name(char *out, size_t n)
 {
@@ -280,7 +260,7 @@ static void random_name(char *out, size_t n)
 
     while (i < n) {
         if (k == sizeof b) {
-            fill_random(b, sizeof b);
+            mg_random_fill(b, sizeof b);
             k = 0;
         }
         if (b[k] < 252) /* 252 = 7 * 36: no modulo bias */

@@ -34,7 +34,7 @@
  *	(drop_char, device_name), re-implemented here with a wider set
  *	(all format characters, COM0/LPT0); names.c could call
  *	mg_fsname_safe and keep only its type-driven extension logic.
- *	fill_random repeats the helper of src/quarantine/quarantine.c.
+ *	The random part comes from mg_random_fill (src/core/random.c).
  * LIMITS
  *	MG_FSNAME_MAX_BYTES (255) UTF-8 bytes and MG_FSNAME_MAX_UNITS
  *	(255) UTF-16 code units per name; an extension of more than
@@ -49,12 +49,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <glib.h>
 
 #include <mugaika/fsname.h>
+
+#include "core/random.h"
 
 #define EXT_MAX    32 /* bytes of an extension kept when cutting, dot included */
 #define TMP_PREFIX ".~mugaika-"
@@ -366,25 +367,6 @@ char *mg_fsname_unique(int dirfd, const char *name)
     return NULL;
 }
 
-/* Fills buf with unpredictable bytes: getrandom, GLib's generator if
- * the kernel has none (as in src/quarantine/quarantine.c). */
-static void fill_random(unsigned char *buf, size_t len)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = getrandom(buf + got, len - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)n;
-    }
-    for (; got < len; got++)
-        buf[got] = (unsigned char)g_random_int_range(0, 256);
-}
-
 char *mg_fsname_temp(const char *final)
 {
     static const char hex[] = "0123456789abcdef";
@@ -392,7 +374,7 @@ char *mg_fsname_temp(const char *final)
     char r[TMP_RANDOM + 1];
 
     (void) final; /* the temporary name never depends on user input */
-    fill_random(b, sizeof b);
+    mg_random_fill(b, sizeof b);
     for (size_t i = 0; i < sizeof b; i++) {
         r[2 * i] = hex[b[i] >> 4];
         r[2 * i + 1] = hex[b[i] & 0xf];
