@@ -73,6 +73,12 @@ struct mg_sanitize_opts {
      * instead. Both NULL for a mail arriving. */
     const char *release_id;
     const char *password;
+    /* A file rather than a mail (mugaika-watch): the message fed is one
+     * made around the file, and the quarantine keeps the file itself,
+     * which the caller feeds to this writer (begun on quarantine);
+     * committed as kind "file" by finish, aborted by free. The
+     * pipeline takes ownership. NULL for a mail. */
+    struct mg_qwrite *file_qwrite;
 };
 void mg_sanitize_opts_default(struct mg_sanitize_opts *o);
 
@@ -106,6 +112,9 @@ ssize_t mg_sanitize_pread(struct mg_sanitize *s, uint64_t off, char *buf, size_t
  * value; valid after finish. */
 const char *mg_sanitize_quarantine_id(const struct mg_sanitize *s);
 const char *mg_sanitize_result(const struct mg_sanitize *s);
+/* The notice at the top of the rebuilt text, as staff read it ("" when
+ * nothing was changed); valid after finish. */
+const char *mg_sanitize_notice(const struct mg_sanitize *s);
 /* Is the whole message held (only a notice is written)? After finish. */
 bool mg_sanitize_held(const struct mg_sanitize *s);
 /* The audit record (one JSON object; caller owns it); after finish. */

@@ -1610,6 +1610,8 @@ bool sz_build(struct mg_sanitize *s)
 
     /* the body: notice + text */
     note = notice(s);
+    g_free(s->notice_text);
+    s->notice_text = g_strdup(note);
     if (!hash_body(s, note, &body, bh))
         goto done;
     if (body.started) {

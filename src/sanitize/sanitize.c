@@ -1399,7 +1399,11 @@ struct mg_sanitize *mg_sanitize_new(const struct mg_sanitize_opts *o)
     s->sniff = g_malloc(MG_DETECT_SNIFF_BYTES);
     s->orig_sha = mg_sha256_new();
     s->t_start = g_get_monotonic_time();
-    if (o->quarantine != NULL) {
+    s->o.file_qwrite = NULL;
+    if (o->file_qwrite != NULL) {
+        s->qw = o->file_qwrite; /* fed by the caller with the file */
+        s->qw_file = true;
+    } else if (o->quarantine != NULL) {
         s->qw = mg_quarantine_write_begin(o->quarantine, &e);
         if (s->qw == NULL) {
             sz_fail(s, MG_VERDICT_TEMPFAIL, "quarantine: %s", e->message);
@@ -1418,7 +1422,7 @@ void mg_sanitize_feed(struct mg_sanitize *s, const char *buf, size_t len)
     if (s->qw == NULL)
         mg_sha256_update(s->orig_sha, buf, len);
     s->orig_size += len;
-    if (s->qw != NULL && !mg_qwrite_feed(s->qw, buf, len, &e)) {
+    if (s->qw != NULL && !s->qw_file && !mg_qwrite_feed(s->qw, buf, len, &e)) {
         sz_fail(s, MG_VERDICT_TEMPFAIL, "quarantine: %s", e->message);
         g_error_free(e);
         return;
@@ -1551,7 +1555,7 @@ static bool quarantine_commit(struct mg_sanitize *s)
     if (s->qw == NULL)
         return true;
     memset(&rec, 0, sizeof rec);
-    rec.kind = g_strdup("message");
+    rec.kind = g_strdup(s->qw_file ? "file" : "message");
     rec.message_id = g_strdup(top_header(s, "Message-ID"));
     rec.sender = g_strdup(s->sender);
     for (guint i = 0; s->recipients != NULL && i + 1 < s->recipients->len; i++)
@@ -1753,6 +1757,11 @@ const char *mg_sanitize_quarantine_id(const struct mg_sanitize *s)
     return s->qid;
 }
 
+const char *mg_sanitize_notice(const struct mg_sanitize *s)
+{
+    return s->notice_text != NULL ? s->notice_text : "";
+}
+
 bool mg_sanitize_held(const struct mg_sanitize *s)
 {
     return s->finished && s->held;
@@ -1945,6 +1954,7 @@ struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s)
     g_clear_error(&s->error);
     g_free(s->reject_reason);
     g_free(s->result);
+    g_free(s->notice_text);
     g_free(s->sha_hex);
     mg_rules_unref(s->o.rules);
     if (s->o.av != NULL)

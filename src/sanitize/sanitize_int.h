@@ -117,6 +117,7 @@ struct mg_sanitize {
     struct mg_sha256 *orig_sha;
     uint64_t orig_size;
     struct mg_qwrite *qw;
+    bool qw_file; /* qw holds a file the caller feeds (opts.file_qwrite) */
     /* archives unpacked so far (limits are for the whole message) */
     unsigned arc_members;
     int64_t cdr_spent_us; /* wall clock spent in workers (cdr_budget_us) */
@@ -136,6 +137,7 @@ struct mg_sanitize {
     char *reject_reason;
     char qid[32];
     char *result;
+    char *notice_text; /* the notice of the last build ("" when none) */
     char *sha_hex;
     int out_fd;  /* the rebuilt message, a temporary file */
     int scan_fd; /* what of it the last scan looks at (-1: out_fd), see build.c */

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	watch 3h
+ * SUMMARY
+ *	sanitise one file dropped into the transfer folder
+ * SYNOPSIS
+ *	#include <mugaika/watch.h>
+ *
+ *	ok = mg_watch_file(&opts, fd, "申請書.docm", out, u, &res, &err);
+ *	mg_watch_result_clear(&res);
+ * DESCRIPTION
+ *	mg_watch_file reads the file on fd (a regular file, opened by the
+ *	caller: src/watch/fsops.c) and runs it through the mail pipeline
+ *	(mg_sanitize, with opts as for a mail: rules, AV, detection,
+ *	quarantine, CDR limits), so a file dropped into the transfer
+ *	folder meets exactly the policy an attachment meets:
+ *
+ *	- a file is given to the pipeline as the only attachment of a
+ *	  message made around it (its name in RFC 2231 form, its bytes in
+ *	  base64); the quarantine keeps the file itself (kind "file",
+ *	  subject: its name), not that message;
+ *	- a file whose name ends in ".eml" is a mail: it is sanitised as
+ *	  such, kept in the quarantine as a message, and its one output is
+ *	  the rebuilt mail, under the same name.
+ *
+ *	For each file to deliver, out(u, name, type, content, err) is
+ *	called in order: name is the output's safe file name (as an
+ *	attachment's: src/sanitize/names.c), type its content type, content
+ *	a GMimeStream of its bytes (the caller reads it to its end; it is
+ *	valid during the call). An archive's members come one by one (or
+ *	as one zip with the rule option repack = zip). A removed or held
+ *	file gives no output. out returns false (with err set) to stop.
+ *
+ *	res (filled in any case, cleared with mg_watch_result_clear) holds
+ *	the verdict, the quarantine id, the X-Mugaika-Result summary, the
+ *	notice (the text staff read, in opts.lang; "" when nothing was
+ *	changed) and the parts JSON (what each part was, its rule, action
+ *	and handler), from which the caller writes its report and audit.
+ * DIAGNOSTICS
+ *	false with err when the file could not be read, the pipeline
+ *	failed (its verdict in res: tempfail, internal) or out failed.
+ *	A message the policy rejects is not a failure: verdict reject, no
+ *	output. Nothing is delivered unless the verdict is accept.
+ */
+#ifndef MUGAIKA_WATCH_H
+#define MUGAIKA_WATCH_H
+
+#include <stdbool.h>
+
+#include <gmime/gmime.h>
+#include <json-glib/json-glib.h>
+
+#include <mugaika/sanitize.h>
+
+typedef bool (*mg_watch_out_fn)(void *u, const char *name, const char *type, GMimeStream *content,
+                                GError **err);
+
+struct mg_watch_result {
+    enum mg_verdict verdict;
+    char *quarantine_id; /* NULL when nothing was kept */
+    char *result;        /* the X-Mugaika-Result summary */
+    char *notice;        /* "" when nothing was changed */
+    JsonNode *parts;     /* mg_sanitize_parts_json */
+    unsigned outputs;    /* files given to out */
+};
+
+/* GError domain of mg_watch_file's own errors (reading, spool). */
+GQuark mg_watch_error_quark(void);
+
+bool mg_watch_file(const struct mg_sanitize_opts *o, int fd, const char *name, mg_watch_out_fn out,
+                   void *u, struct mg_watch_result *res, GError **err);
+void mg_watch_result_clear(struct mg_watch_result *res);
+
+#endif

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *	watch 3
+ * SUMMARY
+ *	one dropped file through the mail pipeline
+ * DESCRIPTION
+ *	See include/mugaika/watch.h. The message made around a file is
+ *	fed to mg_sanitize as it is written, never held whole: a header
+ *	(the name as the subject and as an RFC 2231 file name), an empty
+ *	text part, then the file's bytes in base64, 57 bytes to a line, as
+ *	they are read; the file itself goes to the quarantine writer at the
+ *	same time. The boundary ("=_mugaika_watch_" and random hex) cannot
+ *	occur in base64 ('_' is not in its alphabet).
+ *
+ *	The rebuilt message is written to a temporary file in the spool
+ *	directory and read back with GMime's parser; each attachment is
+ *	handed to the caller through a base64-decoding stream, so no
+ *	output is held in memory either.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mugaika/quarantine.h>
+#include <mugaika/watch.h>
+
+#include "core/random.h"
+
+#define READ_CHUNK (57 * 1150) /* a whole number of base64 lines */
+
+GQuark mg_watch_error_quark(void)
+{
+    return g_quark_from_static_string("mg-watch-error-quark");
+}
+
+/* name as an RFC 2231 value: UTF-8, every byte but attr-char escaped */
+static char *rfc2231(const char *name)
+{
+    GString *s = g_string_new("UTF-8''");
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+        if (g_ascii_isalnum(*p) || strchr("!#$&+-.^_`|~", *p) != NULL)
+            g_string_append_c(s, (char)*p);
+        else
+            g_string_append_printf(s, "%%%02X", *p);
+    }
+    return g_string_free(s, FALSE);
+}
+
+static void feed_str(struct mg_sanitize *s, const char *text)
+{
+    mg_sanitize_feed(s, text, strlen(text));
+}
+
+/* The header and text part of the message made around the file. */
+static char *wrapper_head(const char *name, const char *boundary)
+{
+    char *subject = g_mime_utils_header_encode_text(NULL, name, "utf-8");
+    char *fname = rfc2231(name);
+    char *head = g_strdup_printf("From: mugaika-watch <watch@localhost>\r\n"
+                                 "To: transfer-folder@localhost\r\n"
+                                 "Subject: %s\r\n"
+                                 "MIME-Version: 1.0\r\n"
+                                 "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n"
+                                 "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n"
+                                 "--%s\r\nContent-Type: application/octet-stream\r\n"
+                                 "Content-Disposition: attachment; filename*=%s\r\n"
+                                 "Content-Transfer-Encoding: base64\r\n\r\n",
+                                 subject, boundary, boundary, boundary, fname);
+
+    g_free(subject);
+    g_free(fname);
+    return head;
+}
+
+static bool read_failed(GError **err, const char *name, int e)
+{
+    g_set_error(err, mg_watch_error_quark(), 0, "%s: read: %s", name, g_strerror(e));
+    return false;
+}
+
+/* Feeds the file: to the pipeline (as base64 lines, or raw for a
+ * mail) and to the quarantine writer (qw, or NULL). */
+static bool feed_file(struct mg_sanitize *s, struct mg_qwrite *qw, int fd, const char *name,
+                      bool raw, GError **err)
+{
+    unsigned char *buf = g_malloc(READ_CHUNK);
+    char *line = g_malloc(80);
+    bool ok = true;
+
+    for (;;) {
+        ssize_t n = read(fd, buf, READ_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ok = read_failed(err, name, errno);
+            break;
+        }
+        if (n == 0)
+            break;
+        if (qw != NULL && !mg_qwrite_feed(qw, buf, (size_t)n, err)) {
+            ok = false;
+            break;
+        }
+        if (raw) {
+            mg_sanitize_feed(s, (const char *)buf, (size_t)n);
+            continue;
+        }
+        for (ssize_t off = 0; off < n; off += 57) {
+            gsize chunk = (gsize)MIN(57, n - off);
+            gint state = 0, save = 0;
+            gsize len = g_base64_encode_step(buf + off, chunk, FALSE, line, &state, &save);
+            len += g_base64_encode_close(FALSE, line + len, &state, &save);
+            line[len++] = '\r';
+            line[len++] = '\n';
+            mg_sanitize_feed(s, line, len);
+        }
+    }
+    g_free(line);
+    g_free(buf);
+    return ok;
+}
+
+/* The rebuilt message in a temporary file of the spool directory
+ * (unlinked), as a stream at its start; NULL with err. */
+static GMimeStream *rebuilt(struct mg_sanitize *s, const char *spool, GError **err)
+{
+    char *tmp =
+        g_build_filename(spool != NULL ? spool : g_get_tmp_dir(), "mugaika-watch-XXXXXX", NULL);
+    int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        g_set_error(err, mg_watch_error_quark(), 0, "%s: %s", tmp, g_strerror(errno));
+        g_free(tmp);
+        return NULL;
+    }
+    unlink(tmp);
+    g_free(tmp);
+    if (!mg_sanitize_write(s, fd, err) || lseek(fd, 0, SEEK_SET) != 0) {
+        if (err != NULL && *err == NULL)
+            g_set_error(err, mg_watch_error_quark(), 0, "spool: %s", g_strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    return g_mime_stream_fs_new(fd); /* owns fd */
+}
+
+struct emit {
+    mg_watch_out_fn out;
+    void *u;
+    struct mg_watch_result *res;
+    GError **err;
+    bool failed;
+};
+
+static void emit_part(GMimeObject *parent, GMimeObject *part, gpointer data)
+{
+    struct emit *x = data;
+    const char *name;
+    GMimeStream *enc, *dec;
+    GMimeFilter *f;
+    char *type;
+
+    (void)parent;
+    if (x->failed || !GMIME_IS_PART(part))
+        return;
+    name = g_mime_part_get_filename(GMIME_PART(part));
+    if (name == NULL)
+        return; /* the text with the notice */
+    type = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(part));
+    enc = g_mime_data_wrapper_get_stream(g_mime_part_get_content(GMIME_PART(part)));
+    g_mime_stream_reset(enc);
+    dec = g_mime_stream_filter_new(enc);
+    f = g_mime_filter_basic_new(g_mime_part_get_content_encoding(GMIME_PART(part)), FALSE);
+    g_mime_stream_filter_add(GMIME_STREAM_FILTER(dec), f);
+    g_object_unref(f);
+    if (!x->out(x->u, name, type, dec, x->err))
+        x->failed = true;
+    else
+        x->res->outputs++;
+    g_object_unref(dec);
+    g_free(type);
+}
+
+bool mg_watch_file(const struct mg_sanitize_opts *o, int fd, const char *name, mg_watch_out_fn out,
+                   void *u, struct mg_watch_result *res, GError **err)
+{
+    struct mg_sanitize_opts so = *o;
+    struct mg_sanitize *s;
+    struct mg_qwrite *qw = NULL;
+    char *low = g_ascii_strdown(name, -1);
+    bool eml = g_str_has_suffix(low, ".eml"), ok;
+    char boundary[40];
+    GError *e = NULL;
+
+    g_free(low);
+    memset(res, 0, sizeof *res);
+    res->verdict = MG_VERDICT_TEMPFAIL;
+    if (!eml && o->quarantine != NULL) {
+        qw = mg_quarantine_write_begin(o->quarantine, err);
+        if (qw == NULL)
+            return false;
+        so.file_qwrite = qw; /* the pipeline owns it from here */
+    }
+    s = mg_sanitize_new(&so);
+    if (!eml) {
+        unsigned char r[8];
+        char *head;
+        mg_random_fill(r, sizeof r);
+        g_snprintf(boundary, sizeof boundary, "=_mugaika_watch_%02x%02x%02x%02x%02x%02x%02x%02x",
+                   r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+        head = wrapper_head(name, boundary);
+        feed_str(s, head);
+        g_free(head);
+    }
+    ok = feed_file(s, qw, fd, name, eml, err);
+    if (ok && !eml) {
+        char *tail = g_strdup_printf("\r\n--%s--\r\n", boundary);
+        feed_str(s, tail);
+        g_free(tail);
+    }
+    if (ok) {
+        res->verdict = mg_sanitize_finish(s, &e);
+        res->quarantine_id =
+            g_strdup(*mg_sanitize_quarantine_id(s) != '\0' ? mg_sanitize_quarantine_id(s) : NULL);
+        res->result = g_strdup(mg_sanitize_result(s));
+        res->notice = g_strdup(mg_sanitize_notice(s));
+        res->parts = mg_sanitize_parts_json(s);
+        if (res->verdict == MG_VERDICT_REJECT) {
+            g_clear_error(&e); /* a result, not a failure: nothing delivered */
+        } else if (res->verdict != MG_VERDICT_ACCEPT) {
+            g_propagate_error(err, e);
+            ok = false;
+        } else {
+            GMimeStream *fs = rebuilt(s, o->spool_dir, err);
+            ok = fs != NULL;
+            if (ok && eml) {
+                /* the mail itself is the output */
+                ok = out(u, name, "message/rfc822", fs, err);
+                res->outputs += ok;
+            } else if (ok) {
+                GMimeParser *p = g_mime_parser_new_with_stream(fs);
+                GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
+                g_object_unref(p);
+                if (m == NULL) {
+                    g_set_error(err, mg_watch_error_quark(), 0,
+                                "the rebuilt message does not parse");
+                    ok = false;
+                } else {
+                    struct emit x = {out, u, res, err, false};
+                    g_mime_message_foreach(m, emit_part, &x);
+                    ok = !x.failed;
+                    g_object_unref(m);
+                }
+            }
+            if (fs != NULL)
+                g_object_unref(fs);
+        }
+    }
+    mg_sanitize_free(s); /* aborts the quarantine writer if nothing was committed */
+    return ok;
+}
+
+void mg_watch_result_clear(struct mg_watch_result *res)
+{
+    g_free(res->quarantine_id);
+    g_free(res->result);
+    g_free(res->notice);
+    if (res->parts != NULL)
+        json_node_unref(res->parts);
+    memset(res, 0, sizeof *res);
+}
