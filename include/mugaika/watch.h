@@ -72,4 +72,13 @@ bool mg_watch_file(const struct mg_sanitize_opts *o, int fd, const char *name, m
                    void *u, struct mg_watch_result *res, GError **err);
 void mg_watch_result_clear(struct mg_watch_result *res);
 
+/* The report written next to the outputs (<name>.mugaika.txt), in lang
+ * ("ja", the default, or "en"): the file's name, when, what became of it
+ * (delivered as outputs[], or not delivered and why), the notice, each
+ * part's rule and action, and the quarantine id to quote when asking
+ * for the original. outputs: the final names (NULL-terminated, may be
+ * NULL). Lines end in CRLF (it is read on Windows). Caller frees. */
+char *mg_watch_report(const struct mg_watch_result *res, const char *name,
+                      const char *const *outputs, const char *lang, GDateTime *when);
+
 #endif

@@ -272,3 +272,97 @@ void mg_watch_result_clear(struct mg_watch_result *res)
         json_node_unref(res->parts);
     memset(res, 0, sizeof *res);
 }
+
+/* --- the report ------------------------------------------------------------ */
+
+struct report_words {
+    const char *title, *file, *time, *delivered, *not_delivered, *rejected, *failed, *parts,
+        *quarantine, *ask;
+};
+
+static const struct report_words report_ja = {
+    .title = "【無害化処理の報告】",
+    .file = "ファイル",
+    .time = "処理日時",
+    .delivered = "次のファイルをお届けしました",
+    .not_delivered = "お届けできるファイルはありませんでした。",
+    .rejected = "このファイルは受け付けられませんでした（ポリシーによる拒否）。",
+    .failed = "処理に失敗したため、お届けしていません。",
+    .parts = "判定と処理",
+    .quarantine = "隔離ID",
+    .ask = "元のファイルが必要な場合は、この隔離IDを添えてシステム管理者にお問い合わせください。",
+};
+
+static const struct report_words report_en = {
+    .title = "[Sanitisation report]",
+    .file = "File",
+    .time = "Processed",
+    .delivered = "Delivered",
+    .not_delivered = "Nothing could be delivered.",
+    .rejected = "This file was refused by the policy.",
+    .failed = "Processing failed: nothing was delivered.",
+    .parts = "What was found and done",
+    .quarantine = "Quarantine ID",
+    .ask = "If you need the original, ask your system administrator, quoting this quarantine ID.",
+};
+
+/* One line per leaf part of the record: name, detected type, rule,
+ * action (and why, when it was forced). */
+static void report_parts(GString *r, JsonNode *parts)
+{
+    JsonArray *a =
+        parts != NULL && JSON_NODE_HOLDS_ARRAY(parts) ? json_node_get_array(parts) : NULL;
+
+    for (guint i = 0; a != NULL && i < json_array_get_length(a); i++) {
+        JsonObject *p = json_array_get_object_element(a, i);
+        const char *fn, *forced;
+        if (p == NULL || !json_object_get_boolean_member_with_default(p, "leaf", FALSE))
+            continue;
+        fn = json_object_get_string_member_with_default(p, "filename", NULL);
+        forced = json_object_get_string_member_with_default(p, "forced", NULL);
+        g_string_append_printf(r, "  - %s (%s): %s -> %s%s%s\r\n", fn != NULL ? fn : "-",
+                               json_object_get_string_member_with_default(p, "detected_type", "?"),
+                               json_object_get_string_member_with_default(p, "rule", "-"),
+                               json_object_get_string_member_with_default(p, "action", "-"),
+                               forced != NULL ? ", " : "", forced != NULL ? forced : "");
+    }
+}
+
+char *mg_watch_report(const struct mg_watch_result *res, const char *name,
+                      const char *const *outputs, const char *lang, GDateTime *when)
+{
+    const struct report_words *w =
+        lang != NULL && strcmp(lang, "en") == 0 ? &report_en : &report_ja;
+    GString *r = g_string_new(NULL);
+    char *t = when != NULL ? g_date_time_format_iso8601(when) : NULL;
+    char **lines;
+
+    g_string_append_printf(r, "%s\r\n%s: %s\r\n", w->title, w->file, name);
+    if (t != NULL)
+        g_string_append_printf(r, "%s: %s\r\n", w->time, t);
+    g_string_append(r, "\r\n");
+    if (res->verdict == MG_VERDICT_REJECT) {
+        g_string_append_printf(r, "%s\r\n", w->rejected);
+    } else if (res->verdict != MG_VERDICT_ACCEPT) {
+        g_string_append_printf(r, "%s\r\n", w->failed);
+    } else if (outputs != NULL && outputs[0] != NULL) {
+        g_string_append_printf(r, "%s:\r\n", w->delivered);
+        for (const char *const *o = outputs; *o != NULL; o++)
+            g_string_append_printf(r, "  - %s\r\n", *o);
+    } else {
+        g_string_append_printf(r, "%s\r\n", w->not_delivered);
+    }
+    /* the notice, in CRLF lines */
+    lines = g_strsplit(res->notice != NULL ? res->notice : "", "\n", -1);
+    for (char **l = lines; *l != NULL; l++)
+        if (**l != '\0')
+            g_string_append_printf(r, "%s%s\r\n", l == lines ? "\r\n" : "", *l);
+    g_strfreev(lines);
+    g_string_append_printf(r, "\r\n%s:\r\n", w->parts);
+    report_parts(r, res->parts);
+    if (res->quarantine_id != NULL)
+        g_string_append_printf(r, "\r\n%s: %s\r\n%s\r\n", w->quarantine, res->quarantine_id,
+                               w->ask);
+    g_free(t);
+    return g_string_free(r, FALSE);
+}

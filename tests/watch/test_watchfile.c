@@ -185,6 +185,15 @@ static void test_eicar(void)
     g_assert_nonnull(strstr(res.notice, "invoice.com"));
     g_assert_nonnull(res.quarantine_id);
     g_assert_nonnull(strstr(res.result, "infected=1"));
+    {
+        char *r = mg_watch_report(&res, "invoice.com", NULL, "en", NULL);
+        g_assert_true(g_str_has_prefix(r, "[Sanitisation report]\r\nFile: invoice.com\r\n\r\n"
+                                          "Nothing could be delivered.\r\n"));
+        g_assert_nonnull(strstr(r, "Mugaika.Test.EICAR"));
+        g_assert_nonnull(strstr(r, "-> drop, infected"));
+        g_assert_nonnull(strstr(r, res.quarantine_id));
+        g_free(r);
+    }
     mg_watch_result_clear(&res);
     got_fini(&g);
     g_free(virus);
@@ -210,6 +219,22 @@ static void test_docm(void)
     g_assert_null(
         g_strstr_len(g_bytes_get_data(out, NULL), (gssize)g_bytes_get_size(out), "vbaProject"));
     g_assert_cmpstr(res.notice, !=, "");
+    {
+        /* the report: Japanese, CRLF, the outputs, the rule, the id */
+        static const char *const outs[] = {"申請書.docx", NULL};
+        GDateTime *when = g_date_time_new_utc(2026, 12, 3, 9, 0, 0);
+        char *r = mg_watch_report(&res, "申請書.docm", outs, "ja", when);
+        g_assert_true(g_str_has_prefix(r, "【無害化処理の報告】\r\nファイル: 申請書.docm\r\n"));
+        g_assert_nonnull(strstr(r, "処理日時: 2026-12-03T09:00:00Z"));
+        g_assert_nonnull(strstr(r, "  - 申請書.docx\r\n"));
+        g_assert_nonnull(strstr(r, "office -> disarm"));
+        g_assert_nonnull(strstr(r, res.quarantine_id));
+        g_assert_nonnull(strstr(r, "隔離ID"));
+        for (const char *p = strchr(r, '\n'); p != NULL; p = strchr(p + 1, '\n'))
+            g_assert_cmpint(p[-1], ==, '\r');
+        g_free(r);
+        g_date_time_unref(when);
+    }
     mg_watch_result_clear(&res);
     got_fini(&g);
     g_bytes_unref(docm);
