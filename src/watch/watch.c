@@ -87,7 +87,7 @@ static bool feed_file(struct mg_sanitize *s, struct mg_qwrite *qw, int fd, const
                       bool raw, GError **err)
 {
     unsigned char *buf = g_malloc(READ_CHUNK);
-    char *line = g_malloc(80);
+    char *line = g_malloc(128); /* g_base64_encode_step wants (57 / 3 + 1) * 4 + 4 */
     bool ok = true;
 
     for (;;) {
