@@ -318,6 +318,9 @@ static void report_parts(GString *r, JsonNode *parts)
         const char *fn, *forced;
         if (p == NULL || !json_object_get_boolean_member_with_default(p, "leaf", FALSE))
             continue;
+        if (strcmp(json_object_get_string_member_with_default(p, "role", ""), "body") == 0 &&
+            json_object_get_int_member_with_default(p, "size", 0) == 0)
+            continue; /* the empty text of the message made around a file */
         fn = json_object_get_string_member_with_default(p, "filename", NULL);
         forced = json_object_get_string_member_with_default(p, "forced", NULL);
         g_string_append_printf(r, "  - %s (%s): %s -> %s%s%s\r\n", fn != NULL ? fn : "-",
