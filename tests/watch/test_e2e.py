@@ -61,20 +61,15 @@ import threading
 import time
 import zipfile
 
-# --- TAP ------------------------------------------------------------------
+# --- TAP (tests/cdr/tap.py) ------------------------------------------------
 
-_count = [0, 0]  # checks, failures
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'cdr'))
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 
-def check(cond, what, detail=''):
-    _count[0] += 1
-    if cond:
-        print('ok %d - %s' % (_count[0], what))
-    else:
-        _count[1] += 1
-        print('not ok %d - %s%s' % (_count[0], what, (': ' + str(detail)[:2000]) if detail else ''))
-    sys.stdout.flush()
-    return bool(cond)
+def failures():
+    return tap._count[1]
 
 
 def note(text):
@@ -508,7 +503,7 @@ def test_samples(root, db):
             sock.close()
         if d.alive():
             d.kill()
-        if _count[1]:
+        if failures():
             note('daemon log (t1):\n' + d.tail(40))
 
 
@@ -583,7 +578,7 @@ def test_slow(root, db):
             t.join(30)
         if d.alive():
             d.kill()
-        if _count[1]:
+        if failures():
             note('daemon log (t2):\n' + d.tail(30))
 
 
@@ -666,7 +661,7 @@ def test_many(root, db):
             t.join(30)
         if d.alive():
             d.kill()
-        if _count[1]:
+        if failures():
             note('daemon log (t3):\n' + d.tail(30))
 
 
@@ -772,7 +767,7 @@ def test_crash(root, db):
     finally:
         if d is not None and d.alive():
             d.kill()
-        if _count[1]:
+        if failures():
             for path in area.logs[-3:]:
                 try:
                     note('%s:\n%s' % (path, read(path).decode('utf-8', 'replace')[-1500:]))
@@ -810,12 +805,11 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        if _count[1]:
+        if failures():
             note('folders kept: ' + root)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print('1..%d' % _count[0])
-    sys.exit(1 if _count[1] or _count[0] == 0 else 0)
+    tap.done()
 
 
 if __name__ == '__main__':
