@@ -39,15 +39,18 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <glib.h>
 
 #include <mugaika/fsname.h>
 #include <mugaika/fsops.h>
+#include <mugaika/log.h>
 #include <mugaika/quarantine.h>
 #include <mugaika/witem.h>
 #include <mugaika/wjournal.h>
@@ -134,13 +137,13 @@ static struct folder *folder_of(struct watcher *w, const char *user)
     f->out_key = g_strconcat("out/", user, NULL);
     f->in_fd = *user == '\0' ? dup(w->in_root) : mg_fs_open_dir(w->in_root, user, &e);
     if (f->in_fd >= 0 && *user != '\0' && mkdirat(w->out_root, user, 0755) != 0 && errno != EEXIST)
-        fprintf(stderr, "mugaika-watch: out/%s: mkdir: %s\n", user, g_strerror(errno));
+        mg_log(LOG_ERR, "out/%s: mkdir: %s", user, g_strerror(errno));
     f->out_fd = f->in_fd < 0    ? -1
                 : *user == '\0' ? dup(w->out_root)
                                 : mg_fs_open_dir(w->out_root, user, &e);
     if (f->in_fd < 0 || f->out_fd < 0) {
-        fprintf(stderr, "mugaika-watch: folder %s: %s\n", *user ? user : ".",
-                e != NULL ? e->message : g_strerror(errno));
+        mg_log(LOG_ERR, "folder %s: %s", *user ? user : ".",
+               e != NULL ? e->message : g_strerror(errno));
         g_clear_error(&e);
         folder_free(f);
         return NULL;
@@ -179,7 +182,7 @@ static void sweep(int out_fd)
     for (guint i = 0; i < names->len; i++) {
         const char *n = g_ptr_array_index(names, i);
         if (mg_fsname_is_temp(n) && unlinkat(out_fd, n, 0) == 0)
-            fprintf(stderr, "mugaika-watch: removed the leftover %s\n", n);
+            mg_log(LOG_INFO, "removed the leftover %s", n);
     }
     g_ptr_array_unref(names);
 }
@@ -191,8 +194,8 @@ static void process(struct watcher *w, struct folder *f, const char *name, const
     enum mg_witem_outcome r = mg_witem_process(&w->ctx, &d, name, &why);
     static const char *const words[] = {"done", "refused", "failed", "retry"};
 
-    fprintf(stderr, "mugaika-watch: %s: %s%s%s\n", words[r], f->user, *f->user ? "/" : "",
-            why != NULL ? why : "");
+    mg_log(r == MG_WITEM_RETRY ? LOG_WARNING : LOG_INFO, "%s: %s%s%s", words[r], f->user,
+           *f->user ? "/" : "", why != NULL ? why : "");
     g_free(why);
     g_hash_table_remove(w->stable, key);
     if (r == MG_WITEM_DONE)
@@ -306,16 +309,18 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &e) || in == NULL || out == NULL ||
         state == NULL || argc != 1 || quiet_ms < 0 || scan_ms < 10 ||
         (lang != NULL && strcmp(lang, "ja") != 0 && strcmp(lang, "en") != 0)) {
-        fprintf(stderr, "mugaika-watch: %s\n%s", e != NULL ? e->message : "bad arguments",
-                "usage: mugaika-watch --in DIR --out DIR --state DIR [--quarantine DIR]\n"
-                "       [--clamav-db DIR] [--rules DIR] [--config FILE] [--lang ja|en]\n"
-                "       [--quiet-ms N] [--scan-ms N] [--once]\n");
+        mg_log_stderr("mugaika-watch: %s\n%s", e != NULL ? e->message : "bad arguments",
+                      "usage: mugaika-watch --in DIR --out DIR --state DIR [--quarantine DIR]\n"
+                      "       [--clamav-db DIR] [--rules DIR] [--config FILE] [--lang ja|en]\n"
+                      "       [--quiet-ms N] [--scan-ms N] [--once]");
         rc = MG_EX_USAGE;
         goto out;
     }
     rc = mg_cli_engine_open(&en, "watch", config, rules_dir, db);
     if (rc != MG_EX_OK)
         goto out;
+    /* under systemd the journal takes standard error itself */
+    mg_log_open("mugaika-watch", getenv("JOURNAL_STREAM") == NULL, en.cfg.log_level);
     q = mg_quarantine_open(qdir != NULL                    ? qdir
                            : en.cfg.quarantine_dir != NULL ? en.cfg.quarantine_dir
                                                            : MG_QUARANTINE_DEFAULT_DIR,
@@ -324,17 +329,17 @@ int main(int argc, char **argv)
     w.out_root = open_root(out, false);
     state_fd = open_root(state, true);
     if (q == NULL || w.in_root < 0 || w.out_root < 0 || state_fd < 0) {
-        fprintf(stderr, "mugaika-watch: %s\n",
-                q == NULL        ? e->message
-                : w.in_root < 0  ? "--in: cannot open the folder"
-                : w.out_root < 0 ? "--out: cannot open the folder"
-                                 : "--state: cannot open the folder");
+        mg_log(LOG_ERR, "%s",
+               q == NULL        ? e->message
+               : w.in_root < 0  ? "--in: cannot open the folder"
+               : w.out_root < 0 ? "--out: cannot open the folder"
+                                : "--state: cannot open the folder");
         rc = MG_EX_TEMPFAIL;
         goto out;
     }
     w.ctx.journal = mg_wjournal_open(state_fd, &e);
     if (w.ctx.journal == NULL) {
-        fprintf(stderr, "mugaika-watch: journal: %s\n", e->message);
+        mg_log(LOG_ERR, "journal: %s", e->message);
         rc = g_error_matches(e, MG_WJOURNAL_ERROR, MG_WJOURNAL_ERROR_CORRUPT) ? MG_EX_CONFIG
                                                                               : MG_EX_TEMPFAIL;
         goto out;
@@ -360,14 +365,14 @@ int main(int argc, char **argv)
         g_ptr_array_unref(names);
     }
     if (!mg_witem_recover(&w.ctx, lookup, &w, &e)) {
-        fprintf(stderr, "mugaika-watch: recovery: %s\n", e->message);
+        mg_log(LOG_ERR, "recovery: %s", e->message);
         rc = MG_EX_TEMPFAIL;
         goto out;
     }
     for (guint i = 0; i < w.folders->len; i++)
         sweep(((struct folder *)g_ptr_array_index(w.folders, i))->out_fd);
     if (!mg_wjournal_compact(w.ctx.journal, &e)) {
-        fprintf(stderr, "mugaika-watch: journal: %s\n", e->message);
+        mg_log(LOG_ERR, "journal: %s", e->message);
         g_clear_error(&e);
     }
 
@@ -397,8 +402,7 @@ int main(int argc, char **argv)
                 g_clear_error(&e);
         }
     }
-    fprintf(stderr, "mugaika-watch: stopping: %u done, %u refused, %u failed\n", w.done, w.refused,
-            w.failed);
+    mg_log(LOG_INFO, "stopping: %u done, %u refused, %u failed", w.done, w.refused, w.failed);
 out:
     g_clear_error(&e);
     if (w.ctx.journal != NULL)
@@ -417,6 +421,7 @@ out:
     if (q != NULL)
         mg_quarantine_close(q);
     mg_cli_engine_close(&en);
+    mg_log_close();
     g_option_context_free(ctx);
     g_free(in);
     g_free(out);
