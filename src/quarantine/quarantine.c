@@ -76,6 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/io.h"
 #include "core/random.h"
 #include "core/sha256.h"
 
@@ -186,26 +187,6 @@ static void set_db_error(struct mg_quarantine *q, GError **err, const char *op)
 }
 
 /* --- small file helpers ------------------------------------------------ */
-
-/* Returns 0 or an errno value; a write that makes no progress is ENOSPC. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        if (n == 0)
-            return ENOSPC;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static bool fsync_dir(const char *path, GError **err)
 {
@@ -647,7 +628,7 @@ static bool deflate_run(struct mg_qwrite *w, int flush, GError **err)
                         w->tmp_path);
             return false;
         }
-        if ((e = write_all(w->fd, w->out, CHUNK - w->z.avail_out)) != 0) {
+        if ((e = mg_write_all(w->fd, w->out, CHUNK - w->z.avail_out)) != 0) {
             set_os_error(err, w->tmp_path, "write", e);
             return false;
         }
@@ -666,7 +647,7 @@ static bool huffman_only(struct mg_qwrite *w, GError **err)
     w->z.next_out = w->out;
     w->z.avail_out = CHUNK;
     zr = deflateParams(&w->z, GZ_LEVEL, Z_HUFFMAN_ONLY);
-    if ((e = write_all(w->fd, w->out, CHUNK - w->z.avail_out)) != 0) {
+    if ((e = mg_write_all(w->fd, w->out, CHUNK - w->z.avail_out)) != 0) {
         set_os_error(err, w->tmp_path, "write", e);
         return false;
     }
@@ -960,7 +941,7 @@ static bool emit(struct inflate_job *j, size_t n, GError **err)
         return false;
     }
     mg_sha256_update(j->sum, j->obuf, n);
-    if (j->out >= 0 && (e = write_all(j->out, j->obuf, n)) != 0) {
+    if (j->out >= 0 && (e = mg_write_all(j->out, j->obuf, n)) != 0) {
         g_set_error(err, MG_QUARANTINE_ERROR, MG_QUARANTINE_ERROR_IO,
                     "item %s: writing the export: %s", j->id, g_strerror(e));
         return false;

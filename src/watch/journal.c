@@ -114,6 +114,8 @@
 
 #include <mugaika/wjournal.h>
 
+#include "core/io.h"
+
 #define FORMAT_VERSION 1
 #define LINE_LIMIT     (16u << 20)
 #define READ_CHUNK     65536
@@ -391,24 +393,6 @@ static void record_commit(GString *line, const struct mg_wjournal_item *it)
     record_end(b, line);
 }
 
-/* Returns 0 or an errno value; a write that makes no progress is ENOSPC. */
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno;
-        if (n == 0)
-            return ENOSPC;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Appends line durably. Caller holds the lock. */
 static bool append(struct mg_wjournal *j, const GString *line, const char *op, GError **err)
 {
@@ -424,7 +408,7 @@ static bool append(struct mg_wjournal *j, const GString *line, const char *op, G
              line->len);
         return false;
     }
-    e = write_all(j->fd, line->str, line->len);
+    e = mg_write_all(j->fd, line->str, line->len);
     if (e != 0) {
         if (ftruncate(j->fd, (off_t)j->size) != 0)
             j->broken = true;
@@ -1088,7 +1072,7 @@ static int write_new(struct mg_wjournal *j, uint64_t *size, GError **err)
         fail_errno(err, j->new_path, "lock", errno);
         goto bad;
     }
-    e = write_all(fd, all->str, all->len);
+    e = mg_write_all(fd, all->str, all->len);
     if (e != 0) {
         fail_errno(err, j->new_path, "write", e);
         goto bad;
