@@ -224,6 +224,15 @@ static bool drop_capabilities(GError **err)
     if (geteuid() == 0)
         for (int c = 0; c <= CAP_LAST_CAP; c++)
             (void)prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+    /* nothing to drop (the usual case: a daemon's own account); a
+     * seccomp filter of the service manager may refuse capset itself */
+    if (syscall(SYS_capget, &h, d) == 0 &&
+        (d[0].effective | d[0].permitted | d[0].inheritable | d[1].effective | d[1].permitted |
+         d[1].inheritable) == 0)
+        return true;
+    memset(d, 0, sizeof d);
+    h.version = _LINUX_CAPABILITY_VERSION_3;
+    h.pid = 0;
     if (syscall(SYS_capset, &h, d) != 0) {
         g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "capset: %s",
                     g_strerror(errno));

@@ -6,17 +6,25 @@
  *	run one CDR worker through libmugaika's mg_cdr_run, for the tests
  * SYNOPSIS
  *	cdr_run [--dir DIR] [--deadline-ms N] [--cpu N] [--as BYTES]
- *		[--max-output BYTES] [--max-outputs N]
+ *		[--max-output BYTES] [--max-outputs N] [--deny-capset 1]
  *		PROGRAM HANDLER FILE [KEY=VALUE...]
  * DESCRIPTION
  *	Prints one JSON object: {"status", "reason", "ms", "outputs":
  *	[{"name", "type", "flags", "size", "sha256"}], "notes": [...]}.
  *	--dir is the directory of the worker programs (else cdr.c's own
- *	search). Exit 0 whatever the status; 64 on usage errors, 78 when
- *	the workers are not found.
+ *	search). --deny-capset 1 runs the worker as a systemd unit with
+ *	SystemCallFilter=~@privileged would: cdr_run drops every
+ *	capability it has, then loads a seccomp filter that fails capset
+ *	with EPERM, which the worker inherits. Exit 0 whatever the status;
+ *	64 on usage errors, 78 when the workers are not found, 71 when the
+ *	filter cannot be loaded.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <seccomp.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,6 +97,26 @@ static void on_note(void *u, const char *kind, const char *text)
 
 static const struct mg_cdr_sink sink = {on_begin, on_data, on_end, on_note};
 
+/* No capability left, and capset refused from now on (inherited). */
+static bool deny_capset(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    scmp_filter_ctx ctx;
+    bool ok;
+
+    memset(d, 0, sizeof d);
+    if (syscall(SYS_capset, &h, d) != 0)
+        return false;
+    ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == NULL)
+        return false;
+    ok = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(capset), 0) == 0 &&
+         seccomp_load(ctx) == 0;
+    seccomp_release(ctx);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     struct mg_cdr_limits lim;
@@ -118,12 +146,18 @@ int main(int argc, char **argv)
             lim.max_output = v;
         else if (strcmp(argv[i], "--max-outputs") == 0)
             lim.max_outputs = (unsigned)v;
-        else
+        else if (strcmp(argv[i], "--deny-capset") == 0 && v == 1) {
+            if (!deny_capset()) {
+                fprintf(stderr, "cdr_run: cannot deny capset: %s\n", g_strerror(errno));
+                return 71;
+            }
+        } else
             break;
     }
     if (argc - i < 3) {
         fprintf(stderr, "usage: cdr_run [--dir DIR] [--deadline-ms N] [--cpu N] [--as BYTES] "
-                        "[--max-output N] [--max-outputs N] PROGRAM HANDLER FILE [KEY=VALUE...]\n");
+                        "[--max-output N] [--max-outputs N] [--deny-capset 1] PROGRAM HANDLER FILE "
+                        "[KEY=VALUE...]\n");
         return 64;
     }
     if (!mg_cdr_init(dir, &e)) {

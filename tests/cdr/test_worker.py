@@ -5,7 +5,8 @@
    no network, exec, fork, file writes or signals to other processes;
    a crash, a CPU spin, a sleep, an allocation storm and an output
    flood each end in the right status within bounded time, with no
-   process left behind.
+   process left behind; a worker with no capability runs where a
+   service manager's seccomp filter refuses capset.
 2. mg_cdr_run (through tests/cdr/cdr_run) against fake workers that
    break the protocol in every way: garbage, a missing last record,
    bytes after it, oversized records, data outside an output, bad
@@ -208,6 +209,12 @@ def main():
     check(p.returncode == 66, 'a pipe as the item is refused (a regular file is required)',
           p.returncode)
 
+    # under systemd, SystemCallFilter=~@privileged refuses capset: a worker that holds no
+    # capability must still run (it has nothing to drop)
+    r = cdr_run('mugaika-worker', 'selftest', item, ['do=echo', 'name=x.txt'],
+                ['--deny-capset', '1'])
+    check(r['status'] == 'ok' and len(r['outputs']) == 1,
+          'a worker without capabilities runs where capset is refused (systemd filter)', r)
     r = cdr_run('mugaika-worker', 'selftest', item, ['do=crash'])
     check(r['status'] == 'crash' and ('crashed (signal' in (r['reason'] or '') or
                                       (asan and 'AddressSanitizer' in (r['reason'] or ''))),
