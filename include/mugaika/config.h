@@ -97,7 +97,31 @@ struct mg_config {
     unsigned archive_members; /* members per message (1000) */
     uint64_t archive_size;    /* expanded bytes per message (200 MiB) */
     unsigned archive_ratio;   /* expanded:compressed (100) */
+    /* the transfer folder (mugaika-watch) */
+    char *watch_state;             /* journal and status.json (MG_CONFIG_DEFAULT_WATCH_STATE) */
+    unsigned watch_workers;        /* files sanitised at once (2) */
+    unsigned watch_queue;          /* files taken ahead of the workers (64) */
+    unsigned watch_quiet_ms;       /* unchanged this long before taken (2000) */
+    unsigned watch_scan_ms;        /* rescan interval (1000) */
+    unsigned watch_user_files;     /* quota: files per user per UTC day, 0: none */
+    uint64_t watch_user_bytes;     /* quota: bytes per user per UTC day, 0: none */
+    struct mg_config_watch *watch; /* the [watch NAME] groups, in file order */
+    unsigned n_watch;
 };
+
+/* One [watch NAME] group: an (in -> out) pair of the transfer folder.
+ * user_files and user_bytes are the pair's own or, when the group does not
+ * set them, the watch-user-* values. */
+struct mg_config_watch {
+    char *name;
+    char *in, *out;      /* absolute paths */
+    char *owner, *group; /* NULL: as the daemon creates them */
+    unsigned mode;       /* permission bits of output files (0644) */
+    unsigned user_files;
+    uint64_t user_bytes;
+};
+
+#define MG_CONFIG_DEFAULT_WATCH_STATE "/var/lib/mugaika/watch"
 
 /* path NULL: MG_CONFIG_DEFAULT_FILE when it exists, else defaults only.
  * A path given but missing is an error. On failure *out holds nothing

@@ -97,6 +97,25 @@ static void describe(const struct mg_config *c, GString *o)
     g_string_append_printf(o, "archive-members = %u\n", c->archive_members);
     g_string_append_printf(o, "archive-size = %" G_GUINT64_FORMAT "\n", c->archive_size);
     g_string_append_printf(o, "archive-ratio = %u\n", c->archive_ratio);
+    g_string_append_printf(o, "watch-state = %s\n",
+                           or_text(c->watch_state, MG_CONFIG_DEFAULT_WATCH_STATE));
+    g_string_append_printf(o, "watch-workers = %u\n", c->watch_workers);
+    g_string_append_printf(o, "watch-queue = %u\n", c->watch_queue);
+    g_string_append_printf(o, "watch-quiet-ms = %u\n", c->watch_quiet_ms);
+    g_string_append_printf(o, "watch-scan-ms = %u\n", c->watch_scan_ms);
+    g_string_append_printf(o, "watch-user-files = %u\n", c->watch_user_files);
+    g_string_append_printf(o, "watch-user-bytes = %" G_GUINT64_FORMAT "\n", c->watch_user_bytes);
+    for (unsigned i = 0; i < c->n_watch; i++) {
+        const struct mg_config_watch *w = &c->watch[i];
+        g_string_append_printf(o, "\n[watch %s]\n", w->name);
+        g_string_append_printf(o, "in = %s\n", w->in);
+        g_string_append_printf(o, "out = %s\n", w->out);
+        g_string_append_printf(o, "owner = %s\n", or_text(w->owner, "(the daemon's)"));
+        g_string_append_printf(o, "group = %s\n", or_text(w->group, "(the daemon's)"));
+        g_string_append_printf(o, "mode = %04o\n", w->mode);
+        g_string_append_printf(o, "user-files = %u\n", w->user_files);
+        g_string_append_printf(o, "user-bytes = %" G_GUINT64_FORMAT "\n", w->user_bytes);
+    }
 }
 
 static int check(const char *file)

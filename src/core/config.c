@@ -14,7 +14,9 @@
  *				     struct mg_sanitize_opts *o);
  * DESCRIPTION
  *	One table declares every key of the [mugaika] group: its kind,
- *	where it goes in struct mg_config and, for numbers, its range.
+ *	where it goes in struct mg_config and, for numbers, its range; a
+ *	second one the keys of the [watch NAME] groups of mugaika-watch
+ *	(one per in -> out pair, struct mg_config_watch).
  *	mg_config_load fills the defaults, then reads the file: GKeyFile
  *	parses the values; the text is scanned once more for the line of
  *	each key, which GKeyFile does not report, so that every error
@@ -31,6 +33,7 @@
  *	"FILE:LINE: KEY: reason" (LINE 0 when the key could not be found
  *	in the text, which GKeyFile escapes can cause).
  */
+#include <limits.h>
 #include <string.h>
 #include <sys/un.h>
 #include <syslog.h>
@@ -59,6 +62,8 @@ enum kind {
     K_UINT,    /* unsigned, decimal */
     K_SIZE,    /* size_t, SIZE syntax */
     K_SIZE64,  /* uint64_t, SIZE syntax */
+    K_ABSPATH, /* an absolute path */
+    K_MODE,    /* permission bits, octal (no set-id or sticky bits) */
 };
 
 #define OFF(field) G_STRUCT_OFFSET(struct mg_config, field)
@@ -99,6 +104,27 @@ static const struct key {
     {"archive-members", K_UINT, OFF(archive_members), 1, 100000, "a number of files"},
     {"archive-size", K_SIZE64, OFF(archive_size), MIB, TIB, NULL},
     {"archive-ratio", K_UINT, OFF(archive_ratio), 2, 100000, "a ratio (expanded per packed byte)"},
+    {"watch-state", K_ABSPATH, OFF(watch_state), 0, 0, NULL},
+    {"watch-workers", K_UINT, OFF(watch_workers), 1, 64, "a number of workers"},
+    {"watch-queue", K_UINT, OFF(watch_queue), 1, 10000, "a number of files"},
+    {"watch-quiet-ms", K_UINT, OFF(watch_quiet_ms), 0, 3600000, "a number of milliseconds"},
+    {"watch-scan-ms", K_UINT, OFF(watch_scan_ms), 10, 3600000, "a number of milliseconds"},
+    {"watch-user-files", K_UINT, OFF(watch_user_files), 0, 100000000, "a number of files"},
+    {"watch-user-bytes", K_SIZE64, OFF(watch_user_bytes), 0, 1024 * TIB, NULL},
+};
+
+/* The keys of a [watch NAME] group. */
+#define WOFF(field)  G_STRUCT_OFFSET(struct mg_config_watch, field)
+#define WATCH_PREFIX "watch "
+
+static const struct key watch_keys[] = {
+    {"in", K_ABSPATH, WOFF(in), 0, 0, NULL},
+    {"out", K_ABSPATH, WOFF(out), 0, 0, NULL},
+    {"owner", K_ACCOUNT, WOFF(owner), 0, 0, "a user name"},
+    {"group", K_ACCOUNT, WOFF(group), 0, 0, "a group name"},
+    {"mode", K_MODE, WOFF(mode), 0, 0, NULL},
+    {"user-files", K_UINT, WOFF(user_files), 0, 100000000, "a number of files"},
+    {"user-bytes", K_SIZE64, WOFF(user_bytes), 0, 1024 * TIB, NULL},
 };
 
 /* Indexed by syslog priority. */
@@ -245,11 +271,12 @@ char *mg_config_check_socket(const char *v)
     return g_strdup_printf("'%s' is not unix:/PATH, local:/PATH or inet:PORT@HOST", v);
 }
 
-/* Checks v against k and stores it into out. NULL on success, else the
- * reason (caller frees). */
-static char *set_value(struct mg_config *out, const struct key *k, const char *v)
+/* Checks v against k and stores it into the struct at base (a struct
+ * mg_config or a struct mg_config_watch, as k's table says). NULL on
+ * success, else the reason (caller frees). */
+static char *set_value(void *base, const struct key *k, const char *v)
 {
-    void *slot = G_STRUCT_MEMBER_P(out, k->off);
+    void *slot = G_STRUCT_MEMBER_P(base, k->off);
     uint64_t n;
     GString *why;
 
@@ -278,6 +305,17 @@ static char *set_value(struct mg_config *out, const struct key *k, const char *v
             }
         }
         return g_strdup_printf("'%s' is not one of error, warning, notice, info, debug", v);
+    case K_ABSPATH:
+        if (v[0] != '/')
+            return g_strdup_printf("'%s' is not an absolute path", v);
+        break;
+    case K_MODE: {
+        guint64 m;
+        if (strlen(v) < 3 || strlen(v) > 4 || !g_ascii_string_to_unsigned(v, 8, 0, 0777, &m, NULL))
+            return g_strdup_printf("'%s' is not permission bits in octal, 000-777 (e.g. 0640)", v);
+        *(unsigned *)slot = (unsigned)m;
+        return NULL;
+    }
     case K_UINT: {
         guint64 u;
         if (!g_ascii_string_to_unsigned(v, 10, k->min, k->max, &u, NULL))
@@ -339,6 +377,77 @@ static void set_defaults(struct mg_config *out)
     out->archive_members = so.archive_members;
     out->archive_size = so.archive_total;
     out->archive_ratio = so.archive_ratio;
+    out->watch_workers = 2;
+    out->watch_queue = 64;
+    out->watch_quiet_ms = 2000;
+    out->watch_scan_ms = 1000;
+}
+
+static bool is_pair_name(const char *n)
+{
+    if (*n == '\0' || strlen(n) > 64)
+        return false;
+    for (; *n != '\0'; n++)
+        if (!g_ascii_isalnum(*n) && *n != '-' && *n != '_')
+            return false;
+    return true;
+}
+
+/* One [watch NAME] group into a new entry of out->watch. */
+static void check_pair(GKeyFile *kf, const char *text, const char *file, const char *group,
+                       struct mg_config *out, GString *errs)
+{
+    struct mg_config_watch *w;
+    char **names;
+    bool files_set = false, bytes_set = false;
+
+    out->watch = g_renew(struct mg_config_watch, out->watch, out->n_watch + 1);
+    w = &out->watch[out->n_watch++];
+    memset(w, 0, sizeof *w);
+    w->name = g_strdup(group + strlen(WATCH_PREFIX));
+    w->mode = 0644;
+    if (!is_pair_name(w->name))
+        add_error(errs, file, line_of(text, group, NULL), NULL,
+                  "a [watch NAME] group needs a NAME of letters, digits, '-' and '_' (at most 64)");
+    /* GKeyFile merges groups of the same name: a name is never seen twice */
+    names = g_key_file_get_keys(kf, group, NULL, NULL);
+    for (char **k = names; k != NULL && *k != NULL; k++) {
+        size_t i;
+        unsigned line = line_of(text, group, *k);
+        char *v, *why;
+
+        for (i = 0; i < G_N_ELEMENTS(watch_keys); i++)
+            if (strcmp(watch_keys[i].key, *k) == 0)
+                break;
+        if (i == G_N_ELEMENTS(watch_keys)) {
+            add_error(errs, file, line, *k,
+                      "unknown key of a [watch NAME] group (in, out, owner, group, mode, "
+                      "user-files, user-bytes)");
+            continue;
+        }
+        v = g_key_file_get_string(kf, group, *k, NULL);
+        if (v == NULL || *v == '\0') {
+            add_error(errs, file, line, *k, "empty value");
+        } else if ((why = set_value(w, &watch_keys[i], v)) != NULL) {
+            add_error(errs, file, line, *k, why);
+            g_free(why);
+        }
+        g_free(v);
+        files_set |= strcmp(*k, "user-files") == 0;
+        bytes_set |= strcmp(*k, "user-bytes") == 0;
+    }
+    g_strfreev(names);
+    for (unsigned i = 0; i < 2; i++)
+        if (!g_key_file_has_key(kf, group, i == 0 ? "in" : "out", NULL))
+            add_error(errs, file, line_of(text, group, NULL), i == 0 ? "in" : "out",
+                      "missing: a [watch NAME] group needs both in and out");
+    if (w->in != NULL && w->out != NULL && strcmp(w->in, w->out) == 0)
+        add_error(errs, file, line_of(text, group, "out"), "out", "the same folder as in");
+    /* the [mugaika] values are read by now: resolved at the end of load */
+    if (!files_set)
+        w->user_files = UINT_MAX;
+    if (!bytes_set)
+        w->user_bytes = UINT64_MAX;
 }
 
 static void check_keys(GKeyFile *kf, const char *text, const char *file, struct mg_config *out,
@@ -348,9 +457,11 @@ static void check_keys(GKeyFile *kf, const char *text, const char *file, struct 
 
     groups = g_key_file_get_groups(kf, NULL);
     for (char **g = groups; *g != NULL; g++)
-        if (strcmp(*g, GROUP) != 0)
+        if (g_str_has_prefix(*g, WATCH_PREFIX))
+            check_pair(kf, text, file, *g, out, errs);
+        else if (strcmp(*g, GROUP) != 0)
             add_error(errs, file, line_of(text, *g, NULL), NULL,
-                      "unknown group (the only one is [" GROUP "])");
+                      "unknown group (there are [" GROUP "] and [watch NAME])");
     g_strfreev(groups);
     names = g_key_file_has_group(kf, GROUP) ? g_key_file_get_keys(kf, GROUP, NULL, NULL) : NULL;
     for (char **k = names; k != NULL && *k != NULL; k++) {
@@ -407,6 +518,12 @@ bool mg_config_load(const char *path, struct mg_config *out, GError **err)
     }
     errs = g_string_new(NULL);
     check_keys(kf, text, file, out, errs);
+    for (unsigned i = 0; i < out->n_watch; i++) {
+        if (out->watch[i].user_files == UINT_MAX)
+            out->watch[i].user_files = out->watch_user_files;
+        if (out->watch[i].user_bytes == UINT64_MAX)
+            out->watch[i].user_bytes = out->watch_user_bytes;
+    }
     g_key_file_free(kf);
     g_free(text);
     if (errs->len > 0) {
@@ -432,6 +549,15 @@ void mg_config_clear(struct mg_config *c)
     g_free(c->user);
     g_free(c->group);
     g_free(c->worker_dir);
+    g_free(c->watch_state);
+    for (unsigned i = 0; i < c->n_watch; i++) {
+        g_free(c->watch[i].name);
+        g_free(c->watch[i].in);
+        g_free(c->watch[i].out);
+        g_free(c->watch[i].owner);
+        g_free(c->watch[i].group);
+    }
+    g_free(c->watch);
     memset(c, 0, sizeof *c);
 }
 

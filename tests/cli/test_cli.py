@@ -46,7 +46,8 @@ CONFIG_KEYS = ["rules", "quarantine", "clamav-db", "lang", "audit", "spool", "re
                "html-budget-ms", "socket", "user", "group", "log-level", "max-message-size",
                "message-timeout", "milter-timeout", "worker-dir", "worker-timeout", "worker-budget",
                "worker-cpu-seconds", "worker-memory", "archive-depth", "archive-members",
-               "archive-size", "archive-ratio"]
+               "archive-size", "archive-ratio", "watch-state", "watch-workers", "watch-queue",
+               "watch-quiet-ms", "watch-scan-ms", "watch-user-files", "watch-user-bytes"]
 
 
 def settings(out):
@@ -87,7 +88,9 @@ def check_config(binary, testdata):
                     "worker-dir": "(built-in: libexecdir/mugaika)", "worker-timeout": "60", "worker-budget": "120",
                     "worker-cpu-seconds": "30", "worker-memory": "1073741824",
                     "archive-depth": "5", "archive-members": "1000", "archive-size": "209715200",
-                    "archive-ratio": "100"}
+                    "archive-ratio": "100", "watch-state": "/var/lib/mugaika/watch",
+                    "watch-workers": "2", "watch-queue": "64", "watch-quiet-ms": "2000",
+                    "watch-scan-ms": "1000", "watch-user-files": "0", "watch-user-bytes": "0"}
             check(dict(pairs) == want, f"config check, no file: the defaults ({dict(pairs)})")
             last = out.splitlines()[-1]
             check(last.startswith("rules: ") and last.endswith(" rules ok") and
@@ -111,7 +114,12 @@ def check_config(binary, testdata):
                     "message-timeout = 300\nmilter-timeout = 60\n"
                     "worker-dir = /usr/lib/mugaika\nworker-timeout = 20\nworker-budget = 90\n"
                     "worker-cpu-seconds = 10\nworker-memory = 512M\narchive-depth = 3\n"
-                    "archive-members = 200\narchive-size = 50M\narchive-ratio = 50\n")
+                    "archive-members = 200\narchive-size = 50M\narchive-ratio = 50\n"
+                    "watch-state = /srv/w\nwatch-workers = 3\nwatch-queue = 10\n"
+                    "watch-quiet-ms = 500\nwatch-scan-ms = 200\nwatch-user-files = 50\n"
+                    "watch-user-bytes = 1G\n"
+                    "[watch staff]\nin = /srv/t/in\nout = /srv/t/out\ngroup = users\n"
+                    "mode = 0640\nuser-bytes = 10M\n")
         r = run(binary, "config", "check", good)
         out = r.stdout.decode()
         check(r.returncode == 0, f"config check FILE: exit 0 ({r.stderr!r})")
@@ -128,7 +136,12 @@ def check_config(binary, testdata):
                 ("worker-dir", "/usr/lib/mugaika"), ("worker-timeout", "20"), ("worker-budget", "90"),
                 ("worker-cpu-seconds", "10"), ("worker-memory", "536870912"),
                 ("archive-depth", "3"), ("archive-members", "200"), ("archive-size", "52428800"),
-                ("archive-ratio", "50")]
+                ("archive-ratio", "50"), ("watch-state", "/srv/w"), ("watch-workers", "3"),
+                ("watch-queue", "10"), ("watch-quiet-ms", "500"), ("watch-scan-ms", "200"),
+                ("watch-user-files", "50"), ("watch-user-bytes", "1073741824"),
+                ("in", "/srv/t/in"), ("out", "/srv/t/out"), ("owner", "(the daemon's)"),
+                ("group", "users"), ("mode", "0640"), ("user-files", "50"),
+                ("user-bytes", "10485760")]
         check(settings(out) == want, f"config check FILE: every value ({settings(out)})")
         check(out.splitlines()[-1] == "rules: 2 rules ok", "config check FILE: rules: 2 rules ok")
         check(r.stderr == b"", "config check FILE: nothing on stderr")

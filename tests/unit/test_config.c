@@ -20,6 +20,7 @@
  *	mg_config_log_level_name. /config/sanitize-opts: what
  *	mg_config_sanitize_opts changes and what it leaves.
  *	/config/several-errors: every error of a file, each on its line.
+ *	/config/watch: the transfer folder's keys and [watch NAME] pairs.
  */
 #include <string.h>
 #include <syslog.h>
@@ -500,6 +501,95 @@ static void test_several_errors(void)
     g_free(p);
 }
 
+/* The transfer folder: the watch-* keys and [watch NAME] pairs, their
+ * defaults, the per-pair quota overriding the [mugaika] one, and every
+ * error of a pair named with its line. */
+static void test_watch(void)
+{
+    char *p = write_conf("watch.conf", "[watch lgwan-1]\n"
+                                       "in = /srv/in\n"
+                                       "out = /srv/out\n"
+                                       "mode = 0640\n"
+                                       "owner = smbuser\n"
+                                       "user-files = 7\n"
+                                       "[mugaika]\n"
+                                       "watch-state = /var/lib/w\n"
+                                       "watch-workers = 4\n"
+                                       "watch-queue = 9\n"
+                                       "watch-user-files = 100\n"
+                                       "watch-user-bytes = 2G\n"
+                                       "[watch b]\n"
+                                       "in = /a\n"
+                                       "out = /b\n");
+    struct mg_config c;
+
+    load_ok(p, &c);
+    g_assert_cmpstr(c.watch_state, ==, "/var/lib/w");
+    g_assert_cmpuint(c.watch_workers, ==, 4);
+    g_assert_cmpuint(c.watch_queue, ==, 9);
+    g_assert_cmpuint(c.watch_quiet_ms, ==, 2000);
+    g_assert_cmpuint(c.watch_scan_ms, ==, 1000);
+    g_assert_cmpuint(c.n_watch, ==, 2);
+    g_assert_cmpstr(c.watch[0].name, ==, "lgwan-1");
+    g_assert_cmpstr(c.watch[0].in, ==, "/srv/in");
+    g_assert_cmpstr(c.watch[0].out, ==, "/srv/out");
+    g_assert_cmpstr(c.watch[0].owner, ==, "smbuser");
+    g_assert_null(c.watch[0].group);
+    g_assert_cmpuint(c.watch[0].mode, ==, 0640);
+    g_assert_cmpuint(c.watch[0].user_files, ==, 7);                /* its own */
+    g_assert_cmpuint(c.watch[0].user_bytes, ==, (guint64)2 << 30); /* [mugaika]'s */
+    g_assert_cmpstr(c.watch[1].name, ==, "b");
+    g_assert_cmpuint(c.watch[1].mode, ==, 0644);
+    g_assert_cmpuint(c.watch[1].user_files, ==, 100);
+    mg_config_clear(&c);
+    g_assert_cmpuint(c.n_watch, ==, 0);
+    g_free(p);
+
+    p = write_conf("watch-empty.conf", "[mugaika]\n");
+    load_ok(p, &c);
+    g_assert_cmpuint(c.n_watch, ==, 0);
+    g_assert_null(c.watch_state);
+    g_assert_cmpuint(c.watch_workers, ==, 2);
+    g_assert_cmpuint(c.watch_queue, ==, 64);
+    g_assert_cmpuint(c.watch_user_files, ==, 0);
+    mg_config_clear(&c);
+    g_free(p);
+
+    p = write_conf("watch-bad.conf", "[watch a]\n"
+                                     "in = relative\n"
+                                     "mode = 4755\n"
+                                     "colour = red\n"
+                                     "[watch a]\n"
+                                     "[watch b c]\n"
+                                     "in = /x\n"
+                                     "[mugaika]\n"
+                                     "watch-workers = 0\n"
+                                     "watch-state = here\n"
+                                     "[watch d]\n"
+                                     "in = /same\n"
+                                     "out = /same\n"
+                                     "mode = 64\n");
+    assert_error(p, 2, "in", "'relative' is not an absolute path");
+    assert_error(p, 3, "mode", "'4755' is not permission bits in octal");
+    assert_error(p, 4, "colour", "unknown key of a [watch NAME] group");
+    assert_error(p, 1, "out", "missing: a [watch NAME] group needs both in and out");
+    assert_error(p, 6, "out", "missing");
+    assert_error(p, 9, "watch-workers", "'0' is not a number of workers (1-64)");
+    assert_error(p, 10, "watch-state", "'here' is not an absolute path");
+    assert_error(p, 13, "out", "the same folder as in");
+    assert_error(p, 14, "mode", "is not permission bits");
+    {
+        struct mg_config c2;
+        GError *e = NULL;
+        char *want = g_strdup_printf("%s:6: a [watch NAME] group needs a NAME", p);
+        g_assert_false(mg_config_load(p, &c2, &e));
+        g_assert_nonnull(strstr(e->message, want));
+        g_free(want);
+        g_error_free(e);
+    }
+    g_free(p);
+}
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -529,6 +619,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/log-level", test_log_level);
     g_test_add_func("/config/sanitize-opts", test_sanitize_opts);
     g_test_add_func("/config/several-errors", test_several_errors);
+    g_test_add_func("/config/watch", test_watch);
     rc = g_test_run();
     char *rm[] = {"rm", "-rf", dir, NULL};
     g_spawn_sync(NULL, rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
