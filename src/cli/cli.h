@@ -3,14 +3,15 @@
 #ifndef MUGAIKA_CLI_H
 #define MUGAIKA_CLI_H
 
-#define MG_EX_OK       0
-#define MG_EX_USAGE    64
-#define MG_EX_NOINPUT  66
-#define MG_EX_REJECT   1 /* sanitize: the policy rejects the message */
-#define MG_EX_DATAERR  65
-#define MG_EX_SOFTWARE 70
-#define MG_EX_TEMPFAIL 75
-#define MG_EX_CONFIG   78
+#define MG_EX_OK        0
+#define MG_EX_USAGE     64
+#define MG_EX_NOINPUT   66
+#define MG_EX_REJECT    1 /* sanitize: the policy rejects the message */
+#define MG_EX_DATAERR   65
+#define MG_EX_SOFTWARE  70
+#define MG_EX_CANTCREAT 73
+#define MG_EX_TEMPFAIL  75
+#define MG_EX_CONFIG    78
 
 #include <mugaika/config.h>
 #include <mugaika/detect.h>
@@ -50,5 +51,6 @@ int mg_cli_rules(int argc, char **argv);      /* rules.c */
 int mg_cli_quarantine(int argc, char **argv); /* quarantine.c */
 int mg_cli_sanitize(int argc, char **argv);   /* sanitize.c */
 int mg_cli_config(int argc, char **argv);     /* config.c */
+int mg_cli_watch(int argc, char **argv);      /* watch.c */
 
 #endif

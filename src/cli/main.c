@@ -10,10 +10,11 @@
  *	mugaika rules check|show [DIR]
  *	mugaika quarantine [OPTIONS] list|show|export|expire ...
  *	mugaika config check [FILE]
+ *	mugaika watch status [--state DIR] [--json]
  *	mugaika --version | --help
  * DESCRIPTION
  *	Dispatches to the sub-commands; each lives in its own file
- *	(inspect.c, sanitize.c, rules.c, quarantine.c, config.c) and
+ *	(inspect.c, sanitize.c, rules.c, quarantine.c, config.c, watch.c) and
  *	documents its options.
  * DIAGNOSTICS
  *	Exit status follows sysexits: 0 ok, 64 usage, 66 input
@@ -36,8 +37,9 @@ static void usage(FILE *f)
           "  rules check [DIR]      check a policy and show its effective rule list\n"
           "  quarantine list|show|export|expire   manage the originals kept in quarantine\n"
           "  config check [FILE]    check the configuration file and show every setting\n"
+          "  watch status           whether mugaika-watch runs, and its counters and errors\n"
           "\n"
-          "sanitize, rules, quarantine and config print their options with --help.\n",
+          "sanitize, rules, quarantine, config and watch print their options with --help.\n",
           f);
 }
 
@@ -70,6 +72,8 @@ int main(int argc, char **argv)
         return mg_cli_quarantine(argc - 1, argv + 1);
     if (strcmp(argv[1], "config") == 0)
         return mg_cli_config(argc - 1, argv + 1);
+    if (strcmp(argv[1], "watch") == 0)
+        return mg_cli_watch(argc - 1, argv + 1);
     fprintf(stderr, "mugaika: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return MG_EX_USAGE;
