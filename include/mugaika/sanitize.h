@@ -79,6 +79,10 @@ struct mg_sanitize_opts {
      * committed as kind "file" by finish, aborted by free. The
      * pipeline takes ownership. NULL for a mail. */
     struct mg_qwrite *file_qwrite;
+    /* The message fed is one made around a dropped file (mugaika-watch),
+     * with or without a quarantine: the notice speaks of "this file"
+     * and of files, not of a mail and its attachments. false: a mail. */
+    bool file;
 };
 void mg_sanitize_opts_default(struct mg_sanitize_opts *o);
 

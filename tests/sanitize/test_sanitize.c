@@ -505,6 +505,160 @@ static void test_headers_and_text(void)
     mg_rules_unref(rules);
 }
 
+/* The notice of msg sanitised in lang, as for a mail or for a file
+ * dropped into a transfer folder (opts.file); owned by the caller. */
+static char *notice_as(struct mg_rules *rules, const char *msg, const char *lang, bool file)
+{
+    struct mg_sanitize_opts o;
+    struct mg_sanitize *s;
+    GError *e = NULL;
+    char *n;
+
+    mg_sanitize_opts_default(&o);
+    o.rules = rules;
+    o.av = av;
+    o.detect = det;
+    o.lang = lang;
+    o.file = file;
+    s = mg_sanitize_new(&o);
+    mg_sanitize_feed(s, msg, strlen(msg));
+    g_assert_cmpint(mg_sanitize_finish(s, &e), ==, MG_VERDICT_ACCEPT);
+    g_assert_no_error(e);
+    n = g_strdup(mg_sanitize_notice(s));
+    mg_sanitize_free(s);
+    return n;
+}
+
+/* Is there a line of text that is exactly line? */
+static bool has_line(const char *text, const char *line)
+{
+    char **lines = g_strsplit(text, "\n", -1);
+    bool found = false;
+
+    for (char **l = lines; *l != NULL && !found; l++)
+        found = strcmp(*l, line) == 0;
+    g_strfreev(lines);
+    return found;
+}
+
+/* A message made around one file as mugaika-watch makes it: an empty
+ * text, the file as the only attachment. */
+#define AROUND_FILE(name, content)                                                                 \
+    "From: mugaika-watch <watch@localhost>\r\nTo: transfer-folder@localhost\r\n"                   \
+    "Subject: " name "\r\nMIME-Version: 1.0\r\n"                                                   \
+    "Content-Type: multipart/mixed; boundary=\"=_w\"\r\n\r\n"                                      \
+    "--=_w\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n"                                 \
+    "--=_w\r\nContent-Type: application/octet-stream\r\n"                                          \
+    "Content-Disposition: attachment; filename=\"" name "\"\r\n\r\n" content "\r\n--=_w--\r\n"
+
+/* The notice speaks of "this file" and of files for a dropped file, and
+ * of "this mail" and its attachments, word for word as before, for a
+ * mail: the same message, each way, in both languages. */
+static void test_notice_file(void)
+{
+    struct mg_rules *drop = rules_from("[rule body]\npart = body\naction = keep\n\n"
+                                       "[rule rest]\naction = drop\n");
+    struct mg_rules *hold = rules_from("[rule body]\npart = body\naction = keep\n\n"
+                                       "[rule rest]\naction = hold\n");
+    struct mg_rules *keep = rules_from("[rule all]\naction = keep\n");
+    const char *plain = AROUND_FILE("a.bin", "some bytes\r\n");
+    GString *eicar = g_string_new(NULL);
+    static const struct {
+        const char *lang, *mail_intro, *file_intro;
+        const char *mail_held, *file_held;
+        const char *mail_dropped, *file_dropped; /* line prefixes */
+        const char *mail_held_part, *file_held_part;
+        const char *mail_infected, *file_infected;
+        const char *mail_words[2]; /* in the mail's notice, never in the file's */
+    } langs[] = {
+        {
+            .lang = "ja",
+            .mail_intro = "このメールはインターネットから届いたため、安全のために次の処理を行い"
+                          "ました。",
+            .file_intro = "このファイルはインターネット接続系から受け渡されたため、"
+                          "安全のために次の処理を行いました。",
+            .mail_held = "・このメールは保留されました。本文と添付ファイルはお届けしていません。",
+            .file_held = "・このファイルは保留されました。お届けしていません。",
+            .mail_dropped = "・添付ファイル「a.bin」（",
+            .file_dropped = "・ファイル「a.bin」（",
+            .mail_held_part = "・添付ファイル「a.bin」（",
+            .file_held_part = "・ファイル「a.bin」（",
+            .mail_infected = "・添付ファイル「e.com」からウイルス（",
+            .file_infected = "・ファイル「e.com」からウイルス（",
+            .mail_words = {"メール", "添付"},
+        },
+        {
+            .lang = "en",
+            .mail_intro = "This mail came from the internet. For safety, the following was done:",
+            .file_intro = "This file came from the internet-connected side. For safety, the "
+                          "following was done:",
+            .mail_held = "- This mail has been held: its text and attachments are not delivered.",
+            .file_held = "- This file has been held: it is not delivered.",
+            .mail_dropped = "- The attachment \"a.bin\" (",
+            .file_dropped = "- The file \"a.bin\" (",
+            .mail_held_part = "- The attachment \"a.bin\" (",
+            .file_held_part = "- The file \"a.bin\" (",
+            .mail_infected = "was found in the attachment \"e.com\"",
+            .file_infected = "was found in the file \"e.com\"",
+            .mail_words = {"mail", "attachment"},
+        },
+    };
+
+    /* the test signature split so that this file itself is not flagged */
+    g_string_append(eicar, "X5O!P%@AP[4\\PZX54(P^)7CC)7}$");
+    g_string_append(eicar, "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*");
+    char *infected = g_strdup_printf(AROUND_FILE("e.com", "%s"), eicar->str);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(langs); i++) {
+        const char *lang = langs[i].lang;
+        char *mail[3] = {notice_as(drop, plain, lang, false), notice_as(hold, plain, lang, false),
+                         notice_as(keep, infected, lang, false)};
+        char *file[3] = {notice_as(drop, plain, lang, true), notice_as(hold, plain, lang, true),
+                         notice_as(keep, infected, lang, true)};
+
+        for (int k = 0; k < 3; k++) {
+            char *low = g_ascii_strdown(file[k], -1);
+            g_test_message("%s mail notice:\n%s", lang, mail[k]);
+            g_test_message("%s file notice:\n%s", lang, file[k]);
+            g_assert_true(has_line(mail[k], langs[i].mail_intro));
+            g_assert_true(has_line(file[k], langs[i].file_intro));
+            for (int j = 0; j < 2; j++) {
+                g_assert_nonnull(strstr(mail[k], langs[i].mail_words[j]));
+                g_assert_null(strstr(low, langs[i].mail_words[j]));
+            }
+            g_assert_null(strstr(low, "message"));
+            g_assert_null(strstr(file[k], "メッセージ"));
+            g_free(low);
+        }
+        /* removed */
+        g_assert_nonnull(strstr(mail[0], langs[i].mail_dropped));
+        g_assert_nonnull(strstr(file[0], langs[i].file_dropped));
+        /* held: the whole, and the item itself */
+        g_assert_true(has_line(mail[1], langs[i].mail_held));
+        g_assert_true(has_line(file[1], langs[i].file_held));
+        g_assert_nonnull(strstr(mail[1], langs[i].mail_held_part));
+        g_assert_nonnull(strstr(file[1], langs[i].file_held_part));
+        /* infected */
+        g_assert_nonnull(strstr(mail[2], langs[i].mail_infected));
+        g_assert_nonnull(strstr(file[2], langs[i].file_infected));
+        /* the title does not depend on the subject */
+        for (int k = 0; k < 3; k++) {
+            size_t len = strcspn(mail[k], "\n");
+            g_assert_cmpint(len, ==, strcspn(file[k], "\n"));
+            g_assert_cmpint(memcmp(mail[k], file[k], len), ==, 0);
+        }
+        for (int k = 0; k < 3; k++) {
+            g_free(mail[k]);
+            g_free(file[k]);
+        }
+    }
+    g_free(infected);
+    g_string_free(eicar, TRUE);
+    mg_rules_unref(drop);
+    mg_rules_unref(hold);
+    mg_rules_unref(keep);
+}
+
 int main(int argc, char **argv)
 {
     const char *makedb = g_getenv("MUGAIKA_MAKE_TESTDB");
@@ -540,6 +694,7 @@ int main(int argc, char **argv)
     g_test_add_func("/sanitize/chunking-and-spool", test_chunking_and_spool);
     g_test_add_func("/sanitize/spool-failure", test_spool_failure);
     g_test_add_func("/sanitize/headers-and-text", test_headers_and_text);
+    g_test_add_func("/sanitize/notice-file", test_notice_file);
     rc = g_test_run();
 
     mg_detect_free(det);
