@@ -55,9 +55,17 @@
  *	mg_fs_out_abort. If only the final directory fsync failed
  *	(MG_FSOPS_ERROR_IO, the file already visible under final_name), a
  *	new commit retries that fsync alone and abort frees without
- *	removing anything. mg_fs_out_abort closes the file, removes
- *	tmp_name if it is still the file this writer created, and frees
- *	the writer (NULL is fine).
+ *	removing anything. mg_fs_out_sync applies owner and mode and
+ *	fsyncs the file, once (commit then only renames): a failed fchown
+ *	or fchmod is an error, a failed fsync makes the writer fail.
+ *	mg_fs_out_close is commit without the rename: sync, check that
+ *	tmp_name is still this file, close and free the writer; the file
+ *	stays under tmp_name (for a file created under its final name in
+ *	a folder that is still hidden, or renamed later by name with
+ *	mg_fs_rename_noreplace). On failure the writer stays valid (abort
+ *	it).
+ *	mg_fs_out_abort closes the file, removes tmp_name if it is still
+ *	the file this writer created, and frees the writer (NULL is fine).
  *
  *	mg_fs_fsync_dir makes the entries of a directory durable.
  *
@@ -65,6 +73,39 @@
  *	by expect: same st_dev, st_ino, st_size and st_mtim (so a file
  *	that was replaced, or written again after it was read, stays),
  *	then fsyncs dirfd.
+ *
+ *	Folders. mg_fs_dir_mode gives a folder's permission bits for
+ *	output files of file_mode: the same bits plus x wherever r is set
+ *	(0640 -> 0750, 0644 -> 0755, 0600 -> 0700).
+ *
+ *	mg_fs_mkdir_new creates the folder name in dirfd, mode 0700, that
+ *	must not exist (MG_FSOPS_ERROR_EXISTS otherwise; never through a
+ *	symbolic link) and returns a descriptor of it (O_DIRECTORY,
+ *	close-on-exec, owned by the caller), or -1 and err.
+ *	mg_fs_dir_settle applies owner and group ((uid_t)-1 / (gid_t)-1:
+ *	unchanged; fchown only when one is asked) and exactly mode (& 0777)
+ *	to the folder fd, then fsyncs it (its entries become durable).
+ *
+ *	mg_fs_mkdir_owned makes sure name in dirfd is a folder: an
+ *	existing folder is fine and left as it is (EEXIST is not an
+ *	error); an existing entry of another kind is refused. A new one
+ *	is built under a hidden temporary name (mg_fsname_temp), given
+ *	uid, gid and exactly mode (& 0777; see mg_fs_dir_mode), fsynced,
+ *	renamed to name without replacing anything (a folder made
+ *	meanwhile by someone else wins) and dirfd fsynced: it never shows
+ *	with other owner or permissions. A failed fchown is an error.
+ *
+ *	mg_fs_rename_noreplace renames the file or folder from to to,
+ *	both in dirfd, never replacing an existing entry
+ *	(MG_FSOPS_ERROR_EXISTS when to is taken; anything but a regular
+ *	file or a folder is refused), then fsyncs dirfd.
+ *
+ *	mg_fs_remove_temp removes a leftover of the daemon: name must be a
+ *	temporary name (mg_fsname_is_temp; anything else is refused and
+ *	kept) and may be a file or a folder tree, which is removed depth
+ *	first without following symbolic links (a link is removed, not
+ *	its target) or entering another file system; then dirfd is
+ *	fsynced. MG_FSOPS_ERROR_GONE when name does not exist.
  *
  *	Thread safety: every function may be called from several
  *	threads; one writer is used by one thread at a time.
@@ -139,11 +180,24 @@ void mg_fs_out_set_owner(struct mg_fs_out *out, uid_t uid, gid_t gid);
 int mg_fs_out_fd(const struct mg_fs_out *out);
 bool mg_fs_out_write(struct mg_fs_out *out, const void *buf, size_t len, GError **err);
 bool mg_fs_out_commit(struct mg_fs_out *out, const char *final_name, GError **err);
+bool mg_fs_out_sync(struct mg_fs_out *out, GError **err);
+bool mg_fs_out_close(struct mg_fs_out *out, GError **err);
 void mg_fs_out_abort(struct mg_fs_out *out);
 
 bool mg_fs_fsync_dir(int dirfd, GError **err);
 
 bool mg_fs_remove(int dirfd, const char *name, const struct stat *expect, GError **err);
+
+/* Folders nested deeper than this are not removed by mg_fs_remove_temp. */
+#define MG_FS_TREE_DEPTH 256
+
+mode_t mg_fs_dir_mode(mode_t file_mode);
+int mg_fs_mkdir_new(int dirfd, const char *name, GError **err);
+bool mg_fs_dir_settle(int fd, uid_t uid, gid_t gid, mode_t mode, GError **err);
+bool mg_fs_mkdir_owned(int dirfd, const char *name, uid_t uid, gid_t gid, mode_t mode,
+                       GError **err);
+bool mg_fs_rename_noreplace(int dirfd, const char *from, const char *to, GError **err);
+bool mg_fs_remove_temp(int dirfd, const char *name, GError **err);
 
 /* For the unit tests only: the daemon never calls this. no_openat2
  * forces the per-component walk of mg_fs_open_dir; before_open, when

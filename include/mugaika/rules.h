@@ -104,9 +104,15 @@ const char *mg_rule_notice(const struct mg_rule *rule, const char *lang);
  * "keep" (default) or "remove"; "hold" is "message" (default: the
  * whole message is held) or "part" (only the part: the rest is
  * delivered); "repack" is "none" (default: members become attachments
- * of their own) or "zip". Returns the option value or the default;
- * NULL for an unknown key. */
+ * of their own) or "zip"; "layout" is "folder" (default: mugaika-watch
+ * puts the members of a dropped archive in a folder named after it) or
+ * "files" (each member its own file; mail ignores it, repack = zip
+ * wins over it). Returns the option value or the default; NULL for an
+ * unknown key. */
 const char *mg_rule_option(const struct mg_rule *rule, const char *key);
+/* The rule of policy r whose id is id (the implicit last rule too), or
+ * NULL; borrowed from r. */
+const struct mg_rule *mg_rules_find(const struct mg_rules *r, const char *id);
 
 /* The effective ordered rule list, one rule per paragraph. */
 void mg_rules_describe(const struct mg_rules *r, GString *out);

@@ -24,13 +24,27 @@
  *	  such, kept in the quarantine as a message, and its one output is
  *	  the rebuilt mail, under the same name.
  *
- *	For each file to deliver, out(u, name, type, content, err) is
- *	called in order: name is the output's safe file name (as an
- *	attachment's: src/sanitize/names.c), type its content type, content
- *	a GMimeStream of its bytes (the caller reads it to its end; it is
- *	valid during the call). An archive's members come one by one (or
- *	as one zip with the rule option repack = zip). A removed or held
- *	file gives no output. out returns false (with err set) to stop.
+ *	For each file to deliver, out(u, o, content, err) is called in
+ *	order: o->name is the output's safe file name (as an attachment's:
+ *	src/sanitize/names.c), o->type its content type, content a
+ *	GMimeStream of its bytes (the caller reads it to its end; o and
+ *	content are valid during the call). An archive's members come one
+ *	by one (or as one zip with the rule option repack = zip). A
+ *	removed or held file gives no output. out returns false (with err
+ *	set) to stop.
+ *
+ *	o->dirs is NULL, except for the members of a dropped archive whose
+ *	unpack rule says layout = folder (the default; repack = zip wins
+ *	over it, a dropped mail ignores it): then it holds the folders the
+ *	member lands in, outermost first, NULL-terminated: dirs[0] is the
+ *	archive's folder (the dropped file's name without its extension:
+ *	"書類.zip" -> "書類", "a.tar.gz" -> "a"), then the folders of the
+ *	member's name in the archive, and for a member of a nested archive
+ *	a folder named after that archive (without its extension) followed
+ *	by the folders inside it. The components are as found in the
+ *	archive: never empty, ".", ".." or holding '/' or '\', but not
+ *	yet made safe for Windows (the caller does, with mg_fsname_safe,
+ *	and keeps names unique). At most MG_WATCH_MAX_DIRS entries.
  *
  *	res (filled in any case, cleared with mg_watch_result_clear) holds
  *	the verdict, the quarantine id, the X-Mugaika-Result summary, the
@@ -53,7 +67,17 @@
 
 #include <mugaika/sanitize.h>
 
-typedef bool (*mg_watch_out_fn)(void *u, const char *name, const char *type, GMimeStream *content,
+/* Folders of one output at most (dirs[0] included). */
+#define MG_WATCH_MAX_DIRS 64
+
+/* One file to deliver, as out sees it (borrowed for the call). */
+struct mg_watch_output {
+    const char *name;        /* safe file name */
+    const char *type;        /* content type */
+    const char *const *dirs; /* layout = folder: where it lands (see above); else NULL */
+};
+
+typedef bool (*mg_watch_out_fn)(void *u, const struct mg_watch_output *o, GMimeStream *content,
                                 GError **err);
 
 struct mg_watch_result {
@@ -62,6 +86,7 @@ struct mg_watch_result {
     char *result;        /* the X-Mugaika-Result summary */
     char *notice;        /* "" when nothing was changed */
     JsonNode *parts;     /* mg_sanitize_parts_json */
+    JsonNode *audit;     /* mg_sanitize_audit; NULL when the pipeline did not finish */
     unsigned outputs;    /* files given to out */
 };
 

@@ -22,10 +22,36 @@
  *	anything), the input removed if it is still the same file, and
  *	recorded (done).
  *
+ *	Outputs, reports and folders get the owner and group of ctx
+ *	((uid_t)-1 / (gid_t)-1: as created, the daemon's) and the mode of
+ *	ctx (0644 when 0; folders mg_fs_dir_mode of it), applied to the
+ *	open temporary before it is fsynced and renamed; a failed fchown
+ *	or fchmod fails the item (MG_WITEM_RETRY, *why says why).
+ *
+ *	The members of a dropped archive whose rule says layout = folder
+ *	(see mg_watch_file) are written into a folder named after it: the
+ *	folder is built under a hidden temporary name (mg_fsname_temp) in
+ *	the output folder, each file and folder in it made safe for
+ *	Windows (mg_fsname_safe) and unique there ignoring case, fsynced,
+ *	recorded with the other outputs (commit: its temporary and final
+ *	name), then renamed like a file. The report lists the folder
+ *	("NAME/") and each file in it ("NAME/sub/file").
+ *
+ *	Final names are free in the output folder, ignoring case as a
+ *	Windows client does, and are taken with renameat2
+ *	RENAME_NOREPLACE (never replacing anything; on EEXIST the next
+ *	"stem (n).ext"). Within the process, choosing and taking a name
+ *	is serialised, so items processed at the same time by several
+ *	threads (mg_witem_process may be called from several threads, on
+ *	different inputs, with the same output folder and one journal)
+ *	never get names that differ only in case.
+ *
  *	mg_witem_recover, at start, finishes what a crash interrupted:
- *	a committed item's temporaries are renamed and its input removed;
- *	a begun item is rolled back (its input is taken again); every
- *	hidden temporary file left in an output folder is deleted.
+ *	a committed item's temporaries (files or folders) are renamed and
+ *	its input removed; a begun item is rolled back (its input is
+ *	taken again). It does not know the temporaries of a begun item:
+ *	the caller removes every hidden temporary left in its output
+ *	folders (mg_fs_remove_temp, files and folders alike) after it.
  *	lookup(u, key) gives the folder descriptor of an in_key or out_key
  *	the journal recorded (-1 when that folder is gone).
  * DIAGNOSTICS
@@ -48,8 +74,11 @@
 struct mg_witem_ctx {
     const struct mg_sanitize_opts *opts; /* the pipeline (quarantine required) */
     struct mg_wjournal *journal;
-    const char *lang; /* of the reports: "ja" (default) or "en" */
-    mode_t mode;      /* of the outputs (0644 when 0) */
+    const char *lang;  /* of the reports: "ja" (default) or "en" */
+    mode_t mode;       /* of the outputs (0644 when 0); folders: mg_fs_dir_mode(mode) */
+    uid_t owner;       /* of the outputs, reports, folders; (uid_t)-1: as created */
+    gid_t group;       /* the same; (gid_t)-1: as created */
+    const char *audit; /* audit log ("-": standard error); NULL: none */
 };
 
 struct mg_witem_dirs {
@@ -70,5 +99,19 @@ enum mg_witem_outcome mg_witem_process(const struct mg_witem_ctx *c, const struc
 typedef int (*mg_witem_lookup_fn)(void *u, const char *key);
 bool mg_witem_recover(const struct mg_witem_ctx *c, mg_witem_lookup_fn lookup, void *u,
                       GError **err);
+
+/* For the tests. after_commit, when set, runs in mg_witem_process right
+ * after the commit is recorded; when it returns false the item stops
+ * there as if the process had been killed (nothing renamed or removed,
+ * the temporaries stay for mg_witem_recover): MG_WITEM_RETRY. NULL
+ * restores the default. Set it before starting threads.
+ * The daemon's end-to-end tests do the same with a real kill: with
+ * MUGAIKA_WATCH_TEST_KILL=commit in its environment, mugaika-watch
+ * sends itself SIGKILL at that point (read once; nothing else reads it). */
+struct mg_witem_test_hooks {
+    bool (*after_commit)(void *user);
+    void *user;
+};
+void mg_witem_set_test_hooks(const struct mg_witem_test_hooks *hooks);
 
 #endif

@@ -319,6 +319,18 @@ const char *mg_rule_option(const struct mg_rule *rule, const char *key)
         return rule->hold != NULL ? rule->hold : "message";
     if (strcmp(key, "repack") == 0)
         return rule->repack != NULL ? rule->repack : "none";
+    if (strcmp(key, "layout") == 0)
+        return rule->layout != NULL ? rule->layout : "folder";
+    return NULL;
+}
+
+const struct mg_rule *mg_rules_find(const struct mg_rules *r, const char *id)
+{
+    if (r == NULL || id == NULL)
+        return NULL;
+    for (unsigned i = 0; i <= r->n; i++)
+        if (strcmp(r->rules[i].id, id) == 0)
+            return &r->rules[i];
     return NULL;
 }
 
@@ -470,7 +482,8 @@ static void describe_rule(GString *out, const struct mg_rule *r, unsigned pos)
     if (r->action == MG_ACTION_HOLD)
         g_string_append_printf(out, " (hold = %s)", mg_rule_option(r, "hold"));
     if (r->action == MG_ACTION_UNPACK)
-        g_string_append_printf(out, " (repack = %s)", mg_rule_option(r, "repack"));
+        g_string_append_printf(out, " (repack = %s, layout = %s)", mg_rule_option(r, "repack"),
+                               mg_rule_option(r, "layout"));
     g_string_append_c(out, '\n');
     if (r->notice_ja != NULL)
         describe_text(out, "notice-ja", r->notice_ja);

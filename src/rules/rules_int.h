@@ -84,6 +84,7 @@ struct mg_rule {
     const char *links;       /* static string or NULL (default: keep) */
     const char *hold;        /* static string or NULL (default: message) */
     const char *repack;      /* static string or NULL (default: none) */
+    const char *layout;      /* static string or NULL (default: folder) */
 };
 
 struct mg_rules {

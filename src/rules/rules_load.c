@@ -75,6 +75,7 @@ enum key_type {
     KT_LINKS,
     KT_HOLD,
     KT_REPACK,
+    KT_LAYOUT,
 };
 
 enum key_id {
@@ -100,6 +101,7 @@ enum key_id {
     K_LINKS,
     K_HOLD,
     K_REPACK,
+    K_LAYOUT,
     K_COUNT
 };
 
@@ -130,6 +132,7 @@ static const struct key_def {
     [K_LINKS] = {"links", KT_LINKS},
     [K_HOLD] = {"hold", KT_HOLD},
     [K_REPACK] = {"repack", KT_REPACK},
+    [K_LAYOUT] = {"layout", KT_LAYOUT},
 };
 
 static const char *const flag_names[] = {"encrypted", "macros", "mismatch", "infected"};
@@ -511,6 +514,7 @@ static bool parse_scalar(struct loader *ld, enum key_id k, const char *v)
     static const char *const links[] = {"keep", "remove", NULL};
     static const char *const holds[] = {"message", "part", NULL};
     static const char *const repacks[] = {"none", "zip", NULL};
+    static const char *const layouts[] = {"folder", "files", NULL};
     struct mg_rule *r = &ld->g.rule;
     uint64_t n;
     unsigned i;
@@ -571,6 +575,11 @@ static bool parse_scalar(struct loader *ld, enum key_id k, const char *v)
         if (!parse_word(ld, k, v, repacks, "none or zip", &i))
             return false;
         r->repack = repacks[i];
+        return true;
+    case KT_LAYOUT:
+        if (!parse_word(ld, k, v, layouts, "folder or files", &i))
+            return false;
+        r->layout = layouts[i];
         return true;
     case KT_BOOL:
         if (!parse_word(ld, k, v, bools, "true or false", &i))
@@ -684,6 +693,8 @@ static void check_rule(struct loader *ld)
         KEY_ERROR(ld, K_HOLD, "only allowed with action hold");
     if (g->key_line[K_REPACK] != 0 && r->action != MG_ACTION_UNPACK)
         KEY_ERROR(ld, K_REPACK, "only allowed with action unpack");
+    if (g->key_line[K_LAYOUT] != 0 && r->action != MG_ACTION_UNPACK)
+        KEY_ERROR(ld, K_LAYOUT, "only allowed with action unpack");
     if (g->key_line[K_PREFER_HTML] != 0 &&
         (r->action != MG_ACTION_TEXT || !(r->have & MG_RK_PART) || r->part != MG_ROLE_BODY))
         KEY_ERROR(ld, K_PREFER_HTML, "only allowed with action text and part = body");

@@ -21,10 +21,20 @@
  *	int mg_fs_out_fd(out);
  *	bool mg_fs_out_write(out, const void *buf, size_t len, GError **err);
  *	bool mg_fs_out_commit(out, const char *final_name, GError **err);
+ *	bool mg_fs_out_sync(out, GError **err);
+ *	bool mg_fs_out_close(out, GError **err);
  *	void mg_fs_out_abort(out);
  *
  *	bool mg_fs_fsync_dir(int dirfd, GError **err);
  *	bool mg_fs_remove(int dirfd, const char *name, const struct stat *expect, GError **err);
+ *
+ *	mode_t mg_fs_dir_mode(mode_t file_mode);
+ *	int mg_fs_mkdir_new(int dirfd, const char *name, GError **err);
+ *	bool mg_fs_dir_settle(int fd, uid_t uid, gid_t gid, mode_t mode, GError **err);
+ *	bool mg_fs_mkdir_owned(int dirfd, const char *name, uid_t uid, gid_t gid, mode_t mode,
+ *			       GError **err);
+ *	bool mg_fs_rename_noreplace(int dirfd, const char *from, const char *to, GError **err);
+ *	bool mg_fs_remove_temp(int dirfd, const char *name, GError **err);
  * DESCRIPTION
  *	The contract of each function is in include/mugaika/fsops.h.
  *	How they keep it:
@@ -55,6 +65,26 @@
  *	either. A failed write or file fsync makes the writer fail for
  *	good (after a failed fsync the kernel may have dropped the
  *	data, a retry would report success over lost bytes).
+ *
+ *	Folders. A new folder is made 0700 (mkdirat fails on any
+ *	existing entry, symbolic links included) and opened with
+ *	O_NOFOLLOW; the descriptor must show the inode mkdirat made
+ *	(same st_dev, a directory that is still empty is not enough:
+ *	fstatat of the name and fstat of the descriptor must agree).
+ *	Owner and mode are applied to that descriptor before the folder
+ *	is renamed to its visible name, so it never shows with other
+ *	permissions. mg_fs_mkdir_owned builds the folder under a hidden
+ *	temporary name and renames it: a crash leaves either nothing
+ *	visible or the finished folder. A folder cannot be hard-linked,
+ *	so where RENAME_NOREPLACE is missing the name is claimed with
+ *	mkdirat first and the rename then replaces that empty claim;
+ *	anything put into it meanwhile makes the rename fail (ENOTEMPTY,
+ *	reported as EXISTS) rather than be replaced.
+ *
+ *	mg_fs_remove_temp removes a tree depth first: each folder is
+ *	opened with O_NOFOLLOW | O_DIRECTORY relative to its parent and
+ *	must be on the same file system as the parent (a mount point is
+ *	never entered); symbolic links are unlinked, never followed.
  * LIMITS
  *	Names passed to open_dir: at most PATH_MAX bytes. Error messages
  *	show at most 512 bytes of a path.
@@ -66,9 +96,11 @@
  *	(never anything outside dirfd) is removed or renamed.
  *	A directory fsync that fails with EINVAL (a file system that
  *	cannot sync directories) counts as done.
+ *	mg_fs_remove_temp descends at most MG_FS_TREE_DEPTH folders.
  * DIAGNOSTICS
  *	GError domain MG_FSOPS_ERROR; see fsops.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -81,6 +113,7 @@
 
 #include <glib.h>
 
+#include <mugaika/fsname.h>
 #include <mugaika/fsops.h>
 
 #define SHOW_MAX 512 /* bytes of a path shown in a message */
@@ -625,12 +658,14 @@ static bool out_prepare(struct mg_fs_out *out, GError **err)
 {
     if (out->prepared)
         return true;
-    if (out->chown && fchown(out->fd, out->uid, out->gid) < 0) {
-        fail_errno(err, out->dirfd, out->tmp, "commit: fchown", errno);
-        return false;
-    }
+    /* the mode first: once the file is another user's, only CAP_FOWNER
+     * could change it, and the daemon has CAP_CHOWN alone */
     if (fchmod(out->fd, out->mode) < 0) {
         fail_errno(err, out->dirfd, out->tmp, "commit: fchmod", errno);
+        return false;
+    }
+    if (out->chown && fchown(out->fd, out->uid, out->gid) < 0) {
+        fail_errno(err, out->dirfd, out->tmp, "commit: fchown", errno);
         return false;
     }
     if (fsync(out->fd) < 0) {
@@ -707,6 +742,30 @@ bool mg_fs_out_commit(struct mg_fs_out *out, const char *final_name, GError **er
     return true;
 }
 
+bool mg_fs_out_sync(struct mg_fs_out *out, GError **err)
+{
+    g_return_val_if_fail(out != NULL, false);
+    if (out->failed) {
+        fail(err, MG_FSOPS_ERROR_IO, out->dirfd, out->tmp, "sync", "an earlier write failed");
+        return false;
+    }
+    return out_prepare(out, err);
+}
+
+bool mg_fs_out_close(struct mg_fs_out *out, GError **err)
+{
+    g_return_val_if_fail(out != NULL, false);
+    if (!mg_fs_out_sync(out, err))
+        return false;
+    if (!out_is_ours(out)) {
+        fail(err, MG_FSOPS_ERROR_CHANGED, out->dirfd, out->tmp, "close",
+             "the file was replaced or removed");
+        return false;
+    }
+    out_free(out);
+    return true;
+}
+
 void mg_fs_out_abort(struct mg_fs_out *out)
 {
     if (!out)
@@ -738,4 +797,273 @@ bool mg_fs_remove(int dirfd, const char *name, const struct stat *expect, GError
         return false;
     }
     return mg_fs_fsync_dir(dirfd, err);
+}
+
+/* --- folders ------------------------------------------------------------- */
+
+mode_t mg_fs_dir_mode(mode_t file_mode)
+{
+    mode_t m = file_mode & 0777;
+
+    return m | ((m & 0444) >> 2);
+}
+
+int mg_fs_mkdir_new(int dirfd, const char *name, GError **err)
+{
+    struct stat by_name, by_fd;
+    int fd;
+
+    if (!check_entry(err, dirfd, name, "mkdir"))
+        return -1;
+    if (mkdirat(dirfd, name, 0700) < 0) {
+        int e = errno;
+
+        if (e == EEXIST)
+            fail(err, MG_FSOPS_ERROR_EXISTS, dirfd, name, "mkdir", g_strerror(e));
+        else
+            fail_errno(err, dirfd, name, "mkdir", e);
+        return -1;
+    }
+    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        fail_errno(err, dirfd, name, "mkdir: open", errno);
+        return -1;
+    }
+    if (fstat(fd, &by_fd) < 0 || fstatat(dirfd, name, &by_name, AT_SYMLINK_NOFOLLOW) < 0 ||
+        by_fd.st_dev != by_name.st_dev || by_fd.st_ino != by_name.st_ino) {
+        fail(err, MG_FSOPS_ERROR_CHANGED, dirfd, name, "mkdir",
+             "the new folder was replaced (refused)");
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool mg_fs_dir_settle(int fd, uid_t uid, gid_t gid, mode_t mode, GError **err)
+{
+    /* the mode first, as in out_prepare */
+    if (fchmod(fd, mode & 0777) < 0) {
+        fail_errno(err, fd, NULL, "fchmod", errno);
+        return false;
+    }
+    if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0) {
+        fail_errno(err, fd, NULL, "fchown", errno);
+        return false;
+    }
+    return mg_fs_fsync_dir(fd, err);
+}
+
+/* rename_noreplace for a folder where RENAME_NOREPLACE is missing:
+ * claim to with an empty folder, then replace the claim. */
+static int rename_dir_claimed(int dirfd, const char *from, const char *to)
+{
+    if (mkdirat(dirfd, to, 0700) < 0)
+        return -1;
+    if (renameat(dirfd, from, dirfd, to) < 0) {
+        int e = errno;
+
+        unlinkat(dirfd, to, AT_REMOVEDIR); /* only if still empty */
+        errno = e == ENOTEMPTY || e == ENOTDIR ? EEXIST : e;
+        return -1;
+    }
+    return 0;
+}
+
+bool mg_fs_rename_noreplace(int dirfd, const char *from, const char *to, GError **err)
+{
+    struct stat st;
+    int r;
+
+    if (!check_entry(err, dirfd, from, "rename") || !check_entry(err, dirfd, to, "rename"))
+        return false;
+    if (fstatat(dirfd, from, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        fail_errno(err, dirfd, from, "rename: stat", errno);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        fail(err, MG_FSOPS_ERROR_REFUSED, dirfd, from, "rename", kind_reason(kind_of(&st)));
+        return false;
+    }
+    r = renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE);
+    if (r < 0 && (errno == EINVAL || errno == ENOSYS))
+        r = S_ISDIR(st.st_mode) ? rename_dir_claimed(dirfd, from, to)
+                                : rename_noreplace(dirfd, from, to);
+    if (r < 0) {
+        int e = errno;
+        char *op = g_strdup_printf("rename to %s", to);
+
+        if (e == EEXIST)
+            fail(err, MG_FSOPS_ERROR_EXISTS, dirfd, from, op, g_strerror(e));
+        else
+            fail_errno(err, dirfd, from, op, e);
+        g_free(op);
+        return false;
+    }
+    return mg_fs_fsync_dir(dirfd, err);
+}
+
+bool mg_fs_mkdir_owned(int dirfd, const char *name, uid_t uid, gid_t gid, mode_t mode, GError **err)
+{
+    struct stat st;
+    char *tmp = NULL;
+    bool ok = false;
+    int fd = -1;
+
+    if (!check_entry(err, dirfd, name, "mkdir"))
+        return false;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return true; /* left as it is */
+        fail(err, MG_FSOPS_ERROR_REFUSED, dirfd, name, "mkdir", kind_reason(kind_of(&st)));
+        return false;
+    }
+    for (int tries = 0; fd < 0 && tries < 8; tries++) {
+        GError *e = NULL;
+
+        g_free(tmp);
+        tmp = mg_fsname_temp(name);
+        fd = mg_fs_mkdir_new(dirfd, tmp, &e);
+        if (fd < 0 && (!g_error_matches(e, MG_FSOPS_ERROR, MG_FSOPS_ERROR_EXISTS) || tries == 7)) {
+            g_propagate_error(err, e);
+            g_free(tmp);
+            return false;
+        }
+        g_clear_error(&e);
+    }
+    if (mg_fs_dir_settle(fd, uid, gid, mode, err)) {
+        GError *e = NULL;
+
+        ok = mg_fs_rename_noreplace(dirfd, tmp, name, &e);
+        if (!ok && g_error_matches(e, MG_FSOPS_ERROR, MG_FSOPS_ERROR_EXISTS)) {
+            /* made meanwhile: fine if it is a folder */
+            g_clear_error(&e);
+            ok = true;
+        }
+        if (e != NULL)
+            g_propagate_error(err, e);
+    }
+    close(fd);
+    if (fstatat(dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        unlinkat(dirfd, tmp, AT_REMOVEDIR);
+    g_free(tmp);
+    if (!ok)
+        return false;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        fail_errno(err, dirfd, name, "mkdir: stat", errno);
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fail(err, MG_FSOPS_ERROR_REFUSED, dirfd, name, "mkdir", kind_reason(kind_of(&st)));
+        return false;
+    }
+    return true;
+}
+
+/* Empties the folder fd (on device dev), depth levels left. */
+static bool remove_tree_in(int fd, dev_t dev, unsigned depth, GError **err)
+{
+    int lfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    struct dirent *de;
+    bool ok = true;
+
+    if (d == NULL) {
+        fail_errno(err, fd, NULL, "remove: list", errno);
+        if (lfd >= 0)
+            close(lfd);
+        g_ptr_array_unref(names);
+        return false;
+    }
+    errno = 0;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            g_ptr_array_add(names, g_strdup(de->d_name));
+    closedir(d);
+    for (guint i = 0; ok && i < names->len; i++) {
+        const char *n = g_ptr_array_index(names, i);
+        struct stat st;
+        int sub;
+
+        if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT) {
+                fail_errno(err, fd, n, "remove: stat", errno);
+                ok = false;
+            }
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            if (unlinkat(fd, n, 0) < 0 && errno != ENOENT) {
+                fail_errno(err, fd, n, "remove", errno);
+                ok = false;
+            }
+            continue;
+        }
+        if (depth == 0 || st.st_dev != dev) {
+            fail(err, MG_FSOPS_ERROR_REFUSED, fd, n, "remove",
+                 depth == 0 ? "folders nested too deep (kept)" : "a mount point (kept)");
+            ok = false;
+            continue;
+        }
+        sub = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            fail_errno(err, fd, n, "remove: open", errno);
+            ok = false;
+            continue;
+        }
+        ok = remove_tree_in(sub, dev, depth - 1, err);
+        close(sub);
+        if (ok && unlinkat(fd, n, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+            fail_errno(err, fd, n, "remove", errno);
+            ok = false;
+        }
+    }
+    g_ptr_array_unref(names);
+    return ok;
+}
+
+bool mg_fs_remove_temp(int dirfd, const char *name, GError **err)
+{
+    struct stat st, top;
+    bool ok;
+    int fd;
+
+    if (!check_entry(err, dirfd, name, "remove"))
+        return false;
+    if (!mg_fsname_is_temp(name)) {
+        fail(err, MG_FSOPS_ERROR_REFUSED, dirfd, name, "remove",
+             "not a temporary name of mugaika (refused)");
+        return false;
+    }
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        fail_errno(err, dirfd, name, "remove: stat", errno);
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlinkat(dirfd, name, 0) < 0) {
+            fail_errno(err, dirfd, name, "remove", errno);
+            return false;
+        }
+        return mg_fs_fsync_dir(dirfd, err);
+    }
+    if (fstat(dirfd, &top) < 0) {
+        fail_errno(err, dirfd, NULL, "remove: fstat", errno);
+        return false;
+    }
+    if (st.st_dev != top.st_dev) {
+        fail(err, MG_FSOPS_ERROR_REFUSED, dirfd, name, "remove", "a mount point (kept)");
+        return false;
+    }
+    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        fail_errno(err, dirfd, name, "remove: open", errno);
+        return false;
+    }
+    ok = remove_tree_in(fd, st.st_dev, MG_FS_TREE_DEPTH, err);
+    close(fd);
+    if (ok && unlinkat(dirfd, name, AT_REMOVEDIR) < 0) {
+        fail_errno(err, dirfd, name, "remove", errno);
+        ok = false;
+    }
+    return ok && mg_fs_fsync_dir(dirfd, err);
 }

@@ -17,6 +17,14 @@
  *	directory and read back with GMime's parser; each attachment is
  *	handed to the caller through a base64-decoding stream, so no
  *	output is held in memory either.
+ *
+ *	Layout = folder. The rebuilt message lists the attachments in the
+ *	order of the pipeline's items (mg_sanitize_parts_json), and a
+ *	member's item path is its archive's path and ":n" ("2:3:1" is
+ *	member 1 of member 3 of part 2). Each attachment is matched to the
+ *	next member item with that output name, in order; its folders come
+ *	from the file names of the items on its path. The rule is found by
+ *	the id the parts JSON names (mg_rules_find on the same policy).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +32,7 @@
 #include <unistd.h>
 
 #include <mugaika/quarantine.h>
+#include <mugaika/rules.h>
 #include <mugaika/watch.h>
 
 #include "core/random.h"
@@ -147,12 +156,149 @@ static GMimeStream *rebuilt(struct mg_sanitize *s, const char *spool, GError **e
     return g_mime_stream_fs_new(fd); /* owns fd */
 }
 
+/* --- layout = folder --------------------------------------------------------- */
+
+/* A member's folder named after an archive: its last name component
+ * without the extension (and without ".tar" before ".gz" and the like);
+ * the whole name when nothing would be left. */
+static char *archive_stem(const char *name)
+{
+    const char *base = name, *p;
+    char *stem, *dot;
+
+    for (p = name; *p != '\0'; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    stem = g_strdup(base);
+    dot = strrchr(stem, '.');
+    if (dot != NULL && dot != stem) {
+        *dot = '\0';
+        dot = strrchr(stem, '.');
+        if (dot != NULL && dot != stem && g_ascii_strcasecmp(dot, ".tar") == 0)
+            *dot = '\0';
+    }
+    if (*stem == '\0') {
+        g_free(stem);
+        stem = g_strdup(base);
+    }
+    return stem;
+}
+
+/* The folder components of an archive member's name (its last
+ * component, the file itself, left out), at most max of them. */
+static void name_dirs(GPtrArray *dirs, const char *name, guint max)
+{
+    char **v = g_strsplit_set(name != NULL ? name : "", "/\\", -1);
+    guint n = g_strv_length(v);
+
+    for (guint i = 0; i + 1 < n && dirs->len < max; i++)
+        if (*v[i] != '\0' && strcmp(v[i], ".") != 0 && strcmp(v[i], "..") != 0)
+            g_ptr_array_add(dirs, g_strdup(v[i]));
+    g_strfreev(v);
+}
+
+struct layout {
+    bool folder;         /* members go to a folder */
+    char *top;           /* dirs[0] */
+    JsonArray *parts;    /* borrowed from the result */
+    GHashTable *by_path; /* item path -> JsonObject * (borrowed) */
+    guint cursor;        /* the next member item to match */
+};
+
+static const char *jstr(JsonObject *o, const char *key)
+{
+    return json_object_get_string_member_with_default(o, key, NULL);
+}
+
+/* Decides the layout from the parts: one attachment at the top (the
+ * dropped file), unpacked by a rule with repack = none, layout = folder. */
+static void layout_init(struct layout *l, const struct mg_sanitize_opts *o, const char *name,
+                        JsonNode *parts)
+{
+    JsonObject *top = NULL;
+    unsigned tops = 0;
+
+    memset(l, 0, sizeof *l);
+    if (parts == NULL || !JSON_NODE_HOLDS_ARRAY(parts))
+        return;
+    l->parts = json_node_get_array(parts);
+    l->by_path = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < json_array_get_length(l->parts); i++) {
+        JsonObject *p = json_array_get_object_element(l->parts, i);
+        const char *path = p != NULL ? jstr(p, "path") : NULL;
+        if (path == NULL)
+            continue;
+        g_hash_table_insert(l->by_path, (gpointer)path, p);
+        if (json_object_get_boolean_member_with_default(p, "leaf", FALSE) &&
+            g_strcmp0(jstr(p, "role"), "attachment") == 0 &&
+            json_object_get_int_member_with_default(p, "archive_depth", 0) == 0) {
+            top = p;
+            tops++;
+        }
+    }
+    if (tops == 1 && g_strcmp0(jstr(top, "action"), "unpack") == 0) {
+        const struct mg_rule *r = mg_rules_find(o->rules, jstr(top, "rule"));
+        l->folder = r != NULL && strcmp(mg_rule_option(r, "repack"), "none") == 0 &&
+                    strcmp(mg_rule_option(r, "layout"), "folder") == 0;
+    }
+    if (l->folder)
+        l->top = archive_stem(name);
+}
+
+static void layout_clear(struct layout *l)
+{
+    if (l->by_path != NULL)
+        g_hash_table_unref(l->by_path);
+    g_free(l->top);
+    memset(l, 0, sizeof *l);
+}
+
+/* The folders of the next member whose output is name (NULL-terminated,
+ * g_strfreev); the archive's folder alone when no member matches. */
+static char **layout_dirs(struct layout *l, const char *name)
+{
+    GPtrArray *dirs = g_ptr_array_new();
+    JsonObject *m = NULL;
+
+    g_ptr_array_add(dirs, g_strdup(l->top));
+    for (; m == NULL && l->cursor < json_array_get_length(l->parts); l->cursor++) {
+        JsonObject *p = json_array_get_object_element(l->parts, l->cursor);
+        if (p != NULL && json_object_get_int_member_with_default(p, "archive_depth", 0) > 0 &&
+            g_strcmp0(jstr(p, "output"), name) == 0)
+            m = p;
+    }
+    if (m != NULL) {
+        /* "2:3:1": the archive "2:3" inside "2", then the member */
+        const char *path = jstr(m, "path");
+        for (const char *c = strchr(path, ':'); c != NULL; c = strchr(c + 1, ':')) {
+            const char *next = strchr(c + 1, ':');
+            char *prefix =
+                g_strndup(path, (gsize)((next != NULL ? next : path + strlen(path)) - path));
+            JsonObject *a = g_hash_table_lookup(l->by_path, prefix);
+            const char *fn = a != NULL ? jstr(a, "filename") : NULL;
+            g_free(prefix);
+            name_dirs(dirs, fn, MG_WATCH_MAX_DIRS);
+            if (next != NULL && dirs->len < MG_WATCH_MAX_DIRS) {
+                char *stem = archive_stem(fn != NULL ? fn : "");
+                if (*stem == '\0' || strcmp(stem, ".") == 0 || strcmp(stem, "..") == 0) {
+                    g_free(stem);
+                    stem = g_strdup("archive");
+                }
+                g_ptr_array_add(dirs, stem);
+            }
+        }
+    }
+    g_ptr_array_add(dirs, NULL);
+    return (char **)g_ptr_array_free(dirs, FALSE);
+}
+
 struct emit {
     mg_watch_out_fn out;
     void *u;
     struct mg_watch_result *res;
     GError **err;
     bool failed;
+    struct layout *lay;
 };
 
 static void emit_part(GMimeObject *parent, GMimeObject *part, gpointer data)
@@ -176,10 +322,15 @@ static void emit_part(GMimeObject *parent, GMimeObject *part, gpointer data)
     f = g_mime_filter_basic_new(g_mime_part_get_content_encoding(GMIME_PART(part)), FALSE);
     g_mime_stream_filter_add(GMIME_STREAM_FILTER(dec), f);
     g_object_unref(f);
-    if (!x->out(x->u, name, type, dec, x->err))
-        x->failed = true;
-    else
-        x->res->outputs++;
+    {
+        char **dirs = x->lay->folder ? layout_dirs(x->lay, name) : NULL;
+        struct mg_watch_output o = {name, type, (const char *const *)dirs};
+        if (!x->out(x->u, &o, dec, x->err))
+            x->failed = true;
+        else
+            x->res->outputs++;
+        g_strfreev(dirs);
+    }
     g_object_unref(dec);
     g_free(type);
 }
@@ -198,6 +349,7 @@ bool mg_watch_file(const struct mg_sanitize_opts *o, int fd, const char *name, m
     g_free(low);
     memset(res, 0, sizeof *res);
     res->verdict = MG_VERDICT_TEMPFAIL;
+    so.file = !eml; /* the notice speaks of the file, not of a mail */
     if (!eml && o->quarantine != NULL) {
         qw = mg_quarantine_write_begin(o->quarantine, err);
         if (qw == NULL)
@@ -228,6 +380,7 @@ bool mg_watch_file(const struct mg_sanitize_opts *o, int fd, const char *name, m
         res->result = g_strdup(mg_sanitize_result(s));
         res->notice = g_strdup(mg_sanitize_notice(s));
         res->parts = mg_sanitize_parts_json(s);
+        res->audit = mg_sanitize_audit(s);
         if (res->verdict == MG_VERDICT_REJECT) {
             g_clear_error(&e); /* a result, not a failure: nothing delivered */
         } else if (res->verdict != MG_VERDICT_ACCEPT) {
@@ -238,7 +391,8 @@ bool mg_watch_file(const struct mg_sanitize_opts *o, int fd, const char *name, m
             ok = fs != NULL;
             if (ok && eml) {
                 /* the mail itself is the output */
-                ok = out(u, name, "message/rfc822", fs, err);
+                struct mg_watch_output mo = {name, "message/rfc822", NULL};
+                ok = out(u, &mo, fs, err);
                 res->outputs += ok;
             } else if (ok) {
                 GMimeParser *p = g_mime_parser_new_with_stream(fs);
@@ -249,9 +403,12 @@ bool mg_watch_file(const struct mg_sanitize_opts *o, int fd, const char *name, m
                                 "the rebuilt message does not parse");
                     ok = false;
                 } else {
-                    struct emit x = {out, u, res, err, false};
+                    struct layout lay;
+                    layout_init(&lay, o, name, res->parts);
+                    struct emit x = {out, u, res, err, false, &lay};
                     g_mime_message_foreach(m, emit_part, &x);
                     ok = !x.failed;
+                    layout_clear(&lay);
                     g_object_unref(m);
                 }
             }
@@ -270,6 +427,8 @@ void mg_watch_result_clear(struct mg_watch_result *res)
     g_free(res->notice);
     if (res->parts != NULL)
         json_node_unref(res->parts);
+    if (res->audit != NULL)
+        json_node_unref(res->audit);
     memset(res, 0, sizeof *res);
 }
 

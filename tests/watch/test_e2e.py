@@ -15,7 +15,8 @@ the temporary folders are removed when every check passed and kept
    without vbaProject; a clean docx (written here) and a clean PDF
    arrive usable; a PDF with /JavaScript arrives without it; a PNG and a
    JPEG arrive re-encoded; EICAR never arrives and the report names
-   Mugaika.Test.EICAR; a zip gives its members as separate files; an
+   Mugaika.Test.EICAR; a zip's members arrive in a folder named after
+   it; an
    encrypted zip is held (report only, "held"); an .eml with an HTML
    body arrives as a mail without HTML. A symlink (its target outside
    IN never read nor changed), a FIFO, a socket and one name of a hard
@@ -44,6 +45,13 @@ the temporary folders are removed when every check passed and kept
    input has exactly one output (equal to it) and one report, nothing
    else in OUT, no hidden temporary, IN empty, at least one quarantine
    item per input (76) and every input's bytes among their exports.
+5. Archives as folders (--once runs): a zip with subfolders arrives as
+   a folder named after it ("docs (2)" when "docs" is taken), every
+   member in it, CON.txt as _CON.txt, the report lists the folder and
+   its files; with layout = files (a copy of the rules) the members are
+   separate files in OUT; a daemon killed between commit and rename
+   (MUGAIKA_WATCH_TEST_KILL=commit) leaves a hidden folder and report,
+   and the next run renames them and removes the input.
 """
 import argparse
 import hashlib
@@ -137,7 +145,7 @@ class Area:
 
     def argv(self, extra):
         return [A.watch, '--in', self.inp, '--out', self.out, '--state', self.state, '--quarantine',
-                self.q, '--clamav-db', self.db] + list(extra)
+                self.q, '--clamav-db', self.db, '--foreground'] + list(extra)
 
     def log(self):
         n = len(self.logs)
@@ -147,12 +155,13 @@ class Area:
 
 
 class Daemon:
-    def __init__(self, area, extra):
+    def __init__(self, area, extra, env=None):
         self.area = area
         self.logpath = area.log()
         self.logf = open(self.logpath, 'wb')
         self.p = subprocess.Popen(area.argv(extra), stdin=subprocess.DEVNULL, stdout=self.logf,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                  env=None if env is None else dict(os.environ, **env))
         DAEMONS.append(self.p)
 
     def alive(self):
@@ -189,9 +198,9 @@ class Daemon:
         return '\n'.join(lines[-n:])
 
 
-def run_once(area, extra, timeout=180):
+def run_once(area, extra, timeout=180, env=None):
     """A --once run: (status or None on timeout, log tail)."""
-    d = Daemon(area, list(extra) + ['--once'])
+    d = Daemon(area, list(extra) + ['--once'], env)
     try:
         d.p.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -452,11 +461,12 @@ def test_samples(root, db):
               'eicar.txt: the EICAR bytes are in no file of OUT')
 
         o = outputs('members.zip')
-        check(o == ['zm-a.txt', 'zm-b.txt'], 'members.zip: each member a separate output', o)
+        check(o == ['members/', 'members/zm-a.txt', 'members/フォルダ/zm-b.txt'],
+              'members.zip: the members arrive in the folder "members" (layout = folder)', o)
         for mname, mdata in zmembers:
-            p = os.path.join(area.out, os.path.basename(mname))
-            check(os.path.isfile(p) and read(p) == mdata, 'members.zip: %s arrives as it was' %
-                  os.path.basename(mname))
+            p = os.path.join(area.out, 'members', mname)
+            check(os.path.isfile(p) and read(p) == mdata, 'members.zip: members/%s arrives as it was' %
+                  mname)
 
         rep = reps.get('locked.zip') or ''
         check(outputs('locked.zip') == [] and
@@ -775,6 +785,87 @@ def test_crash(root, db):
                     pass
 
 
+# --- test 5: archives as folders ------------------------------------------------------
+
+def rules_with_layout(root, layout):
+    """A copy of the built-in rules whose [rule archive] says layout = LAYOUT."""
+    d = os.path.join(root, 'rules-' + layout)
+    os.makedirs(d)
+    src = os.path.join(A.source, 'rules')
+    for n in os.listdir(src):
+        text = read(os.path.join(src, n)).decode('utf-8')
+        if n == '40-documents.rules':
+            at = text.index('[rule archive]')
+            at = text.index('action = unpack\n', at) + len('action = unpack\n')
+            text = text[:at] + 'layout = %s\n' % layout + text[at:]
+        write(os.path.join(d, n), text.encode('utf-8'))
+    return d
+
+
+def test_layout(root, db):
+    members = [('a.txt', b'member a\n'), ('sub/b.txt', b'member b\n'),
+               ('sub/deeper/c.txt', b'member c\n'), ('CON.txt', b'a device name\n')]
+    z = members_zip(members)
+    opts = ['--lang', 'en', '--quiet-ms', '200', '--scan-ms', '100']
+
+    # layout = folder, the default; a file already named "docs" in OUT
+    area = Area(root, 't5a', db)
+    write(os.path.join(area.out, 'docs'), b'in the way\n')
+    write(os.path.join(area.inp, 'docs.zip'), z)
+    time.sleep(0.5)
+    rc, tail = run_once(area, opts)
+    check(rc == 0, 'layout: --once exits 0', '%s\n%s' % (rc, tail))
+    rep = report_of(area.out, 'docs.zip') or ''
+    check(delivered(rep) == ['docs (2)/', 'docs (2)/a.txt', 'docs (2)/sub/b.txt',
+                             'docs (2)/sub/deeper/c.txt', 'docs (2)/_CON.txt'],
+          'layout: a zip with subfolders arrives as the folder "docs (2)" (the name was taken)',
+          rep[:800])
+    for name, data in members:
+        safe = '_CON.txt' if name == 'CON.txt' else name
+        p = os.path.join(area.out, 'docs (2)', safe)
+        check(os.path.isfile(p) and read(p) == data, 'layout: docs (2)/%s arrives as it was' % safe)
+    check(read(os.path.join(area.out, 'docs')) == b'in the way\n', 'layout: the file "docs" is untouched')
+    check(sorted(os.listdir(area.out)) == ['docs', 'docs (2)', 'docs.zip' + REPORT],
+          'layout: nothing else in OUT', os.listdir(area.out))
+
+    # layout = files: each member its own file in OUT
+    area = Area(root, 't5b', db)
+    write(os.path.join(area.inp, 'docs.zip'), z)
+    time.sleep(0.5)
+    rc, tail = run_once(area, opts + ['--rules', rules_with_layout(root, 'files')])
+    check(rc == 0, 'layout = files: --once exits 0', '%s\n%s' % (rc, tail))
+    rep = report_of(area.out, 'docs.zip') or ''
+    check(delivered(rep) == ['a.txt', 'b.txt', 'c.txt', '_CON.txt'],
+          'layout = files: each member a separate file in OUT', rep[:800])
+    check(sorted(files_in(area.out)) == sorted(['a.txt', 'b.txt', 'c.txt', '_CON.txt',
+                                                'docs.zip' + REPORT]),
+          'layout = files: no folder', files_in(area.out))
+
+    # killed between the commit and the rename: the next start renames
+    # the hidden folder to its final name and removes the input
+    area = Area(root, 't5c', db)
+    write(os.path.join(area.inp, 'docs.zip'), z)
+    time.sleep(0.5)
+    rc, tail = run_once(area, opts, env={'MUGAIKA_WATCH_TEST_KILL': 'commit'})
+    check(rc == -signal.SIGKILL, 'kill at commit: the daemon died by SIGKILL', '%s\n%s' % (rc, tail))
+    hidden = sorted(f for f in os.listdir(area.out) if f.startswith(HIDDEN))
+    check(len(hidden) == 2 and os.path.isdir(os.path.join(area.out, hidden[0])) !=
+          os.path.isdir(os.path.join(area.out, hidden[1])) and len(os.listdir(area.out)) == 2,
+          'kill at commit: a hidden folder and a hidden report, nothing else', os.listdir(area.out))
+    check(os.listdir(area.inp) == ['docs.zip'], 'kill at commit: the input is still there')
+    rc, tail = run_once(area, opts)
+    check(rc == 0, 'kill at commit: the next --once run exits 0', '%s\n%s' % (rc, tail))
+    for name, data in members:
+        safe = '_CON.txt' if name == 'CON.txt' else name
+        p = os.path.join(area.out, 'docs', safe)
+        check(os.path.isfile(p) and read(p) == data, 'kill at commit: docs/%s recovered' % safe)
+    rep = report_of(area.out, 'docs.zip') or ''
+    check('  - docs/sub/deeper/c.txt' in rep, 'kill at commit: the report is there', rep[:600])
+    check(sorted(os.listdir(area.out)) == ['docs', 'docs.zip' + REPORT],
+          'kill at commit: no hidden temporary left, nothing else', os.listdir(area.out))
+    check(not os.listdir(area.inp), 'kill at commit: IN is empty', os.listdir(area.inp))
+
+
 # --- main --------------------------------------------------------------------------
 
 def main():
@@ -791,7 +882,8 @@ def main():
             ok = check(p.returncode == 0, 'make-testdb', p.stderr.decode('utf-8', 'replace'))
         if ok:
             for n, (what, fn) in enumerate((('samples', test_samples), ('slow writers', test_slow),
-                                            ('200 files', test_many), ('crash loop', test_crash)), 1):
+                                            ('200 files', test_many), ('crash loop', test_crash),
+                                            ('archives as folders', test_layout)), 1):
                 if only and n not in only:
                     continue
                 t0 = time.monotonic()

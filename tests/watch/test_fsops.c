@@ -41,6 +41,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include <mugaika/fsname.h>
 #include <mugaika/fsops.h>
 
 struct fx {
@@ -887,6 +888,99 @@ static void test_message_escaped(struct fx *f, gconstpointer data)
     g_clear_error(&err);
 }
 
+/* Folders: dir_mode, mkdir_new, rename_noreplace of a folder, and
+ * remove_temp of a tree with a symbolic link out of it. */
+static void test_folders(struct fx *f, gconstpointer data)
+{
+    GError *err = NULL;
+    char *tmpname = mg_fsname_temp(NULL), *p, *text;
+    struct stat st;
+    int fd;
+
+    (void)data;
+    g_assert_cmpuint(mg_fs_dir_mode(0640), ==, 0750);
+    g_assert_cmpuint(mg_fs_dir_mode(0644), ==, 0755);
+    g_assert_cmpuint(mg_fs_dir_mode(0600), ==, 0700);
+    g_assert_cmpuint(mg_fs_dir_mode(04604), ==, 0705);
+
+    fd = mg_fs_mkdir_new(f->dfd, tmpname, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(mg_fs_mkdir_new(f->dfd, tmpname, &err), ==, -1);
+    g_assert_error(err, MG_FSOPS_ERROR, MG_FSOPS_ERROR_EXISTS);
+    g_clear_error(&err);
+    g_assert_true(mg_fs_dir_settle(fd, (uid_t)-1, (gid_t)-1, 0750, &err));
+    g_assert_no_error(err);
+    close(fd);
+    p = at(f, tmpname);
+    g_assert_cmpint(lstat(p, &st), ==, 0);
+    g_assert_cmpuint(st.st_mode & 07777, ==, 0750);
+    g_free(p);
+
+    /* a folder is renamed, never over anything */
+    mk(f, "taken");
+    g_assert_false(mg_fs_rename_noreplace(f->dfd, tmpname, "taken", &err));
+    g_assert_error(err, MG_FSOPS_ERROR, MG_FSOPS_ERROR_EXISTS);
+    g_clear_error(&err);
+    put(f, "file", "x");
+    g_assert_false(mg_fs_rename_noreplace(f->dfd, tmpname, "file", &err));
+    g_assert_error(err, MG_FSOPS_ERROR, MG_FSOPS_ERROR_EXISTS);
+    g_clear_error(&err);
+    g_assert_true(mg_fs_rename_noreplace(f->dfd, tmpname, "final", &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(mg_fs_classify(f->dfd, "final", NULL), ==, MG_FS_DIRECTORY);
+    g_assert_cmpint(mg_fs_classify(f->dfd, tmpname, NULL), ==, MG_FS_GONE);
+
+    /* remove_temp: only a temporary name; a tree, links not followed */
+    g_assert_false(mg_fs_remove_temp(f->dfd, "final", &err));
+    g_assert_error(err, MG_FSOPS_ERROR, MG_FSOPS_ERROR_REFUSED);
+    g_clear_error(&err);
+    put(f, "final/keep.txt", "outside the tree\n");
+    mk(f, tmpname);
+    {
+        char *sub = g_build_filename(tmpname, "a", NULL), *deep, *link, *target;
+        mk(f, sub);
+        deep = g_build_filename(sub, "b.txt", NULL);
+        put(f, deep, "b");
+        link = g_build_filename(sub, "to-final", NULL);
+        p = at(f, link);
+        target = at(f, "final");
+        g_assert_cmpint(symlink(target, p), ==, 0);
+        g_free(p);
+        g_free(target);
+        g_free(sub);
+        g_free(deep);
+        g_free(link);
+    }
+    g_assert_true(mg_fs_remove_temp(f->dfd, tmpname, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(mg_fs_classify(f->dfd, tmpname, NULL), ==, MG_FS_GONE);
+    text = get(f, "final/keep.txt");
+    g_assert_cmpstr(text, ==, "outside the tree\n");
+    g_free(text);
+    /* a temporary file, and a name that is gone */
+    put(f, tmpname, "left over");
+    g_assert_true(mg_fs_remove_temp(f->dfd, tmpname, &err));
+    g_assert_no_error(err);
+    g_assert_false(mg_fs_remove_temp(f->dfd, tmpname, &err));
+    g_assert_error(err, MG_FSOPS_ERROR, MG_FSOPS_ERROR_GONE);
+    g_clear_error(&err);
+
+    /* mkdir_owned: made with the mode exactly, an existing folder is fine */
+    g_assert_true(mg_fs_mkdir_owned(f->dfd, "user", getuid(), getgid(), 0710, &err));
+    g_assert_no_error(err);
+    p = at(f, "user");
+    g_assert_cmpint(lstat(p, &st), ==, 0);
+    g_assert_cmpuint(st.st_mode & 07777, ==, 0710);
+    g_free(p);
+    g_assert_true(mg_fs_mkdir_owned(f->dfd, "user", (uid_t)-1, (gid_t)-1, 0755, &err));
+    g_assert_no_error(err);
+    g_assert_false(mg_fs_mkdir_owned(f->dfd, "file", (uid_t)-1, (gid_t)-1, 0755, &err));
+    g_assert_error(err, MG_FSOPS_ERROR, MG_FSOPS_ERROR_REFUSED);
+    g_clear_error(&err);
+    g_free(tmpname);
+}
+
 #define ADD(path, fn) g_test_add(path, struct fx, NULL, fx_setup, fn, fx_teardown)
 
 int main(int argc, char **argv)
@@ -908,5 +1002,6 @@ int main(int argc, char **argv)
     ADD("/fsops/fsync-dir", test_fsync_dir);
     ADD("/fsops/remove", test_remove);
     ADD("/fsops/message-escaped", test_message_escaped);
+    ADD("/fsops/folders", test_folders);
     return g_test_run();
 }
