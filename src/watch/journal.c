@@ -76,7 +76,9 @@
  *	(what is on disk is unknown) and refuses every later record.
  *	Creating the journal fsyncs the directory.
  *
- *	Locking. flock(LOCK_EX|LOCK_NB) on the journal file. Because
+ *	Locking. flock(LOCK_EX|LOCK_NB) on the journal file, tried for
+ *	half a second (`mugaika watch status` takes a shared lock for an
+ *	instant to see whether a daemon runs). Because
  *	compaction replaces the file, open locks and then checks that
  *	the name "journal" still is the file it locked (otherwise it
  *	tries again); compaction locks journal.new before renaming it,
@@ -932,8 +934,13 @@ static int open_locked(struct mg_wjournal *j, GError **err)
             fail(err, MG_WJOURNAL_ERROR_IO, j->path, "open", "not a regular file");
             return -1;
         }
-        while ((r = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
-            ;
+        /* `mugaika watch status` holds a shared lock for an instant: a
+         * lock held for half a second is another daemon's */
+        for (unsigned waits = 0; (r = flock(fd, LOCK_EX | LOCK_NB)) != 0 &&
+                                 (errno == EINTR || (errno == EWOULDBLOCK && waits < 50));
+             waits++)
+            if (errno == EWOULDBLOCK)
+                g_usleep(10000);
         if (r != 0) {
             int e = errno;
 

@@ -6,41 +6,63 @@
  *	the transfer folder: files dropped on the internet side arrive
  *	sanitised on the LGWAN side
  * SYNOPSIS
- *	mugaika-watch --in DIR --out DIR --state DIR [--quarantine DIR]
+ *	mugaika-watch [--in DIR --out DIR] [--state DIR] [--quarantine DIR]
  *		[--clamav-db DIR] [--rules DIR] [--config FILE] [--lang ja|en]
- *		[--quiet-ms N] [--scan-ms N] [--once]
+ *		[--audit FILE|-] [--workers N] [--quiet-ms N] [--scan-ms N] [--once] [--foreground]
  * DESCRIPTION
- *	Watches IN and its subfolders (IN/<user>/, one level: their results
- *	go to OUT/<user>/, made when missing) with inotify and a rescan
- *	every --scan-ms (1000); a file is taken once it has been stable
- *	(inode, size, mtime, ctime) for --quiet-ms (2000): files written
- *	over SMB or NFS give no reliable close event. Each is processed by
- *	mg_witem_process (src/watch/item.c): outputs and a report
- *	(NAME.mugaika.txt) in OUT, the original in the quarantine, the
- *	input removed; an entry that is not a plain file is refused with a
- *	report. The journal in --state makes a crash harmless: at start,
- *	mg_witem_recover finishes or rolls back what was in progress, and
- *	hidden temporary files left in output folders are deleted.
+ *	Watches the input folder of each pair (--in and --out, or the
+ *	[watch NAME] groups of the configuration file) and its subfolders
+ *	(IN/<user>/, one level: their results go to OUT/<user>/, made when
+ *	missing, with the pair's group and mode but the daemon as owner,
+ *	since it keeps writing into it) with inotify and a rescan every --scan-ms (1000); a file
+ *	is taken once it has been stable (inode, size, mtime, ctime) for
+ *	--quiet-ms (2000): files written over SMB or NFS give no reliable
+ *	close event.
+ *
+ *	Taken files go to a pool of --workers threads (watch-workers, 2);
+ *	at most watch-queue files wait for a worker, the rest stay in the
+ *	input folders (back-pressure). Files are taken round-robin between
+ *	the users' folders, so one user's thousand files do not hold the
+ *	others up. A user past the pair's daily quota (user-files,
+ *	user-bytes: per UTC day) has further files left where they are
+ *	until the next day.
+ *
+ *	Each file is processed by mg_witem_process (src/watch/item.c):
+ *	outputs and a report (NAME.mugaika.txt) in OUT, the original in
+ *	the quarantine, one JSON line in the audit log (--audit, else the
+ *	file's audit key; none without), the input removed; an entry that is not a plain
+ *	file is refused with a report. The journal in the state folder
+ *	makes a crash harmless: at start, mg_witem_recover finishes or
+ *	rolls back what was in progress, and hidden temporary files and
+ *	folders left in output folders are deleted. STATE/status.json is
+ *	rewritten every second (mugaika watch status reads it).
  *
  *	--once processes what is waiting (waiting for it to be stable) and
- *	exits. Otherwise it runs until SIGTERM or SIGINT, finishing the
- *	item in progress. One line per item goes to standard error.
+ *	exits; it stays in the foreground. Otherwise it goes into the
+ *	background unless --foreground, and runs until SIGTERM or SIGINT,
+ *	finishing the items in progress. One line per item is logged.
  *
  *	Options override the configuration file (docs/configuration.md):
- *	rules, quarantine, clamav-db, lang, spool and the limits apply.
+ *	--in and --out make one pair named "default" instead of the
+ *	file's; rules, quarantine, clamav-db, lang, spool, the limits and
+ *	the watch-* keys apply.
  * DIAGNOSTICS
  *	0 after --once or a signal; 64 usage; 75 the journal is locked by
  *	another mugaika-watch or a folder cannot be opened; 78
- *	configuration (rules, AV database, workers, a corrupt journal).
+ *	configuration (rules, AV database, workers, a corrupt journal, an
+ *	unknown owner or group).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -48,33 +70,95 @@
 
 #include <glib.h>
 
+#include <mugaika/detect.h>
 #include <mugaika/fsname.h>
 #include <mugaika/fsops.h>
 #include <mugaika/log.h>
 #include <mugaika/quarantine.h>
 #include <mugaika/witem.h>
 #include <mugaika/wjournal.h>
+#include <mugaika/wstatus.h>
 
 #include "cli/cli.h"
 
+/* An (in -> out) pair. */
+struct pair {
+    char *name;
+    int in_root, out_root;
+    struct mg_witem_ctx ctx; /* its owner, group and mode */
+    unsigned user_files;     /* quota per user per UTC day, 0: none */
+    uint64_t user_bytes;
+};
+
+/* A watched folder: a pair's IN (user "") or IN/<user>. */
 struct folder {
-    char *user; /* "" for IN itself */
-    char *in_key, *out_key;
+    struct pair *pair;
+    char *user;
+    char *in_key, *out_key; /* "PAIR/in/USER", "PAIR/out/USER" (the journal's) */
     int in_fd, out_fd;
 };
 
+/* What a directory entry is: a file that is still there after it was
+ * done is known by it. */
+struct ident {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    gint64 mtime_ns;
+};
+
+/* A file taken: from the scan to a worker and back. */
+struct job {
+    struct folder *f;
+    char *name, *key;
+    struct ident id;
+    uint64_t size;
+    bool counted; /* in the user's quota */
+    enum mg_witem_outcome r;
+    char *why;
+};
+
 struct watcher {
+    GPtrArray *pairs;     /* of struct pair * */
     GPtrArray *folders;   /* of struct folder * */
-    GHashTable *stable;   /* "in_key/name" -> struct mg_fs_stable * */
-    GHashTable *retry_at; /* "in_key/name" -> gint64 * (monotonic us) */
-    int inotify_fd;
-    int in_root, out_root;
-    struct mg_witem_ctx ctx;
+    GHashTable *stable;   /* key -> struct mg_fs_stable * */
+    GHashTable *retry_at; /* key -> gint64 * (monotonic us) */
+    GHashTable *busy;     /* keys taken and not finished */
+    GHashTable *noted;    /* keys over quota, logged once */
+    GHashTable *inodes;   /* "dev:ino" of the files taken: one name of a file at a time */
+    GHashTable *stuck;    /* key -> struct ident *: done but could not be removed */
+    GThreadPool *pool;
+    GAsyncQueue *finished; /* of struct job * */
+    struct mg_wstatus *status;
+    int inotify_fd, wake_fd, state_fd;
+    unsigned workers, queue, rotor;
     gint64 quiet_us;
     unsigned done, refused, failed;
 };
 
 static volatile sig_atomic_t stop;
+
+static void ident_of(struct ident *id, const struct stat *st)
+{
+    id->dev = st->st_dev;
+    id->ino = st->st_ino;
+    id->size = st->st_size;
+    id->mtime_ns = (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static bool ident_same(const struct ident *id, const struct stat *st)
+{
+    struct ident now;
+
+    ident_of(&now, st);
+    return now.dev == id->dev && now.ino == id->ino && now.size == id->size &&
+           now.mtime_ns == id->mtime_ns;
+}
+
+static char *inode_key(const struct ident *id)
+{
+    return g_strdup_printf("%ju:%ju", (uintmax_t)id->dev, (uintmax_t)id->ino);
+}
 
 static void on_signal(int sig)
 {
@@ -82,11 +166,23 @@ static void on_signal(int sig)
     stop = 1;
 }
 
+static void pair_free(gpointer p)
+{
+    struct pair *pr = p;
+
+    if (pr->in_root >= 0)
+        close(pr->in_root);
+    if (pr->out_root >= 0)
+        close(pr->out_root);
+    g_free(pr->name);
+    g_free(pr);
+}
+
 static void folder_free(gpointer p)
 {
     struct folder *f = p;
 
-    if (f->in_fd >= 0 && f->in_fd != -1)
+    if (f->in_fd >= 0)
         close(f->in_fd);
     if (f->out_fd >= 0)
         close(f->out_fd);
@@ -94,6 +190,25 @@ static void folder_free(gpointer p)
     g_free(f->in_key);
     g_free(f->out_key);
     g_free(f);
+}
+
+static bool inode_taken(struct watcher *w, const struct ident *id)
+{
+    char *ik = inode_key(id);
+    bool taken = g_hash_table_contains(w->inodes, ik);
+
+    g_free(ik);
+    return taken;
+}
+
+static void job_free(gpointer p)
+{
+    struct job *j = p;
+
+    g_free(j->name);
+    g_free(j->key);
+    g_free(j->why);
+    g_free(j);
 }
 
 static int lookup(void *u, const char *key)
@@ -120,29 +235,36 @@ static void watch_fd(struct watcher *w, int fd)
                           IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB | IN_ONLYDIR);
 }
 
-/* The folder of user (a subfolder of IN), added once; NULL on error. */
-static struct folder *folder_of(struct watcher *w, const char *user)
+/* The folder of user in pair (a subfolder of its IN), added once; NULL
+ * on error. */
+static struct folder *folder_of(struct watcher *w, struct pair *pr, const char *user)
 {
     struct folder *f;
     GError *e = NULL;
 
     for (guint i = 0; i < w->folders->len; i++) {
         f = g_ptr_array_index(w->folders, i);
-        if (strcmp(f->user, user) == 0)
+        if (f->pair == pr && strcmp(f->user, user) == 0)
             return f;
     }
     f = g_new0(struct folder, 1);
+    f->pair = pr;
     f->user = g_strdup(user);
-    f->in_key = g_strconcat("in/", user, NULL);
-    f->out_key = g_strconcat("out/", user, NULL);
-    f->in_fd = *user == '\0' ? dup(w->in_root) : mg_fs_open_dir(w->in_root, user, &e);
-    if (f->in_fd >= 0 && *user != '\0' && mkdirat(w->out_root, user, 0755) != 0 && errno != EEXIST)
-        mg_log(LOG_ERR, "out/%s: mkdir: %s", user, g_strerror(errno));
+    f->in_key = g_strconcat(pr->name, "/in/", user, NULL);
+    f->out_key = g_strconcat(pr->name, "/out/", user, NULL);
+    f->in_fd = *user == '\0' ? dup(pr->in_root) : mg_fs_open_dir(pr->in_root, user, &e);
+    if (f->in_fd >= 0 && *user != '\0' &&
+        /* the daemon keeps writing into it: its owner stays the daemon's */
+        !mg_fs_mkdir_owned(pr->out_root, user, (uid_t)-1, pr->ctx.group,
+                           mg_fs_dir_mode(pr->ctx.mode), &e)) {
+        mg_log(LOG_ERR, "%s: out/%s: %s", pr->name, user, e->message);
+        g_clear_error(&e);
+    }
     f->out_fd = f->in_fd < 0    ? -1
-                : *user == '\0' ? dup(w->out_root)
-                                : mg_fs_open_dir(w->out_root, user, &e);
+                : *user == '\0' ? dup(pr->out_root)
+                                : mg_fs_open_dir(pr->out_root, user, &e);
     if (f->in_fd < 0 || f->out_fd < 0) {
-        mg_log(LOG_ERR, "folder %s: %s", *user ? user : ".",
+        mg_log(LOG_ERR, "%s: folder %s: %s", pr->name, *user ? user : ".",
                e != NULL ? e->message : g_strerror(errno));
         g_clear_error(&e);
         folder_free(f);
@@ -174,45 +296,169 @@ static GPtrArray *list(int dirfd)
     return names;
 }
 
-/* Deletes the hidden temporary files left in an output folder. */
+/* Deletes the hidden temporary files and folders left in an output
+ * folder. */
 static void sweep(int out_fd)
 {
     GPtrArray *names = list(out_fd);
+    GError *e = NULL;
 
     for (guint i = 0; i < names->len; i++) {
         const char *n = g_ptr_array_index(names, i);
-        if (mg_fsname_is_temp(n) && unlinkat(out_fd, n, 0) == 0)
+        if (!mg_fsname_is_temp(n))
+            continue;
+        if (mg_fs_remove_temp(out_fd, n, &e)) {
             mg_log(LOG_INFO, "removed the leftover %s", n);
+        } else {
+            mg_log(LOG_ERR, "leftover %s: %s", n, e->message);
+            g_clear_error(&e);
+        }
     }
     g_ptr_array_unref(names);
 }
 
-static void process(struct watcher *w, struct folder *f, const char *name, const char *key)
-{
-    struct mg_witem_dirs d = {f->in_fd, f->out_fd, f->in_key, f->out_key};
-    char *why = NULL;
-    enum mg_witem_outcome r = mg_witem_process(&w->ctx, &d, name, &why);
-    static const char *const words[] = {"done", "refused", "failed", "retry"};
+/* A file ready to be taken. */
+struct ready {
+    char *name, *key;
+    uint64_t size;
+    bool refuse; /* not a plain file: refused, no quota */
+    struct ident id;
+};
 
-    mg_log(r == MG_WITEM_RETRY ? LOG_WARNING : LOG_INFO, "%s: %s%s%s", words[r], f->user,
-           *f->user ? "/" : "", why != NULL ? why : "");
-    g_free(why);
-    g_hash_table_remove(w->stable, key);
-    if (r == MG_WITEM_DONE)
-        w->done++;
-    else if (r == MG_WITEM_REFUSED)
-        w->refused++;
-    else if (r == MG_WITEM_FAILED)
-        w->failed++;
-    else {
-        gint64 *at = g_new(gint64, 1);
-        *at = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-        g_hash_table_replace(w->retry_at, g_strdup(key), at);
+static void ready_free(gpointer p)
+{
+    struct ready *r = p;
+
+    g_free(r->name);
+    g_free(r->key);
+    g_free(r);
+}
+
+static void detect_free(gpointer p)
+{
+    mg_detect_free(p);
+}
+
+/* A libmagic cookie is not to be shared between threads: each worker
+ * thread has its own detector, made on its first file. */
+static GPrivate thread_detect = G_PRIVATE_INIT(detect_free);
+
+/* In a worker thread. */
+static void run_job(gpointer data, gpointer user_data)
+{
+    struct job *j = data;
+    struct watcher *w = user_data;
+    struct mg_witem_dirs d = {j->f->in_fd, j->f->out_fd, j->f->in_key, j->f->out_key};
+    struct mg_detect *det = g_private_get(&thread_detect);
+    uint64_t one = 1;
+
+    if (det == NULL) {
+        const char *why = "?";
+        det = mg_detect_new(&why);
+        if (det != NULL)
+            g_private_set(&thread_detect, det);
+        else
+            j->why = g_strdup_printf("%s: type detection: %s", j->name, why);
+    }
+    if (det != NULL) {
+        struct mg_sanitize_opts o = *j->f->pair->ctx.opts;
+        struct mg_witem_ctx c = j->f->pair->ctx;
+
+        o.detect = det;
+        c.opts = &o;
+        j->r = mg_witem_process(&c, &d, j->name, &j->why);
+    } else {
+        j->r = MG_WITEM_RETRY;
+    }
+    g_async_queue_push(w->finished, j);
+    if (write(w->wake_fd, &one, sizeof one) < 0) {
+        /* the poll times out in any case */
     }
 }
 
-/* One pass over a folder; returns the number of files still waiting. */
-static unsigned scan_folder(struct watcher *w, struct folder *f)
+static void take(struct watcher *w, struct folder *f, const struct ready *r)
+{
+    struct job *j = g_new0(struct job, 1);
+
+    j->f = f;
+    j->name = g_strdup(r->name);
+    j->key = g_strdup(r->key);
+    j->size = r->size;
+    j->id = r->id;
+    j->counted = !r->refuse;
+    g_hash_table_add(w->inodes, inode_key(&r->id));
+    g_hash_table_add(w->busy, g_strdup(r->key));
+    g_hash_table_remove(w->noted, r->key);
+    g_thread_pool_push(w->pool, j, NULL);
+}
+
+/* Back from a worker: counts, log, status; the file may be taken again
+ * (retry) once its time comes. */
+static void finish(struct watcher *w, struct job *j)
+{
+    static const char *const words[] = {"done", "refused", "failed", "retry"};
+    struct folder *f = j->f;
+
+    mg_log(j->r == MG_WITEM_RETRY ? LOG_WARNING : LOG_INFO, "%s: %s: %s%s%s", words[j->r],
+           f->pair->name, f->user, *f->user ? "/" : "", j->why != NULL ? j->why : j->name);
+    mg_wstatus_record(w->status, f->pair->name, f->user, j->name, (enum mg_wstatus_outcome)j->r,
+                      j->size, j->why, (gint64)time(NULL));
+    g_hash_table_remove(w->stable, j->key);
+    g_hash_table_remove(w->busy, j->key);
+    {
+        char *ik = inode_key(&j->id);
+        g_hash_table_remove(w->inodes, ik);
+        g_free(ik);
+    }
+    if (j->r != MG_WITEM_RETRY) {
+        struct stat st;
+        if (fstatat(f->in_fd, j->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && ident_same(&j->id, &st)) {
+            /* delivered, but the drop folder would not let it go: taking it
+             * again would deliver it again and again */
+            mg_log(LOG_ERR,
+                   "%s: %s%s%s: could not be removed from the drop folder after it was "
+                   "handled; it is not taken again until it changes (check the folder's "
+                   "permissions)",
+                   f->pair->name, f->user, *f->user ? "/" : "", j->name);
+            mg_wstatus_record(w->status, f->pair->name, f->user, j->name, MG_WSTATUS_FAILED, 0,
+                              "could not be removed from the drop folder", (gint64)time(NULL));
+            g_hash_table_replace(w->stuck, g_strdup(j->key), g_memdup2(&j->id, sizeof j->id));
+        }
+    }
+    if (j->r == MG_WITEM_DONE) {
+        w->done++;
+    } else if (j->r == MG_WITEM_REFUSED) {
+        w->refused++;
+    } else if (j->r == MG_WITEM_FAILED) {
+        w->failed++;
+    } else {
+        gint64 *at = g_new(gint64, 1);
+        /* it stays in IN and is taken again: counted once */
+        if (j->counted)
+            mg_wstatus_quota_give_back(w->status, f->pair->name, f->user, j->size,
+                                       (gint64)time(NULL));
+        *at = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        g_hash_table_replace(w->retry_at, g_strdup(j->key), at);
+    }
+    job_free(j);
+}
+
+static void drain(struct watcher *w)
+{
+    struct job *j;
+
+    while ((j = g_async_queue_try_pop(w->finished)) != NULL)
+        finish(w, j);
+}
+
+static unsigned in_flight(struct watcher *w)
+{
+    return g_hash_table_size(w->busy);
+}
+
+/* One pass over a folder: the files ready to be taken into *ready; returns
+ * the number of files still waiting (not yet stable, or retried later). */
+static unsigned scan_folder(struct watcher *w, struct folder *f, GPtrArray *ready)
 {
     GPtrArray *names = list(f->in_fd);
     gint64 now = g_get_monotonic_time();
@@ -223,13 +469,36 @@ static unsigned scan_folder(struct watcher *w, struct folder *f)
         char *key = g_strconcat(f->in_key, "/", n, NULL);
         gint64 *at = g_hash_table_lookup(w->retry_at, key);
         struct stat st;
-        enum mg_fs_kind kind = mg_fs_classify(f->in_fd, n, &st);
+        enum mg_fs_kind kind;
+        struct ready *r = NULL;
 
+        if (g_hash_table_contains(w->busy, key)) {
+            g_free(key);
+            continue;
+        }
+        kind = mg_fs_classify(f->in_fd, n, &st);
+        {
+            struct ident *was = g_hash_table_lookup(w->stuck, key);
+            if (was != NULL && (kind == MG_FS_GONE || !ident_same(was, &st)))
+                g_hash_table_remove(w->stuck, key); /* removed or changed since */
+            else if (was != NULL) {
+                g_free(key);
+                continue;
+            }
+        }
+        if (kind != MG_FS_GONE && kind != MG_FS_ERROR) {
+            struct ident id = {st.st_dev, st.st_ino, 0, 0};
+            if (inode_taken(w, &id)) { /* another name of the same file is being handled */
+                waiting++;
+                g_free(key);
+                continue;
+            }
+        }
         if (at != NULL && *at > now) {
             waiting++;
         } else if (kind == MG_FS_DIRECTORY) {
             if (*f->user == '\0')
-                folder_of(w, n); /* a user's folder */
+                folder_of(w, f->pair, n); /* a user's folder */
         } else if (kind == MG_FS_REGULAR) {
             struct mg_fs_stable *t = g_hash_table_lookup(w->stable, key);
             if (t == NULL) {
@@ -238,107 +507,269 @@ static unsigned scan_folder(struct watcher *w, struct folder *f)
                 g_hash_table_insert(w->stable, g_strdup(key), t);
             }
             if (mg_fs_stable_check(t, &st, now, w->quiet_us))
-                process(w, f, n, key);
+                r = g_new0(struct ready, 1);
             else
                 waiting++;
         } else if (kind != MG_FS_GONE && kind != MG_FS_ERROR) {
-            process(w, f, n, key); /* refused at once: nothing to wait for */
+            r = g_new0(struct ready, 1); /* refused at once: nothing to wait for */
+            r->refuse = true;
         }
-        g_free(key);
+        if (r != NULL) {
+            r->name = g_strdup(n);
+            r->key = key;
+            r->size = kind == MG_FS_REGULAR ? (uint64_t)st.st_size : 0;
+            ident_of(&r->id, &st);
+            g_ptr_array_add(ready, r);
+        } else {
+            g_free(key);
+        }
     }
     g_ptr_array_unref(names);
     return waiting;
 }
 
+/* Scans every folder and takes ready files round-robin between the
+ * folders (users), as long as the pool has room; returns the number of
+ * files left waiting (in the folders, not taken). */
 static unsigned scan(struct watcher *w)
 {
-    unsigned waiting = 0;
+    guint n = w->folders->len; /* users found now are scanned next time */
+    GPtrArray **ready = g_new0(GPtrArray *, n ? n : 1);
+    guint *next = g_new0(guint, n ? n : 1);
+    unsigned waiting = 0, cap = w->workers + w->queue;
+    gint64 now_s = (gint64)time(NULL);
+    bool more = true;
 
-    /* the root first: it finds new users' folders */
-    for (guint i = 0; i < w->folders->len && !stop; i++)
-        waiting += scan_folder(w, g_ptr_array_index(w->folders, i));
+    mg_wstatus_over_quota_clear(w->status);
+    for (guint i = 0; i < n && !stop; i++) {
+        ready[i] = g_ptr_array_new_with_free_func(ready_free);
+        waiting += scan_folder(w, g_ptr_array_index(w->folders, i), ready[i]);
+    }
+    /* round-robin, starting one folder further each scan */
+    while (more && !stop) {
+        more = false;
+        for (guint k = 0; k < n; k++) {
+            guint i = (w->rotor + k) % n;
+            struct folder *f = g_ptr_array_index(w->folders, i);
+            struct ready *r;
+
+            if (ready[i] == NULL || next[i] >= ready[i]->len)
+                continue;
+            r = g_ptr_array_index(ready[i], next[i]++);
+            more = true;
+            if (in_flight(w) >= cap) {
+                waiting++;
+                continue;
+            }
+            if (inode_taken(w, &r->id)) { /* a second name of a file taken: after it */
+                waiting++;
+                continue;
+            }
+            if (!r->refuse &&
+                !mg_wstatus_quota_take(w->status, f->pair->name, f->user, r->size,
+                                       f->pair->user_files, f->pair->user_bytes, now_s)) {
+                mg_wstatus_over_quota_add(w->status, f->pair->name, f->user, r->name, r->size);
+                if (g_hash_table_add(w->noted, g_strdup(r->key)))
+                    mg_log(LOG_WARNING,
+                           "%s: %s%s%s: over the daily quota of this user; it waits for the "
+                           "next day (UTC)",
+                           f->pair->name, f->user, *f->user ? "/" : "", r->name);
+                continue; /* not waiting: --once does not wait for the next day */
+            }
+            take(w, f, r);
+        }
+    }
+    if (n > 0)
+        w->rotor = (w->rotor + 1) % n;
+    for (guint i = 0; i < n; i++)
+        if (ready[i] != NULL)
+            g_ptr_array_unref(ready[i]);
+    g_free(ready);
+    g_free(next);
     return waiting;
 }
 
-static int open_root(const char *path, bool create)
+static int open_dir(const char *path, bool create)
 {
-    int fd;
-
-    if (create && mkdir(path, 0700) != 0 && errno != EEXIST)
+    if (create && g_mkdir_with_parents(path, 0700) != 0)
         return -1;
-    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return fd;
+    return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Owner and group names of a pair to ids; false (logged) when unknown. */
+static bool resolve_owner(struct pair *pr, const char *owner, const char *group)
+{
+    pr->ctx.owner = (uid_t)-1;
+    pr->ctx.group = (gid_t)-1;
+    if (owner != NULL) {
+        struct passwd *pw = getpwnam(owner);
+        if (pw == NULL) {
+            mg_log(LOG_ERR, "[watch %s] owner: no such user '%s'", pr->name, owner);
+            return false;
+        }
+        pr->ctx.owner = pw->pw_uid;
+    }
+    if (group != NULL) {
+        struct group *gr = getgrnam(group);
+        if (gr == NULL) {
+            mg_log(LOG_ERR, "[watch %s] group: no such group '%s'", pr->name, group);
+            return false;
+        }
+        pr->ctx.group = gr->gr_gid;
+    }
+    return true;
+}
+
+static struct pair *pair_new(const char *name, const char *in, const char *out, int *rc)
+{
+    struct pair *pr = g_new0(struct pair, 1);
+
+    pr->name = g_strdup(name);
+    pr->in_root = open_dir(in, false);
+    pr->out_root = pr->in_root >= 0 ? open_dir(out, false) : -1;
+    if (pr->in_root < 0 || pr->out_root < 0) {
+        mg_log(LOG_ERR, "[watch %s] %s: %s: cannot open the folder: %s", name,
+               pr->in_root < 0 ? "in" : "out", pr->in_root < 0 ? in : out, g_strerror(errno));
+        *rc = MG_EX_TEMPFAIL;
+    }
+    return pr;
+}
+
+/* Writes the status file (at most once a second unless force). */
+static void status_tick(struct watcher *w, bool force)
+{
+    static gint64 last;
+    gint64 now = g_get_monotonic_time();
+    GError *e = NULL;
+
+    if (!force && now - last < G_USEC_PER_SEC)
+        return;
+    last = now;
+    {
+        unsigned queued = g_thread_pool_unprocessed(w->pool);
+        mg_wstatus_set_queue(w->status, queued);
+        mg_wstatus_set_in_progress(w->status, in_flight(w) - MIN(queued, in_flight(w)));
+    }
+    if (!mg_wstatus_write(w->status, w->state_fd, (gint64)time(NULL), &e)) {
+        mg_log(LOG_ERR, "status: %s", e->message);
+        g_clear_error(&e);
+    }
 }
 
 int main(int argc, char **argv)
 {
     char *in = NULL, *out = NULL, *state = NULL, *qdir = NULL, *db = NULL, *rules_dir = NULL;
-    char *config = NULL, *lang = NULL;
-    gint quiet_ms = 2000, scan_ms = 1000;
-    gboolean once = FALSE;
+    char *config = NULL, *lang = NULL, *audit = NULL;
+    gint quiet_ms = -1, scan_ms = -1, workers = 0;
+    gboolean once = FALSE, foreground = FALSE;
     GOptionEntry entries[] = {
         {"in", 0, 0, G_OPTION_ARG_FILENAME, &in, "input (drop) folder", "DIR"},
         {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "output folder", "DIR"},
-        {"state", 0, 0, G_OPTION_ARG_FILENAME, &state, "state folder (journal)", "DIR"},
+        {"state", 0, 0, G_OPTION_ARG_FILENAME, &state, "state folder (journal, status)", "DIR"},
         {"quarantine", 0, 0, G_OPTION_ARG_FILENAME, &qdir, "quarantine directory", "DIR"},
         {"clamav-db", 0, 0, G_OPTION_ARG_FILENAME, &db, "ClamAV database directory", "DIR"},
         {"rules", 0, 0, G_OPTION_ARG_FILENAME, &rules_dir, "policy directory", "DIR"},
         {"config", 0, 0, G_OPTION_ARG_FILENAME, &config, "configuration file", "FILE"},
         {"lang", 0, 0, G_OPTION_ARG_STRING, &lang, "language of the reports (ja, en)", "LANG"},
+        {"audit", 0, 0, G_OPTION_ARG_FILENAME, &audit, "audit log (- for standard error)", "FILE"},
+        {"workers", 0, 0, G_OPTION_ARG_INT, &workers, "files sanitised at once", "N"},
         {"quiet-ms", 0, 0, G_OPTION_ARG_INT, &quiet_ms, "stable this long before taken", "N"},
         {"scan-ms", 0, 0, G_OPTION_ARG_INT, &scan_ms, "rescan interval", "N"},
         {"once", 0, 0, G_OPTION_ARG_NONE, &once, "process what is waiting, then exit", NULL},
+        {"foreground", 0, 0, G_OPTION_ARG_NONE, &foreground,
+         "stay in the foreground, log to standard error too", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
     GOptionContext *ctx = g_option_context_new(NULL);
     struct mg_cli_engine en;
     struct mg_sanitize_opts o;
     struct mg_quarantine *q = NULL;
+    struct mg_wjournal *journal = NULL;
     struct watcher w;
     GError *e = NULL;
-    int state_fd = -1, rc = MG_EX_OK;
+    int rc = MG_EX_OK;
 
     memset(&en, 0, sizeof en);
     memset(&w, 0, sizeof w);
-    w.inotify_fd = -1;
-    w.in_root = w.out_root = -1;
+    w.inotify_fd = w.wake_fd = w.state_fd = -1;
+    w.pairs = g_ptr_array_new_with_free_func(pair_free);
     w.folders = g_ptr_array_new_with_free_func(folder_free);
     w.stable = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     w.retry_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    w.busy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    w.noted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    w.inodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    w.stuck = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    w.finished = g_async_queue_new();
     g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!g_option_context_parse(ctx, &argc, &argv, &e) || in == NULL || out == NULL ||
-        state == NULL || argc != 1 || quiet_ms < 0 || scan_ms < 10 ||
-        (lang != NULL && strcmp(lang, "ja") != 0 && strcmp(lang, "en") != 0)) {
-        mg_log_stderr("mugaika-watch: %s\n%s", e != NULL ? e->message : "bad arguments",
-                      "usage: mugaika-watch --in DIR --out DIR --state DIR [--quarantine DIR]\n"
+    if (!g_option_context_parse(ctx, &argc, &argv, &e) || (in == NULL) != (out == NULL) ||
+        argc != 1 || quiet_ms < -1 || (scan_ms != -1 && scan_ms < 10) || workers < 0 ||
+        workers > 64 || (lang != NULL && strcmp(lang, "ja") != 0 && strcmp(lang, "en") != 0)) {
+        mg_log_stderr("mugaika-watch: %s\n%s",
+                      e != NULL                       ? e->message
+                      : (in == NULL) != (out == NULL) ? "--in and --out go together"
+                                                      : "bad arguments",
+                      "usage: mugaika-watch [--in DIR --out DIR] [--state DIR] [--quarantine DIR]\n"
                       "       [--clamav-db DIR] [--rules DIR] [--config FILE] [--lang ja|en]\n"
-                      "       [--quiet-ms N] [--scan-ms N] [--once]");
+                      "       [--audit FILE|-] [--workers N] [--quiet-ms N] [--scan-ms N] [--once] "
+                      "[--foreground]");
         rc = MG_EX_USAGE;
         goto out;
     }
     rc = mg_cli_engine_open(&en, "watch", config, rules_dir, db);
     if (rc != MG_EX_OK)
         goto out;
+    if (in == NULL && en.cfg.n_watch == 0) {
+        mg_log_stderr("mugaika-watch: no folders: give --in and --out, or [watch NAME] groups in "
+                      "the configuration file (%s)",
+                      en.cfg.file != NULL ? en.cfg.file : "none was read");
+        rc = MG_EX_USAGE;
+        goto out;
+    }
+    if (once)
+        foreground = TRUE;
     /* under systemd the journal takes standard error itself */
-    mg_log_open("mugaika-watch", getenv("JOURNAL_STREAM") == NULL, en.cfg.log_level);
+    mg_log_open("mugaika-watch", foreground && getenv("JOURNAL_STREAM") == NULL, en.cfg.log_level);
+
+    /* the pairs: the command line's, else the file's */
+    if (in != NULL) {
+        struct pair *pr = pair_new("default", in, out, &rc);
+        g_ptr_array_add(w.pairs, pr);
+        pr->ctx.owner = (uid_t)-1;
+        pr->ctx.group = (gid_t)-1;
+        pr->ctx.mode = 0644;
+        pr->user_files = en.cfg.watch_user_files;
+        pr->user_bytes = en.cfg.watch_user_bytes;
+    } else {
+        for (unsigned i = 0; i < en.cfg.n_watch; i++) {
+            const struct mg_config_watch *cw = &en.cfg.watch[i];
+            struct pair *pr = pair_new(cw->name, cw->in, cw->out, &rc);
+            g_ptr_array_add(w.pairs, pr);
+            if (!resolve_owner(pr, cw->owner, cw->group) && rc == MG_EX_OK)
+                rc = MG_EX_CONFIG;
+            pr->ctx.mode = cw->mode;
+            pr->user_files = cw->user_files;
+            pr->user_bytes = cw->user_bytes;
+        }
+    }
+    if (rc != MG_EX_OK)
+        goto out;
+
     q = mg_quarantine_open(qdir != NULL                    ? qdir
                            : en.cfg.quarantine_dir != NULL ? en.cfg.quarantine_dir
                                                            : MG_QUARANTINE_DEFAULT_DIR,
                            &e);
-    w.in_root = open_root(in, false);
-    w.out_root = open_root(out, false);
-    state_fd = open_root(state, true);
-    if (q == NULL || w.in_root < 0 || w.out_root < 0 || state_fd < 0) {
-        mg_log(LOG_ERR, "%s",
-               q == NULL        ? e->message
-               : w.in_root < 0  ? "--in: cannot open the folder"
-               : w.out_root < 0 ? "--out: cannot open the folder"
-                                : "--state: cannot open the folder");
+    if (state == NULL)
+        state = g_strdup(en.cfg.watch_state != NULL ? en.cfg.watch_state
+                                                    : MG_CONFIG_DEFAULT_WATCH_STATE);
+    w.state_fd = open_dir(state, true);
+    if (q == NULL || w.state_fd < 0) {
+        mg_log(LOG_ERR, "%s", q == NULL ? e->message : "--state: cannot open the folder");
         rc = MG_EX_TEMPFAIL;
         goto out;
     }
-    w.ctx.journal = mg_wjournal_open(state_fd, &e);
-    if (w.ctx.journal == NULL) {
+    journal = mg_wjournal_open(w.state_fd, &e);
+    if (journal == NULL) {
         mg_log(LOG_ERR, "journal: %s", e->message);
         rc = g_error_matches(e, MG_WJOURNAL_ERROR, MG_WJOURNAL_ERROR_CORRUPT) ? MG_EX_CONFIG
                                                                               : MG_EX_TEMPFAIL;
@@ -348,34 +779,51 @@ int main(int argc, char **argv)
     o.quarantine = q;
     if (lang != NULL)
         o.lang = lang;
-    w.ctx.opts = &o;
-    w.ctx.lang = o.lang;
-    w.quiet_us = (gint64)quiet_ms * 1000;
+    for (guint i = 0; i < w.pairs->len; i++) {
+        struct pair *pr = g_ptr_array_index(w.pairs, i);
+        pr->ctx.opts = &o;
+        pr->ctx.journal = journal;
+        pr->ctx.lang = o.lang;
+        pr->ctx.audit = audit != NULL ? audit : en.cfg.audit;
+    }
+    w.workers = workers > 0 ? (unsigned)workers : en.cfg.watch_workers;
+    w.queue = en.cfg.watch_queue;
+    w.quiet_us = (gint64)(quiet_ms >= 0 ? (unsigned)quiet_ms : en.cfg.watch_quiet_ms) * 1000;
+    if (scan_ms < 0)
+        scan_ms = (gint)en.cfg.watch_scan_ms;
     w.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    w.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
     /* every folder known before recovery looks anything up */
-    folder_of(w.folders->len == 0 ? &w : &w, "");
-    {
-        GPtrArray *names = list(w.in_root);
+    for (guint p = 0; p < w.pairs->len; p++) {
+        struct pair *pr = g_ptr_array_index(w.pairs, p);
+        GPtrArray *names = list(pr->in_root);
+
+        folder_of(&w, pr, "");
         for (guint i = 0; i < names->len; i++) {
             struct stat st;
-            if (mg_fs_classify(w.in_root, g_ptr_array_index(names, i), &st) == MG_FS_DIRECTORY)
-                folder_of(&w, g_ptr_array_index(names, i));
+            if (mg_fs_classify(pr->in_root, g_ptr_array_index(names, i), &st) == MG_FS_DIRECTORY)
+                folder_of(&w, pr, g_ptr_array_index(names, i));
         }
         g_ptr_array_unref(names);
     }
-    if (!mg_witem_recover(&w.ctx, lookup, &w, &e)) {
+    if (!mg_witem_recover(&((struct pair *)g_ptr_array_index(w.pairs, 0))->ctx, lookup, &w, &e)) {
         mg_log(LOG_ERR, "recovery: %s", e->message);
         rc = MG_EX_TEMPFAIL;
         goto out;
     }
     for (guint i = 0; i < w.folders->len; i++)
         sweep(((struct folder *)g_ptr_array_index(w.folders, i))->out_fd);
-    if (!mg_wjournal_compact(w.ctx.journal, &e)) {
+    if (!mg_wjournal_compact(journal, &e)) {
         mg_log(LOG_ERR, "journal: %s", e->message);
         g_clear_error(&e);
     }
 
+    if (!foreground && daemon(0, 0) != 0) {
+        mg_log(LOG_ERR, "cannot go into the background: %s", g_strerror(errno));
+        rc = MG_EX_SOFTWARE;
+        goto out;
+    }
     {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -383,41 +831,85 @@ int main(int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
     }
+    /* after daemon(): the status holds the daemon's pid */
+    w.status = mg_wstatus_new(w.workers);
+    if (!mg_wstatus_load(w.status, w.state_fd, (gint64)time(NULL), &e)) {
+        mg_log(LOG_WARNING, "status: %s (starting with empty counters)", e->message);
+        g_clear_error(&e);
+    }
+    /* the threads start after daemon(): a fork keeps only its caller */
+    w.pool = g_thread_pool_new_full(run_job, &w, job_free, (gint)w.workers, TRUE, &e);
+    if (w.pool == NULL) {
+        mg_log(LOG_ERR, "workers: %s", e->message);
+        rc = MG_EX_SOFTWARE;
+        goto out;
+    }
+    mg_log(LOG_INFO, "watching %u folder pair%s with %u worker%s", w.pairs->len,
+           w.pairs->len == 1 ? "" : "s", w.workers, w.workers == 1 ? "" : "s");
     {
         gint64 once_until = g_get_monotonic_time() + w.quiet_us * 4 + 30 * G_USEC_PER_SEC;
         while (!stop) {
-            unsigned waiting = scan(&w);
-            if (once && (waiting == 0 || g_get_monotonic_time() > once_until))
+            unsigned waiting;
+
+            drain(&w);
+            waiting = scan(&w);
+            status_tick(&w, false);
+            if (once && in_flight(&w) == 0 && (waiting == 0 || g_get_monotonic_time() > once_until))
                 break;
             {
-                struct pollfd p = {w.inotify_fd, POLLIN, 0};
-                if (poll(&p, w.inotify_fd >= 0 ? 1 : 0, scan_ms) > 0) {
+                struct pollfd p[2] = {{w.wake_fd, POLLIN, 0}, {w.inotify_fd, POLLIN, 0}};
+                if (poll(p, w.inotify_fd >= 0 ? 2 : 1, scan_ms) > 0) {
                     char buf[4096];
-                    while (read(w.inotify_fd, buf, sizeof buf) > 0)
+                    uint64_t n;
+                    if (read(w.wake_fd, &n, sizeof n) < 0) {
+                        /* nothing finished */
+                    }
+                    while (w.inotify_fd >= 0 && read(w.inotify_fd, buf, sizeof buf) > 0)
                         ; /* events only wake the scan */
                 }
             }
-            if (mg_wjournal_size(w.ctx.journal) > MG_WJOURNAL_COMPACT_SIZE &&
-                !mg_wjournal_compact(w.ctx.journal, &e))
+            if (mg_wjournal_size(journal) > MG_WJOURNAL_COMPACT_SIZE &&
+                !mg_wjournal_compact(journal, &e))
                 g_clear_error(&e);
         }
     }
+    /* the items in progress are finished, those not started stay in IN */
+    g_thread_pool_free(w.pool, TRUE, TRUE);
+    w.pool = NULL;
+    drain(&w);
+    g_hash_table_remove_all(w.busy);
     mg_log(LOG_INFO, "stopping: %u done, %u refused, %u failed", w.done, w.refused, w.failed);
+    mg_wstatus_set_running(w.status, false);
+    {
+        GError *se = NULL;
+        if (!mg_wstatus_write(w.status, w.state_fd, (gint64)time(NULL), &se)) {
+            mg_log(LOG_ERR, "status: %s", se->message);
+            g_error_free(se);
+        }
+    }
 out:
     g_clear_error(&e);
-    if (w.ctx.journal != NULL)
-        mg_wjournal_close(w.ctx.journal);
+    if (w.pool != NULL)
+        g_thread_pool_free(w.pool, TRUE, TRUE);
+    if (journal != NULL)
+        mg_wjournal_close(journal);
     g_ptr_array_unref(w.folders);
+    g_ptr_array_unref(w.pairs);
     g_hash_table_unref(w.stable);
     g_hash_table_unref(w.retry_at);
+    g_hash_table_unref(w.busy);
+    g_hash_table_unref(w.noted);
+    g_hash_table_unref(w.inodes);
+    g_hash_table_unref(w.stuck);
+    g_async_queue_unref(w.finished);
+    if (w.status != NULL)
+        mg_wstatus_free(w.status);
     if (w.inotify_fd >= 0)
         close(w.inotify_fd);
-    if (w.in_root >= 0)
-        close(w.in_root);
-    if (w.out_root >= 0)
-        close(w.out_root);
-    if (state_fd >= 0)
-        close(state_fd);
+    if (w.wake_fd >= 0)
+        close(w.wake_fd);
+    if (w.state_fd >= 0)
+        close(w.state_fd);
     if (q != NULL)
         mg_quarantine_close(q);
     mg_cli_engine_close(&en);
@@ -431,5 +923,6 @@ out:
     g_free(rules_dir);
     g_free(config);
     g_free(lang);
+    g_free(audit);
     return rc;
 }
