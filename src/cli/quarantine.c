@@ -38,7 +38,12 @@
  *	encrypted archive the rules hold is unpacked with it and its
  *	members go through the whole policy (mg_sanitize_opts.password);
  *	the rebuilt mail goes to standard output or FILE (temporary file,
- *	fsync, rename). Nothing is stored in the quarantine again; the
+ *	fsync, rename). A file dropped into the transfer folder (kind
+ *	"file") goes through mg_watch_file as mugaika-watch does: --output
+ *	then names a new folder that receives its files (the members, as
+ *	a folder or as files per the rule's layout) and a report
+ *	NAME.mugaika.txt; it is built hidden and renamed only when every
+ *	file is written, and each path is printed. Nothing is stored in the quarantine again; the
  *	audit record says "release". The password is read from FILE's
  *	first line ("-": standard input) or the argument, and is wiped
  *	from memory after use.
@@ -64,7 +69,11 @@
 #include <json-glib/json-glib.h>
 
 #include <mugaika/config.h>
+#include <mugaika/fsname.h>
+#include <mugaika/fsops.h>
+#include <mugaika/log.h>
 #include <mugaika/quarantine.h>
+#include <mugaika/watch.h>
 
 #include "cli/cli.h"
 
@@ -551,9 +560,8 @@ static int original_copy(struct mg_quarantine *q, const char *id, const char *sp
 
 /* Parts the release opened, and parts still held for a password
  * (printed, with the reason). */
-static void release_parts(const char *id, struct mg_sanitize *s, unsigned *opened, unsigned *still)
+static void release_parts(const char *id, JsonNode *n, unsigned *opened, unsigned *still)
 {
-    JsonNode *n = mg_sanitize_parts_json(s);
     JsonArray *a = json_node_get_array(n);
 
     *opened = *still = 0;
@@ -585,7 +593,6 @@ static void release_parts(const char *id, struct mg_sanitize *s, unsigned *opene
             g_string_free(line, TRUE);
         }
     }
-    json_node_unref(n);
 }
 
 static int write_message(int fd, void *u)
@@ -598,6 +605,175 @@ static int write_message(int fd, void *u)
         return MG_EX_TEMPFAIL;
     }
     return MG_EX_OK;
+}
+
+/* --- release of a dropped file (kind "file") ---------------------------------- */
+
+/* The files of a released dropped file are written under a hidden
+ * folder beside DIR, renamed to DIR when all went well. */
+struct rel_out {
+    int top;          /* the hidden folder */
+    GPtrArray *names; /* relative paths written */
+};
+
+static bool rel_write(void *u, const struct mg_watch_output *o, GMimeStream *content, GError **err)
+{
+    struct rel_out *r = u;
+    GString *path = g_string_new(NULL);
+    struct mg_fs_out *w = NULL;
+    char *name = NULL, *tmp = NULL, buf[65536];
+    int fd = dup(r->top);
+    ssize_t n;
+    bool ok = fd >= 0;
+
+    for (const char *const *d = o->dirs; ok && d != NULL && *d != NULL; d++) {
+        int sub;
+        ok = mg_fs_mkdir_owned(fd, *d, (uid_t)-1, (gid_t)-1, 0755, err) &&
+             (sub = mg_fs_open_dir(fd, *d, err)) >= 0;
+        if (ok) {
+            close(fd);
+            fd = sub;
+            g_string_append_printf(path, "%s/", *d);
+        }
+    }
+    if (ok) {
+        name = mg_fsname_unique(fd, o->name);
+        tmp = name != NULL ? mg_fsname_temp(name) : NULL;
+        w = tmp != NULL ? mg_fs_out_begin(fd, tmp, 0644, err) : NULL;
+        if (name == NULL)
+            g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s", o->name,
+                        g_strerror(errno));
+        ok = w != NULL;
+    }
+    while (ok && (n = g_mime_stream_read(content, buf, sizeof buf)) > 0)
+        ok = mg_fs_out_write(w, buf, (size_t)n, err);
+    if (ok && !g_mime_stream_eos(content)) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_IO, "%s: cannot read the output", o->name);
+        ok = false;
+    }
+    if (ok && mg_fs_out_commit(w, name, err)) {
+        g_string_append(path, name);
+        g_ptr_array_add(r->names, g_string_free(path, FALSE));
+        path = NULL;
+    } else {
+        mg_fs_out_abort(w);
+        ok = false;
+    }
+    if (path != NULL)
+        g_string_free(path, TRUE);
+    if (fd >= 0)
+        close(fd);
+    g_free(name);
+    g_free(tmp);
+    return ok;
+}
+
+/* Sanitises the dropped file kept as ID again with the password; its files
+ * and a report go into the new folder outdir. */
+static int release_file(const char *id, int fd, const struct mg_qrecord *rec,
+                        const struct mg_sanitize_opts *o, const char *outdir, const char *audit)
+{
+    char *parent = g_path_get_dirname(outdir), *base = g_path_get_basename(outdir);
+    char *hidden = mg_fsname_temp(base), *report = NULL;
+    struct rel_out r = {-1, g_ptr_array_new_with_free_func(g_free)};
+    struct mg_watch_result res;
+    unsigned opened = 0, still = 0;
+    GError *e = NULL;
+    int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = MG_EX_OK;
+    const char *name = rec->subject != NULL && *rec->subject != '\0' ? rec->subject : "file";
+
+    memset(&res, 0, sizeof res);
+    if (pfd < 0 || faccessat(pfd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        fprintf(stderr, "mugaika: quarantine: release %s: --output %s: %s\n", id, outdir,
+                pfd < 0 ? g_strerror(errno) : "exists already (give a new folder)");
+        rc = pfd < 0 ? MG_EX_CANTCREAT : MG_EX_USAGE;
+        goto out;
+    }
+    if ((r.top = mg_fs_mkdir_new(pfd, hidden, &e)) < 0) {
+        fprintf(stderr, "mugaika: quarantine: release %s: %s\n", id, e->message);
+        rc = MG_EX_CANTCREAT;
+        goto out;
+    }
+    if (!mg_watch_file(o, fd, name, rel_write, &r, &res, &e)) {
+        fprintf(stderr, "mugaika: quarantine: release %s: %s\n", id,
+                e != NULL ? e->message : "failed");
+        rc = res.verdict == MG_VERDICT_TEMPFAIL ? MG_EX_TEMPFAIL : MG_EX_SOFTWARE;
+        goto out;
+    }
+    if (res.parts != NULL)
+        release_parts(id, res.parts, &opened, &still);
+    if (res.verdict != MG_VERDICT_ACCEPT || still > 0) {
+        if (res.verdict != MG_VERDICT_ACCEPT)
+            fprintf(stderr, "mugaika: quarantine: release %s: %s\n", id, res.result);
+        rc = MG_EX_DATAERR;
+    } else if (opened == 0) {
+        fprintf(stderr,
+                "mugaika: quarantine: release %s: no part of it is held for a password (see "
+                "`mugaika quarantine show %s`)\n",
+                id, id);
+        rc = MG_EX_DATAERR;
+    } else if (res.outputs == 0) {
+        fprintf(stderr, "mugaika: quarantine: release %s: nothing to deliver (%s)\n", id,
+                res.result);
+        rc = MG_EX_DATAERR;
+    }
+    if (rc == MG_EX_OK) {
+        GDateTime *now = g_date_time_new_now_utc();
+        struct mg_watch_output ro = {NULL, "text/plain", NULL};
+        GMimeStream *text;
+        char *rname = g_strdup_printf("%s.mugaika.txt", name);
+
+        g_ptr_array_add(r.names, NULL);
+        report = mg_watch_report(&res, name, (const char *const *)r.names->pdata, o->lang, now);
+        g_ptr_array_remove_index(r.names, r.names->len - 1);
+        g_date_time_unref(now);
+        text = g_mime_stream_mem_new_with_buffer(report, strlen(report));
+        ro.name = rname;
+        if (!rel_write(&r, &ro, text, &e) || !mg_fs_fsync_dir(r.top, &e) ||
+            !mg_fs_rename_noreplace(pfd, hidden, base, &e)) {
+            fprintf(stderr, "mugaika: quarantine: release %s: %s\n", id, e->message);
+            rc = MG_EX_CANTCREAT;
+        }
+        g_object_unref(text);
+        g_free(rname);
+    }
+    if (rc == MG_EX_OK)
+        for (guint i = 0; i < r.names->len; i++)
+            printf("%s/%s\n", outdir, (const char *)g_ptr_array_index(r.names, i));
+    if (audit != NULL && res.audit != NULL) {
+        JsonObject *a = json_node_get_object(res.audit);
+        JsonArray *names = json_array_new();
+        char *line;
+        for (guint i = 0; rc == MG_EX_OK && i < r.names->len; i++)
+            json_array_add_string_element(names, g_ptr_array_index(r.names, i));
+        json_object_set_string_member(a, "source", "release");
+        json_object_set_string_member(a, "file", name);
+        json_object_set_array_member(a, "outputs", names);
+        line = json_to_string(res.audit, FALSE);
+        if (!mg_log_append(audit, line, &e)) {
+            fprintf(stderr, "mugaika: quarantine: audit file %s\n", e->message);
+            g_clear_error(&e);
+        }
+        g_free(line);
+    }
+out:
+    if (r.top >= 0) {
+        close(r.top);
+        if (rc != MG_EX_OK && !mg_fs_remove_temp(pfd, hidden, &e)) {
+            fprintf(stderr, "mugaika: quarantine: release %s: %s\n", id, e->message);
+            g_clear_error(&e);
+        }
+    }
+    if (pfd >= 0)
+        close(pfd);
+    g_clear_error(&e);
+    mg_watch_result_clear(&res);
+    g_ptr_array_unref(r.names);
+    g_free(report);
+    g_free(parent);
+    g_free(base);
+    g_free(hidden);
+    return rc;
 }
 
 static int cmd_release(const char *dir, int argc, char **argv)
@@ -665,6 +841,19 @@ static int cmd_release(const char *dir, int argc, char **argv)
     if (rec.recipients != NULL && *rec.recipients != '\0')
         rcpts = g_strsplit(rec.recipients, ",", -1);
     o.recipients = (const char *const *)rcpts;
+    if (rec.kind != NULL && strcmp(rec.kind, "file") == 0) {
+        /* a file dropped into the transfer folder: its files go into a folder */
+        if (file == NULL) {
+            fprintf(stderr,
+                    "mugaika: quarantine: release %s: a dropped file's release needs "
+                    "--output DIR (a new folder for its files)\n",
+                    id);
+            rc = MG_EX_USAGE;
+        } else {
+            rc = release_file(id, fd, &rec, &o, file, audit);
+        }
+        goto out;
+    }
     s = mg_sanitize_new(&o);
     if ((rc = mg_cli_feed(s, fd, "quarantine", "the original")) != MG_EX_OK)
         goto out;
@@ -675,7 +864,9 @@ static int cmd_release(const char *dir, int argc, char **argv)
         if (rc == MG_EX_REJECT)
             rc = MG_EX_DATAERR;
     } else {
-        release_parts(id, s, &opened, &still);
+        JsonNode *parts = mg_sanitize_parts_json(s);
+        release_parts(id, parts, &opened, &still);
+        json_node_unref(parts);
         if (still > 0) {
             rc = MG_EX_DATAERR;
         } else if (mg_sanitize_held(s)) {
