@@ -10,6 +10,9 @@
 #   logging  no direct printf/fprintf/vprintf/vfprintf/syslog/vsyslog calls
 #            in src/, except src/cli/ (CLI output), src/core/log.c and the
 #            CDR workers (src/worker, src/pdf: stderr is their diagnostics)
+#   units    systemd-analyze verify on every unit of deploy/systemd (a copy
+#            whose mugaika executables are replaced by /bin/true, so that
+#            the unit is checked without being installed)
 #
 # Each offence is printed as FILE:LINE: TEXT.  Comments, string literals and
 # character constants are blanked before the call checks, so prose that
@@ -20,7 +23,7 @@ set -euo pipefail
 export LC_ALL=C
 
 usage() {
-    echo "usage: $0 {format|banned|logging} SOURCE_ROOT" >&2
+    echo "usage: $0 {format|banned|logging|units} SOURCE_ROOT" >&2
     exit 2
 }
 
@@ -122,6 +125,30 @@ logging)
         exit 1
     fi
     echo "logging: ${#files[@]} files clean"
+    ;;
+units)
+    if ! command -v systemd-analyze >/dev/null; then
+        echo "FAIL: systemd-analyze not installed (run deploy/install-deps)" >&2
+        exit 1
+    fi
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    units=()
+    for u in deploy/systemd/*.service deploy/systemd/*.path; do
+        sed -E 's#/usr/(local/)?s?bin/mugaika[a-z-]*#/bin/true#g' "$u" >"$tmp/${u##*/}"
+        units+=("$tmp/${u##*/}")
+    done
+    # verify loads units that Wants/After name; unknown ones are only noted
+    if ! out=$(cd "$tmp" && systemd-analyze verify --man=no "${units[@]}" 2>&1); then
+        printf '%s\n' "$out" >&2
+        echo "FAIL: systemd-analyze verify (above)" >&2
+        exit 1
+    fi
+    if grep -E 'Unknown (key|section)|Failed to parse|Invalid|ignoring' <<<"$out" >&2; then
+        echo "FAIL: systemd-analyze verify warns (above)" >&2
+        exit 1
+    fi
+    echo "units: ${#units[@]} units verified"
     ;;
 *)
     usage
