@@ -93,10 +93,19 @@ struct pair {
 /* A watched folder: a pair's IN (user "") or IN/<user>. */
 struct folder {
     struct pair *pair;
-    char *user;
-    char *in_key, *out_key; /* "PAIR/in/USER", "PAIR/out/USER" (the journal's) */
+    char *user;             /* "" for IN itself, else the first component of rel */
+    char *rel;              /* "", "USER", "USER/SUB/..." under IN */
+    char *in_key, *out_key; /* "PAIR/in/REL", "PAIR/out/REL" (the journal's) */
     int in_fd, out_fd;
+    unsigned depth;            /* 0 IN, 1 a user's folder, 2.. a folder dropped by a user */
+    unsigned busy;             /* its files taken and not finished */
+    struct mg_fs_stable empty; /* a dropped folder: since when it is empty */
+    bool too_deep;             /* logged once */
 };
+
+/* Folders dropped into a user's folder are taken with their files, to
+ * this depth under IN (the user's folder is 1). */
+#define MAX_DEPTH 8
 
 /* What a directory entry is: a file that is still there after it was
  * done is known by it. */
@@ -187,9 +196,19 @@ static void folder_free(gpointer p)
     if (f->out_fd >= 0)
         close(f->out_fd);
     g_free(f->user);
+    g_free(f->rel);
     g_free(f->in_key);
     g_free(f->out_key);
     g_free(f);
+}
+
+/* name as the status shows it: under the user's folder ("SUB/NAME" for
+ * a file in a folder the user dropped). */
+static char *under_user(const struct folder *f, const char *name)
+{
+    if (f->depth <= 1)
+        return g_strdup(name);
+    return g_strconcat(f->rel + strlen(f->user) + 1, "/", name, NULL);
 }
 
 static bool inode_taken(struct watcher *w, const struct ident *id)
@@ -235,45 +254,80 @@ static void watch_fd(struct watcher *w, int fd)
                           IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB | IN_ONLYDIR);
 }
 
-/* The folder of user in pair (a subfolder of its IN), added once; NULL
- * on error. */
-static struct folder *folder_of(struct watcher *w, struct pair *pr, const char *user)
+static struct folder *folder_find(struct watcher *w, const struct pair *pr, const char *rel)
 {
-    struct folder *f;
+    for (guint i = 0; i < w->folders->len; i++) {
+        struct folder *f = g_ptr_array_index(w->folders, i);
+        if (f->pair == pr && strcmp(f->rel, rel) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+/* The folder name of a subfolder of parent, in IN, added once (with its
+ * twin in OUT, made when missing); parent NULL: the pair's IN itself.
+ * NULL on error (logged). A user's folder in OUT keeps the user's name
+ * as the administrator made it in IN; a folder dropped by a user gets a
+ * name safe for Windows clients. Folders in OUT get the pair's group and
+ * mode but stay the daemon's: it keeps writing into them. */
+static struct folder *folder_of(struct watcher *w, struct pair *pr, struct folder *parent,
+                                const char *name)
+{
+    char *rel = parent == NULL         ? g_strdup("")
+                : *parent->rel == '\0' ? g_strdup(name)
+                                       : g_strconcat(parent->rel, "/", name, NULL);
+    struct folder *f = folder_find(w, pr, rel);
+    char *out_name = NULL;
     GError *e = NULL;
 
-    for (guint i = 0; i < w->folders->len; i++) {
-        f = g_ptr_array_index(w->folders, i);
-        if (f->pair == pr && strcmp(f->user, user) == 0)
-            return f;
+    if (f != NULL) {
+        g_free(rel);
+        return f;
     }
     f = g_new0(struct folder, 1);
     f->pair = pr;
-    f->user = g_strdup(user);
-    f->in_key = g_strconcat(pr->name, "/in/", user, NULL);
-    f->out_key = g_strconcat(pr->name, "/out/", user, NULL);
-    f->in_fd = *user == '\0' ? dup(pr->in_root) : mg_fs_open_dir(pr->in_root, user, &e);
-    if (f->in_fd >= 0 && *user != '\0' &&
-        /* the daemon keeps writing into it: its owner stays the daemon's */
-        !mg_fs_mkdir_owned(pr->out_root, user, (uid_t)-1, pr->ctx.group,
-                           mg_fs_dir_mode(pr->ctx.mode), &e)) {
-        mg_log(LOG_ERR, "%s: out/%s: %s", pr->name, user, e->message);
-        g_clear_error(&e);
+    f->rel = rel;
+    f->depth = parent == NULL ? 0 : parent->depth + 1;
+    f->user = f->depth == 0   ? g_strdup("")
+              : f->depth == 1 ? g_strdup(name)
+                              : g_strdup(parent->user);
+    f->in_key = g_strconcat(pr->name, "/in/", rel, NULL);
+    f->out_key = g_strconcat(pr->name, "/out/", rel, NULL);
+    mg_fs_stable_init(&f->empty);
+    if (parent == NULL) {
+        f->in_fd = dup(pr->in_root);
+        f->out_fd = dup(pr->out_root);
+    } else {
+        if (f->depth == 1) {
+            out_name = g_strdup(name);
+        } else {
+            char *decoded = mg_fsname_decode(name, strlen(name), NULL);
+            out_name = mg_fsname_safe(decoded, "folder");
+            g_free(decoded);
+        }
+        f->in_fd = mg_fs_open_dir(parent->in_fd, name, &e);
+        f->out_fd = -1;
+        if (f->in_fd >= 0 && mg_fs_mkdir_owned(parent->out_fd, out_name, (uid_t)-1, pr->ctx.group,
+                                               mg_fs_dir_mode(pr->ctx.mode), &e))
+            f->out_fd = mg_fs_open_dir(parent->out_fd, out_name, &e);
     }
-    f->out_fd = f->in_fd < 0    ? -1
-                : *user == '\0' ? dup(pr->out_root)
-                                : mg_fs_open_dir(pr->out_root, user, &e);
     if (f->in_fd < 0 || f->out_fd < 0) {
-        mg_log(LOG_ERR, "%s: folder %s: %s", pr->name, *user ? user : ".",
+        mg_log(LOG_ERR, "%s: folder %s: %s", pr->name, *rel ? rel : ".",
                e != NULL ? e->message : g_strerror(errno));
         g_clear_error(&e);
         folder_free(f);
+        g_free(out_name);
         return NULL;
     }
+    g_free(out_name);
     watch_fd(w, f->in_fd);
     g_ptr_array_add(w->folders, f);
     return f;
 }
+
+/* Registers the folders under f, as deep as MAX_DEPTH (at start: the
+ * journal may name any of them). */
+static void folder_tree(struct watcher *w, struct folder *f);
 
 /* Names in a folder (a fresh descriptor: the caller's offset stays). */
 static GPtrArray *list(int dirfd)
@@ -294,6 +348,22 @@ static GPtrArray *list(int dirfd)
     closedir(d);
     g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
     return names;
+}
+
+static void folder_tree(struct watcher *w, struct folder *f)
+{
+    GPtrArray *names;
+
+    if (f == NULL || f->depth >= MAX_DEPTH)
+        return;
+    names = list(f->in_fd);
+    for (guint i = 0; i < names->len; i++) {
+        struct stat st;
+        const char *n = g_ptr_array_index(names, i);
+        if (mg_fs_classify(f->in_fd, n, &st) == MG_FS_DIRECTORY)
+            folder_tree(w, folder_of(w, f->pair, f, n));
+    }
+    g_ptr_array_unref(names);
 }
 
 /* Deletes the hidden temporary files and folders left in an output
@@ -387,6 +457,7 @@ static void take(struct watcher *w, struct folder *f, const struct ready *r)
     j->id = r->id;
     j->counted = !r->refuse;
     g_hash_table_add(w->inodes, inode_key(&r->id));
+    f->busy++;
     g_hash_table_add(w->busy, g_strdup(r->key));
     g_hash_table_remove(w->noted, r->key);
     g_thread_pool_push(w->pool, j, NULL);
@@ -398,10 +469,11 @@ static void finish(struct watcher *w, struct job *j)
 {
     static const char *const words[] = {"done", "refused", "failed", "retry"};
     struct folder *f = j->f;
+    char *shown = under_user(f, j->name);
 
     mg_log(j->r == MG_WITEM_RETRY ? LOG_WARNING : LOG_INFO, "%s: %s: %s%s%s", words[j->r],
-           f->pair->name, f->user, *f->user ? "/" : "", j->why != NULL ? j->why : j->name);
-    mg_wstatus_record(w->status, f->pair->name, f->user, j->name, (enum mg_wstatus_outcome)j->r,
+           f->pair->name, f->rel, *f->rel ? "/" : "", j->why != NULL ? j->why : j->name);
+    mg_wstatus_record(w->status, f->pair->name, f->user, shown, (enum mg_wstatus_outcome)j->r,
                       j->size, j->why, (gint64)time(NULL));
     g_hash_table_remove(w->stable, j->key);
     g_hash_table_remove(w->busy, j->key);
@@ -419,8 +491,8 @@ static void finish(struct watcher *w, struct job *j)
                    "%s: %s%s%s: could not be removed from the drop folder after it was "
                    "handled; it is not taken again until it changes (check the folder's "
                    "permissions)",
-                   f->pair->name, f->user, *f->user ? "/" : "", j->name);
-            mg_wstatus_record(w->status, f->pair->name, f->user, j->name, MG_WSTATUS_FAILED, 0,
+                   f->pair->name, f->rel, *f->rel ? "/" : "", j->name);
+            mg_wstatus_record(w->status, f->pair->name, f->user, shown, MG_WSTATUS_FAILED, 0,
                               "could not be removed from the drop folder", (gint64)time(NULL));
             g_hash_table_replace(w->stuck, g_strdup(j->key), g_memdup2(&j->id, sizeof j->id));
         }
@@ -440,6 +512,8 @@ static void finish(struct watcher *w, struct job *j)
         *at = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
         g_hash_table_replace(w->retry_at, g_strdup(j->key), at);
     }
+    f->busy--;
+    g_free(shown);
     job_free(j);
 }
 
@@ -497,8 +571,18 @@ static unsigned scan_folder(struct watcher *w, struct folder *f, GPtrArray *read
         if (at != NULL && *at > now) {
             waiting++;
         } else if (kind == MG_FS_DIRECTORY) {
-            if (*f->user == '\0')
-                folder_of(w, f->pair, n); /* a user's folder */
+            if (f->depth < MAX_DEPTH) {
+                guint known = w->folders->len;
+                folder_of(w, f->pair, f, n); /* a user's folder, or one a user dropped */
+                if (w->folders->len > known)
+                    waiting++; /* new: its files are seen by the next scan */
+            } else if (!f->too_deep) {
+                f->too_deep = true;
+                mg_log(LOG_WARNING, "%s: %s/%s: folders deeper than %u levels are not taken",
+                       f->pair->name, f->rel, n, MAX_DEPTH);
+                mg_wstatus_record(w->status, f->pair->name, f->user, n, MG_WSTATUS_RETRY, 0,
+                                  "a folder nested too deeply: not taken", (gint64)time(NULL));
+            }
         } else if (kind == MG_FS_REGULAR) {
             struct mg_fs_stable *t = g_hash_table_lookup(w->stable, key);
             if (t == NULL) {
@@ -568,12 +652,14 @@ static unsigned scan(struct watcher *w)
             if (!r->refuse &&
                 !mg_wstatus_quota_take(w->status, f->pair->name, f->user, r->size,
                                        f->pair->user_files, f->pair->user_bytes, now_s)) {
-                mg_wstatus_over_quota_add(w->status, f->pair->name, f->user, r->name, r->size);
+                char *shown = under_user(f, r->name);
+                mg_wstatus_over_quota_add(w->status, f->pair->name, f->user, shown, r->size);
+                g_free(shown);
                 if (g_hash_table_add(w->noted, g_strdup(r->key)))
                     mg_log(LOG_WARNING,
                            "%s: %s%s%s: over the daily quota of this user; it waits for the "
                            "next day (UTC)",
-                           f->pair->name, f->user, *f->user ? "/" : "", r->name);
+                           f->pair->name, f->rel, *f->rel ? "/" : "", r->name);
                 continue; /* not waiting: --once does not wait for the next day */
             }
             take(w, f, r);
@@ -587,6 +673,47 @@ static unsigned scan(struct watcher *w)
     g_free(ready);
     g_free(next);
     return waiting;
+}
+
+/* A folder a user dropped is removed from IN once every file in it was
+ * handled: when it has been empty and unchanged for ten quiet periods
+ * (a copy in progress creates its next file long before that), or at
+ * once (now_or_never: at the end of --once). Deepest first, so that a
+ * folder of empty folders goes in one pass. */
+static void prune(struct watcher *w, bool now_or_never)
+{
+    gint64 now = g_get_monotonic_time();
+
+    for (guint i = w->folders->len; i-- > 0;) {
+        struct folder *f = g_ptr_array_index(w->folders, i);
+        struct folder *parent;
+        GPtrArray *names;
+        struct stat st;
+        const char *slash;
+        bool empty;
+
+        if (f->depth < 2 || f->busy > 0)
+            continue;
+        names = list(f->in_fd);
+        empty = names->len == 0;
+        g_ptr_array_unref(names);
+        if (!empty || fstat(f->in_fd, &st) != 0) {
+            mg_fs_stable_init(&f->empty);
+            continue;
+        }
+        if (!now_or_never && !mg_fs_stable_check(&f->empty, &st, now, w->quiet_us * 10))
+            continue;
+        slash = strrchr(f->rel, '/');
+        {
+            char *up = g_strndup(f->rel, (gsize)(slash - f->rel));
+            parent = folder_find(w, f->pair, up);
+            g_free(up);
+        }
+        if (parent == NULL || unlinkat(parent->in_fd, slash + 1, AT_REMOVEDIR) != 0)
+            continue; /* not empty any more, or gone: the scan sees it */
+        mg_log(LOG_INFO, "%s: %s: the folder is empty: removed", f->pair->name, f->rel);
+        g_ptr_array_remove_index(w->folders, i);
+    }
 }
 
 static int open_dir(const char *path, bool create)
@@ -795,18 +922,8 @@ int main(int argc, char **argv)
     w.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
     /* every folder known before recovery looks anything up */
-    for (guint p = 0; p < w.pairs->len; p++) {
-        struct pair *pr = g_ptr_array_index(w.pairs, p);
-        GPtrArray *names = list(pr->in_root);
-
-        folder_of(&w, pr, "");
-        for (guint i = 0; i < names->len; i++) {
-            struct stat st;
-            if (mg_fs_classify(pr->in_root, g_ptr_array_index(names, i), &st) == MG_FS_DIRECTORY)
-                folder_of(&w, pr, g_ptr_array_index(names, i));
-        }
-        g_ptr_array_unref(names);
-    }
+    for (guint p = 0; p < w.pairs->len; p++)
+        folder_tree(&w, folder_of(&w, g_ptr_array_index(w.pairs, p), NULL, NULL));
     if (!mg_witem_recover(&((struct pair *)g_ptr_array_index(w.pairs, 0))->ctx, lookup, &w, &e)) {
         mg_log(LOG_ERR, "recovery: %s", e->message);
         rc = MG_EX_TEMPFAIL;
@@ -853,9 +970,13 @@ int main(int argc, char **argv)
 
             drain(&w);
             waiting = scan(&w);
+            prune(&w, false);
             status_tick(&w, false);
-            if (once && in_flight(&w) == 0 && (waiting == 0 || g_get_monotonic_time() > once_until))
+            if (once && in_flight(&w) == 0 &&
+                (waiting == 0 || g_get_monotonic_time() > once_until)) {
+                prune(&w, true);
                 break;
+            }
             {
                 struct pollfd p[2] = {{w.wake_fd, POLLIN, 0}, {w.inotify_fd, POLLIN, 0}};
                 if (poll(p, w.inotify_fd >= 0 ? 2 : 1, scan_ms) > 0) {

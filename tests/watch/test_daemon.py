@@ -45,6 +45,11 @@ fails; the temporary folder is kept (path printed) when one failed.
    created; the right one (--password-file -) writes the three members
    and a report (en) into the new folder, prints each path, writes an
    audit line with "release": true; an existing folder is 64.
+9. Folders dropped into a user's folder while the daemon runs (a
+   subfolder, a name Windows refuses, a tree 9 levels deep): the files
+   arrive in the same folders in OUT ("CON" as "_CON"), the emptied
+   folders are removed from IN after a quiet while, the user's folder
+   stays, a file deeper than 8 levels is not taken and the log says so.
 """
 import argparse
 import grp
@@ -508,6 +513,44 @@ def test_release(root, db):
     check(rc == 64 and 'exists already' in err, 'release file: an existing folder: 64', (rc, err))
 
 
+# --- 9. folders dropped into a user's folder ------------------------------------------------------
+
+def test_folders(root, db):
+    s = Site(root, 'folders', db)
+    a_in, a_out = s.folder('in'), s.folder('out')
+    conf = s.conf('[watch a]\nin = %s\nout = %s\n' % (a_in, a_out))
+    os.makedirs(os.path.join(a_in, 'alice'))
+    r = s.start(['--config', conf, '--foreground'])
+    try:
+        time.sleep(0.5)
+        # a folder copied in while the daemon runs, with a subfolder and a name Windows refuses
+        put(os.path.join(a_in, 'alice', '案件', 'y.txt'), b'y\n')
+        put(os.path.join(a_in, 'alice', '案件', '資料', 'x.txt'), b'x\n')
+        put(os.path.join(a_in, 'alice', 'CON', 'z.txt'), b'z\n')
+        deep = os.path.join(a_in, 'alice', *['d%d' % k for k in range(9)])
+        put(os.path.join(deep, 'deep.txt'), b'deep\n')
+        want = ['alice/_CON/z.txt', 'alice/_CON/z.txt' + REPORT, 'alice/案件/y.txt',
+                'alice/案件/y.txt' + REPORT, 'alice/案件/資料/x.txt',
+                'alice/案件/資料/x.txt' + REPORT]
+        arrived = until(lambda: all(w in outputs(a_out) for w in want), 60)
+        check(arrived, 'folders: the files arrive in the same folders in OUT (CON made safe)',
+              outputs(a_out))
+        shallow = ['alice/' + '/'.join('d%d' % k for k in range(6)) + '/']
+        gone = until(lambda: not os.path.exists(os.path.join(a_in, 'alice', '案件')) and
+                     not os.path.exists(os.path.join(a_in, 'alice', 'CON')), 30)
+        check(gone, 'folders: the emptied folders are removed from IN (after a quiet while)',
+              outputs(a_in))
+        check(os.path.isdir(os.path.join(a_in, 'alice')), "folders: the user's folder stays")
+        check(os.path.exists(os.path.join(deep, 'deep.txt')) and
+              not any(o.endswith('deep.txt') for o in outputs(a_out)),
+              'folders: a file nested deeper than 8 levels is not taken', shallow)
+    finally:
+        rc = r.stop()
+    log = r.text()
+    check(rc == 0 and 'deeper than 8 levels' in log and 'the folder is empty: removed' in log,
+          'folders: the log says what was too deep and what was removed', log[-1500:])
+
+
 def main():
     root = tempfile.mkdtemp(prefix='mugaika-watchd-')
     db = os.path.join(root, 'db')
@@ -516,7 +559,7 @@ def main():
                    stdout=subprocess.DEVNULL, timeout=300)
     try:
         for t in (test_pairs, test_usage, test_quota, test_fair, test_status, test_stuck,
-                  test_owner, test_release):
+                  test_owner, test_release, test_folders):
             try:
                 t(root, db)
             except Exception as e:  # a crash of the test is a failure, not a skip
