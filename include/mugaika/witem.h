@@ -104,12 +104,15 @@ bool mg_witem_recover(const struct mg_witem_ctx *c, mg_witem_lookup_fn lookup, v
  * after the commit is recorded; when it returns false the item stops
  * there as if the process had been killed (nothing renamed or removed,
  * the temporaries stay for mg_witem_recover): MG_WITEM_RETRY. NULL
- * restores the default. Set it before starting threads.
+ * restores the default. on_output, when set, runs for each output
+ * mg_watch_file hands over; false refuses it as a full disk would.
+ * Set them before starting threads.
  * The daemon's end-to-end tests do the same with a real kill: with
  * MUGAIKA_WATCH_TEST_KILL=commit in its environment, mugaika-watch
  * sends itself SIGKILL at that point (read once; nothing else reads it). */
 struct mg_witem_test_hooks {
     bool (*after_commit)(void *user);
+    bool (*on_output)(void *user); /* false: the output is refused (as by a full disk) */
     void *user;
 };
 void mg_witem_set_test_hooks(const struct mg_witem_test_hooks *hooks);

@@ -433,6 +433,10 @@ static bool on_output(void *u, const struct mg_watch_output *o, GMimeStream *con
     struct collect *k = u;
     struct out_file *f;
 
+    if (hooks.on_output != NULL && !hooks.on_output(hooks.user)) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_NOSPC, "%s: refused (test)", o->name);
+        return false;
+    }
     if (o->dirs != NULL && o->dirs[0] != NULL)
         return member_out(k, o, content, err);
     f = file_new(k, o->name, err);
@@ -676,13 +680,22 @@ static enum mg_witem_outcome refuse(const struct mg_witem_ctx *c, const struct m
 
     collect_init(&k, c, d);
     if (!add_text(&k, want, text, &e) || !settle_outs(&k, &e) || !choose_finals(&k, &e) ||
-        !rename_outs(&k, &e) || unlinkat(d->in_fd, name, 0) != 0) {
-        *why = g_strdup_printf("%s: refusing %s: %s", shown, mg_fs_kind_name(kind),
-                               e != NULL ? e->message : g_strerror(errno));
+        !rename_outs(&k, &e)) {
+        *why = g_strdup_printf("%s: refusing %s: %s", shown, mg_fs_kind_name(kind), e->message);
         r = MG_WITEM_RETRY;
+    } else if (unlinkat(d->in_fd, name, 0) != 0) {
+        /* the report is there: refused all the same; the caller sees
+         * that the entry stays and does not take it again */
+        char **names = report_names(&k);
+        *why = g_strdup_printf("%s: refused: %s, but it could not be removed: %s", shown,
+                               mg_fs_kind_name(kind), g_strerror(errno));
+        audit_item(c, d, shown, NULL, names, "refused", mg_fs_kind_name(kind));
+        g_strfreev(names);
     } else {
+        char **names = report_names(&k);
         *why = g_strdup_printf("%s: refused: %s", shown, mg_fs_kind_name(kind));
-        audit_item(c, d, shown, NULL, NULL, "refused", mg_fs_kind_name(kind));
+        audit_item(c, d, shown, NULL, names, "refused", mg_fs_kind_name(kind));
+        g_strfreev(names);
     }
     g_clear_error(&e);
     collect_fini(&k);
@@ -761,8 +774,11 @@ enum mg_witem_outcome mg_witem_process(const struct mg_witem_ctx *c, const struc
     began = true;
 
     ok = mg_watch_file(c->opts, fd, shown, on_output, &k, &res, &e);
-    if (!ok && res.quarantine_id == NULL)
-        goto fail; /* nothing kept: the input stays, to be taken again */
+    if (!ok && (res.quarantine_id == NULL || res.verdict == MG_VERDICT_ACCEPT ||
+                res.verdict == MG_VERDICT_TEMPFAIL))
+        goto fail; /* nothing kept, or a temporary failure (writing OUT, the
+                    * spool, the virus scanner): the input stays, to be
+                    * taken again */
     if (!ok) {
         /* the original is kept: the outputs made so far go, the report
          * says why, the input is removed like any other */
@@ -802,8 +818,18 @@ enum mg_witem_outcome mg_witem_process(const struct mg_witem_ctx *c, const struc
         goto out;
     }
     if (!rename_outs(&k, &e)) {
-        /* committed: recovery finishes it at the next start */
-        *why = g_strdup_printf("%s: %s", shown, e->message);
+        /* OUT would not take every file (an I/O error, no name left):
+         * what was not renamed goes, the item is closed and its input
+         * stays, to be taken again. Taking it again may repeat an
+         * output already renamed; leaving it committed would repeat
+         * them all (recovery at the next start), and removing the input
+         * could lose what was not delivered. */
+        GError *e2 = NULL;
+        *why = g_strdup_printf("%s: delivering: %s (it is taken again)", shown, e->message);
+        k.keep = false;
+        collect_clear(&k);
+        if (!mg_wjournal_done(c->journal, id, &e2))
+            g_clear_error(&e2); /* recovery finishes it: nothing left to rename */
         r = MG_WITEM_RETRY;
         goto out;
     }
@@ -846,6 +872,7 @@ out:
 static void finish_committed(const struct mg_wjournal_item *it, int in_fd, int out_fd)
 {
     GHashTable *taken = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    bool all = out_fd >= 0;
 
     g_mutex_lock(&name_lock);
     for (size_t i = 0; out_fd >= 0 && i < it->n_outputs; i++) {
@@ -854,8 +881,10 @@ static void finish_committed(const struct mg_wjournal_item *it, int in_fd, int o
         GError *e = NULL;
         if (kind == MG_FS_REGULAR || kind == MG_FS_DIRECTORY) {
             /* not renamed before the crash */
-            if (!take_name(out_fd, taken, it->tmp_names[i], it->final_names[i], &final, &e))
+            if (!take_name(out_fd, taken, it->tmp_names[i], it->final_names[i], &final, &e)) {
                 g_clear_error(&e); /* left for the sweep */
+                all = false;
+            }
         }
         g_hash_table_add(taken, fold(final));
         g_free(final);
@@ -867,7 +896,9 @@ static void finish_committed(const struct mg_wjournal_item *it, int in_fd, int o
         if (!mg_fs_fsync_dir(out_fd, &e))
             g_clear_error(&e);
     }
-    if (in_fd >= 0) {
+    /* the input goes only when everything was delivered: otherwise it is
+     * taken again (what is left of this run is swept) */
+    if (in_fd >= 0 && all) {
         struct stat ex;
         GError *e = NULL;
         memset(&ex, 0, sizeof ex);

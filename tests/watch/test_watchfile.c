@@ -15,12 +15,20 @@
  * - a dropped .eml is sanitised as a mail: one output, the same name,
  *   no HTML left;
  * - an output callback that fails, and a file that cannot be read,
- *   make mg_watch_file fail with the reason.
+ *   make mg_watch_file fail with the reason;
+ * - mg_witem_process: archive members as a folder, owner and modes,
+ *   several threads on one output folder, a stop right after the commit
+ *   (recovery delivers), renames that fail after the commit (the
+ *   item is closed, its input stays and is delivered once when taken
+ *   again), and an output OUT would not take (a temporary failure:
+ *   the input stays, no report).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/fs.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -919,7 +927,7 @@ static void test_item_crash(void)
     struct area a;
     struct mg_sanitize_opts o;
     struct mg_witem_ctx c;
-    struct mg_witem_test_hooks h = {stop_after_commit, NULL};
+    struct mg_witem_test_hooks h = {stop_after_commit, NULL, NULL};
     GByteArray *z = small_zip();
     char *why = NULL, *t;
     GError *e = NULL;
@@ -985,6 +993,110 @@ static void test_item_crash(void)
     g_byte_array_unref(z);
 }
 
+/* OUT refuses every new name: immutable (as root, whom permissions do
+ * not stop) or read-only; on false, back as it was. */
+static void out_locked(struct area *a, bool on)
+{
+    if (geteuid() == 0) {
+        int flags = 0;
+        g_assert_cmpint(ioctl(a->out_fd, FS_IOC_GETFLAGS, &flags), ==, 0);
+        flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+        g_assert_cmpint(ioctl(a->out_fd, FS_IOC_SETFLAGS, &flags), ==, 0);
+    } else {
+        g_assert_cmpint(fchmod(a->out_fd, on ? 0555 : 0755), ==, 0);
+    }
+}
+
+static bool refuse_output(void *user)
+{
+    (void)user;
+    return false;
+}
+
+static bool lock_after_commit(void *user)
+{
+    out_locked(user, true);
+    return true;
+}
+
+/* The renames fail after the commit: the item is closed (nothing left
+ * for recovery to deliver a second time), its input stays, and taken
+ * again it is delivered once. */
+static void test_item_rename_fails(void)
+{
+    struct area a;
+    struct mg_sanitize_opts o;
+    struct mg_witem_ctx c;
+    struct mg_witem_test_hooks h = {lock_after_commit, NULL, NULL};
+    struct mg_witem_dirs d;
+    GPtrArray *pend;
+    char *why = NULL, *t;
+    GError *e = NULL;
+
+    area_open(&a, "item-rename");
+    ctx_init(&c, &o, &a);
+    d = (struct mg_witem_dirs){a.in_fd, a.out_fd, "in/", "out/"};
+    put(&a, "in/memo.txt", "memo\n", 5);
+    h.user = &a;
+    mg_witem_set_test_hooks(&h);
+    g_assert_cmpint(mg_witem_process(&c, &d, "memo.txt", &why), ==, MG_WITEM_RETRY);
+    mg_witem_set_test_hooks(NULL);
+    out_locked(&a, false);
+    g_assert_nonnull(strstr(why, "it is taken again"));
+    g_free(why);
+    pend = mg_wjournal_pending(a.j, &e);
+    g_assert_no_error(e);
+    g_assert_cmpuint(pend->len, ==, 0);
+    g_ptr_array_unref(pend);
+    t = slurp(&a, "in/memo.txt");
+    g_assert_cmpstr(t, ==, "memo\n");
+    g_free(t);
+    t = slurp(&a, "out/memo.txt");
+    g_assert_null(t);
+    /* what the daemon's sweep does at the next start */
+    {
+        char *p = apath(&a, "out");
+        GDir *dir = g_dir_open(p, 0, NULL);
+        const char *n;
+        while ((n = g_dir_read_name(dir)) != NULL)
+            if (mg_fsname_is_temp(n))
+                g_assert_true(mg_fs_remove_temp(a.out_fd, n, NULL));
+        g_dir_close(dir);
+        g_free(p);
+    }
+    g_assert_cmpint(mg_witem_process(&c, &d, "memo.txt", &why), ==, MG_WITEM_DONE);
+    g_free(why);
+    t = slurp(&a, "out/memo.txt");
+    g_assert_cmpstr(t, ==, "memo\n");
+    g_free(t);
+    t = slurp(&a, "out/memo (2).txt");
+    g_assert_null(t);
+    g_assert_cmpuint(hidden_count(&a), ==, 0);
+
+    /* an output OUT would not take (a full disk, an I/O error): a
+     * temporary failure, not a failed file; the input stays, no report,
+     * and it is delivered once OUT takes files again */
+    put(&a, "in/next.txt", "next\n", 5);
+    h = (struct mg_witem_test_hooks){NULL, refuse_output, NULL};
+    mg_witem_set_test_hooks(&h);
+    g_assert_cmpint(mg_witem_process(&c, &d, "next.txt", &why), ==, MG_WITEM_RETRY);
+    mg_witem_set_test_hooks(NULL);
+    g_assert_nonnull(strstr(why, "refused (test)"));
+    g_free(why);
+    t = slurp(&a, "in/next.txt");
+    g_assert_cmpstr(t, ==, "next\n");
+    g_free(t);
+    t = slurp(&a, "out/next.txt.mugaika.txt");
+    g_assert_null(t);
+    g_assert_cmpuint(hidden_count(&a), ==, 0);
+    g_assert_cmpint(mg_witem_process(&c, &d, "next.txt", &why), ==, MG_WITEM_DONE);
+    g_free(why);
+    t = slurp(&a, "out/next.txt");
+    g_assert_cmpstr(t, ==, "next\n");
+    g_free(t);
+    area_close(&a);
+}
+
 int main(int argc, char **argv)
 {
     GError *e = NULL;
@@ -1030,6 +1142,7 @@ int main(int argc, char **argv)
     g_test_add_func("/watch/item/owner", test_item_owner);
     g_test_add_func("/watch/item/threads", test_item_threads);
     g_test_add_func("/watch/item/crash-after-commit", test_item_crash);
+    g_test_add_func("/watch/item/rename-fails", test_item_rename_fails);
     rc = g_test_run();
     mg_quarantine_close(q);
     mg_detect_free(det);
