@@ -86,6 +86,8 @@
  *	mg_wjournal_size passes MG_WJOURNAL_COMPACT_SIZE.
  *
  *	mg_wjournal_size returns the journal's size in bytes;
+ *	mg_wjournal_broken whether a failed write or fdatasync made it
+ *	refuse every record (only closing and opening it again helps);
  *	mg_wjournal_torn the number of torn lines cut off at open (0 or
  *	1), for the daemon's log.
  *
@@ -189,6 +191,7 @@ bool mg_wjournal_abort(struct mg_wjournal *j, uint64_t item_id, GError **err);
 GPtrArray *mg_wjournal_pending(struct mg_wjournal *j, GError **err);
 bool mg_wjournal_compact(struct mg_wjournal *j, GError **err);
 uint64_t mg_wjournal_size(struct mg_wjournal *j);
+bool mg_wjournal_broken(struct mg_wjournal *j);
 unsigned mg_wjournal_torn(struct mg_wjournal *j);
 
 #endif

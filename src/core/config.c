@@ -313,6 +313,8 @@ static char *set_value(void *base, const struct key *k, const char *v)
         guint64 m;
         if (strlen(v) < 3 || strlen(v) > 4 || !g_ascii_string_to_unsigned(v, 8, 0, 0777, &m, NULL))
             return g_strdup_printf("'%s' is not permission bits in octal, 000-777 (e.g. 0640)", v);
+        if ((m & 0444) == 0)
+            return g_strdup_printf("'%s' lets no one read the files", v);
         *(unsigned *)slot = (unsigned)m;
         return NULL;
     }

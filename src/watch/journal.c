@@ -21,6 +21,7 @@
  *	GPtrArray *mg_wjournal_pending(j, GError **err);
  *	bool mg_wjournal_compact(j, GError **err);
  *	uint64_t mg_wjournal_size(j);
+ *	bool mg_wjournal_broken(j);
  *	unsigned mg_wjournal_torn(j);
  *	void mg_wjournal_item_free(struct mg_wjournal_item *item);
  * DESCRIPTION
@@ -1142,6 +1143,16 @@ uint64_t mg_wjournal_size(struct mg_wjournal *j)
     size = j->size;
     g_mutex_unlock(&j->lock);
     return size;
+}
+
+bool mg_wjournal_broken(struct mg_wjournal *j)
+{
+    bool broken;
+
+    g_mutex_lock(&j->lock);
+    broken = j->broken;
+    g_mutex_unlock(&j->lock);
+    return broken;
 }
 
 unsigned mg_wjournal_torn(struct mg_wjournal *j)

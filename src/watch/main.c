@@ -11,44 +11,53 @@
  *		[--audit FILE|-] [--workers N] [--quiet-ms N] [--scan-ms N] [--once] [--foreground]
  * DESCRIPTION
  *	Watches the input folder of each pair (--in and --out, or the
- *	[watch NAME] groups of the configuration file) and its subfolders
- *	(IN/<user>/, one level: their results go to OUT/<user>/, made when
- *	missing, with the pair's group and mode but the daemon as owner,
- *	since it keeps writing into it) with inotify and a rescan every --scan-ms (1000); a file
- *	is taken once it has been stable (inode, size, mtime, ctime) for
- *	--quiet-ms (2000): files written over SMB or NFS give no reliable
- *	close event.
+ *	[watch NAME] groups of the configuration file) with inotify and a
+ *	rescan every --scan-ms (1000). IN/<user>/ is a user's folder: its
+ *	results go to OUT/<user>/. Folders a user drops into it are taken
+ *	with their files, down to 8 levels under IN, rebuilt in OUT under
+ *	names safe for Windows clients, and removed from IN once empty and
+ *	unchanged for ten quiet periods. Folders made in OUT get the pair's
+ *	group and mode but stay the daemon's: it keeps writing into them.
+ *	A folder removed or made again is looked at anew. A file is taken
+ *	once it has been stable (inode, size, mtime, ctime) for --quiet-ms
+ *	(2000): files written over SMB or NFS give no reliable close event.
  *
  *	Taken files go to a pool of --workers threads (watch-workers, 2);
  *	at most watch-queue files wait for a worker, the rest stay in the
  *	input folders (back-pressure). Files are taken round-robin between
- *	the users' folders, so one user's thousand files do not hold the
- *	others up. A user past the pair's daily quota (user-files,
- *	user-bytes: per UTC day) has further files left where they are
- *	until the next day.
+ *	users, so one user's thousand files do not hold the others up. A
+ *	user past the pair's daily quota (user-files, user-bytes: per UTC
+ *	day) has further files left where they are until the next day.
+ *	Two names of one file are never handled at once (the second then
+ *	finds a plain file). A file that cannot be removed from IN after
+ *	it was handled is not taken again until it changes.
  *
  *	Each file is processed by mg_witem_process (src/watch/item.c):
  *	outputs and a report (NAME.mugaika.txt) in OUT, the original in
  *	the quarantine, one JSON line in the audit log (--audit, else the
- *	file's audit key; none without), the input removed; an entry that is not a plain
- *	file is refused with a report. The journal in the state folder
- *	makes a crash harmless: at start, mg_witem_recover finishes or
- *	rolls back what was in progress, and hidden temporary files and
- *	folders left in output folders are deleted. STATE/status.json is
- *	rewritten every second (mugaika watch status reads it).
+ *	file's audit key; none without), the input removed; an entry that
+ *	is not a plain file is refused with a report. The journal in the
+ *	state folder makes a crash harmless: at start, mg_witem_recover
+ *	finishes or rolls back what was in progress, and hidden temporary
+ *	files and folders left in output folders are deleted.
+ *	STATE/status.json is rewritten every second (mugaika watch status
+ *	reads it).
  *
  *	--once processes what is waiting (waiting for it to be stable) and
  *	exits; it stays in the foreground. Otherwise it goes into the
  *	background unless --foreground, and runs until SIGTERM or SIGINT,
- *	finishing the items in progress. One line per item is logged.
+ *	finishing the items in progress (those not started stay in IN).
+ *	One line per item is logged.
  *
  *	Options override the configuration file (docs/configuration.md):
  *	--in and --out make one pair named "default" instead of the
- *	file's; rules, quarantine, clamav-db, lang, spool, the limits and
- *	the watch-* keys apply.
+ *	file's; rules, quarantine, clamav-db, lang, spool, audit, the
+ *	limits and the watch-* keys apply.
  * DIAGNOSTICS
- *	0 after --once or a signal; 64 usage; 75 the journal is locked by
- *	another mugaika-watch or a folder cannot be opened; 78
+ *	0 after --once or a signal; 64 usage (also: no pair at all); 70
+ *	cannot go into the background or start threads; 75 the journal is
+ *	locked by another mugaika-watch, a folder cannot be opened, or a
+ *	write to the journal failed (a restart reads it anew); 78
  *	configuration (rules, AV database, workers, a corrupt journal, an
  *	unknown owner or group).
  */
@@ -123,6 +132,7 @@ struct job {
     struct ident id;
     uint64_t size;
     bool counted; /* in the user's quota */
+    bool skipped; /* not started: the daemon was stopping */
     enum mg_witem_outcome r;
     char *why;
 };
@@ -139,6 +149,7 @@ struct watcher {
     GThreadPool *pool;
     GAsyncQueue *finished; /* of struct job * */
     struct mg_wstatus *status;
+    gint stopping; /* atomic: jobs not started yet are given back */
     int inotify_fd, wake_fd, state_fd;
     unsigned workers, queue, rotor;
     gint64 quiet_us;
@@ -302,7 +313,18 @@ static struct folder *folder_of(struct watcher *w, struct pair *pr, struct folde
             out_name = g_strdup(name);
         } else {
             char *decoded = mg_fsname_decode(name, strlen(name), NULL);
-            out_name = mg_fsname_safe(decoded, "folder");
+            char *safe = mg_fsname_safe(decoded, "folder");
+            /* a file of that name in OUT: the first "NAME (n)" that is a
+             * folder or free (the same one at every start) */
+            out_name = g_strdup(safe);
+            for (unsigned n = 2; n < 100; n++) {
+                enum mg_fs_kind k = mg_fs_classify(parent->out_fd, out_name, NULL);
+                if (k == MG_FS_GONE || k == MG_FS_DIRECTORY)
+                    break;
+                g_free(out_name);
+                out_name = g_strdup_printf("%s (%u)", safe, n);
+            }
+            g_free(safe);
             g_free(decoded);
         }
         f->in_fd = mg_fs_open_dir(parent->in_fd, name, &e);
@@ -329,7 +351,14 @@ static struct folder *folder_of(struct watcher *w, struct pair *pr, struct folde
  * journal may name any of them). */
 static void folder_tree(struct watcher *w, struct folder *f);
 
-/* Names in a folder (a fresh descriptor: the caller's offset stays). */
+/* For g_ptr_array_sort, which passes pointers to the elements. */
+static gint name_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names in a folder, sorted (a fresh descriptor: the caller's offset
+ * stays). */
 static GPtrArray *list(int dirfd)
 {
     GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
@@ -346,7 +375,7 @@ static GPtrArray *list(int dirfd)
         if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
             g_ptr_array_add(names, g_strdup(de->d_name));
     closedir(d);
-    g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+    g_ptr_array_sort(names, name_cmp);
     return names;
 }
 
@@ -389,6 +418,7 @@ static void sweep(int out_fd)
 
 /* A file ready to be taken. */
 struct ready {
+    struct folder *f;
     char *name, *key;
     uint64_t size;
     bool refuse; /* not a plain file: refused, no quota */
@@ -422,7 +452,11 @@ static void run_job(gpointer data, gpointer user_data)
     struct mg_detect *det = g_private_get(&thread_detect);
     uint64_t one = 1;
 
-    if (det == NULL) {
+    if (g_atomic_int_get(&w->stopping)) {
+        /* stopping: not started, the file stays in IN */
+        j->skipped = true;
+        j->r = MG_WITEM_RETRY;
+    } else if (det == NULL) {
         const char *why = "?";
         det = mg_detect_new(&why);
         if (det != NULL)
@@ -430,7 +464,9 @@ static void run_job(gpointer data, gpointer user_data)
         else
             j->why = g_strdup_printf("%s: type detection: %s", j->name, why);
     }
-    if (det != NULL) {
+    if (j->skipped) {
+        /* nothing done */
+    } else if (det != NULL) {
         struct mg_sanitize_opts o = *j->f->pair->ctx.opts;
         struct mg_witem_ctx c = j->f->pair->ctx;
 
@@ -471,10 +507,12 @@ static void finish(struct watcher *w, struct job *j)
     struct folder *f = j->f;
     char *shown = under_user(f, j->name);
 
-    mg_log(j->r == MG_WITEM_RETRY ? LOG_WARNING : LOG_INFO, "%s: %s: %s%s%s", words[j->r],
-           f->pair->name, f->rel, *f->rel ? "/" : "", j->why != NULL ? j->why : j->name);
-    mg_wstatus_record(w->status, f->pair->name, f->user, shown, (enum mg_wstatus_outcome)j->r,
-                      j->size, j->why, (gint64)time(NULL));
+    if (!j->skipped)
+        mg_log(j->r == MG_WITEM_RETRY ? LOG_WARNING : LOG_INFO, "%s: %s: %s%s%s", words[j->r],
+               f->pair->name, f->rel, *f->rel ? "/" : "", j->why != NULL ? j->why : j->name);
+    if (!j->skipped)
+        mg_wstatus_record(w->status, f->pair->name, f->user, shown, (enum mg_wstatus_outcome)j->r,
+                          j->size, j->why, (gint64)time(NULL));
     g_hash_table_remove(w->stable, j->key);
     g_hash_table_remove(w->busy, j->key);
     {
@@ -599,6 +637,7 @@ static unsigned scan_folder(struct watcher *w, struct folder *f, GPtrArray *read
             r->refuse = true;
         }
         if (r != NULL) {
+            r->f = f;
             r->name = g_strdup(n);
             r->key = key;
             r->size = kind == MG_FS_REGULAR ? (uint64_t)st.st_size : 0;
@@ -617,29 +656,48 @@ static unsigned scan_folder(struct watcher *w, struct folder *f, GPtrArray *read
  * files left waiting (in the folders, not taken). */
 static unsigned scan(struct watcher *w)
 {
-    guint n = w->folders->len; /* users found now are scanned next time */
-    GPtrArray **ready = g_new0(GPtrArray *, n ? n : 1);
-    guint *next = g_new0(guint, n ? n : 1);
+    guint n = w->folders->len; /* folders found now are scanned next time */
+    GPtrArray *lanes = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+    GArray *next = g_array_new(FALSE, TRUE, sizeof(guint));
     unsigned waiting = 0, cap = w->workers + w->queue;
     gint64 now_s = (gint64)time(NULL);
     bool more = true;
 
     mg_wstatus_over_quota_clear(w->status);
+    /* one lane per user of a pair (the folders a user dropped share it) */
     for (guint i = 0; i < n && !stop; i++) {
-        ready[i] = g_ptr_array_new_with_free_func(ready_free);
-        waiting += scan_folder(w, g_ptr_array_index(w->folders, i), ready[i]);
+        struct folder *f = g_ptr_array_index(w->folders, i);
+        GPtrArray *lane = NULL;
+
+        for (guint l = 0; l < lanes->len && lane == NULL; l++) {
+            GPtrArray *cand = g_ptr_array_index(lanes, l);
+            const struct folder *g = cand->len > 0 ? ((struct ready *)cand->pdata[0])->f : NULL;
+            if (g != NULL && g->pair == f->pair && strcmp(g->user, f->user) == 0)
+                lane = cand;
+        }
+        if (lane == NULL) {
+            lane = g_ptr_array_new_with_free_func(ready_free);
+            g_ptr_array_add(lanes, lane);
+        }
+        waiting += scan_folder(w, f, lane);
+        if (lane->len == 0) /* an empty lane says nothing of its user */
+            g_ptr_array_remove_fast(lanes, lane);
     }
-    /* round-robin, starting one folder further each scan */
+    g_array_set_size(next, lanes->len);
+    /* round-robin, starting one lane further each scan */
     while (more && !stop) {
         more = false;
-        for (guint k = 0; k < n; k++) {
-            guint i = (w->rotor + k) % n;
-            struct folder *f = g_ptr_array_index(w->folders, i);
+        for (guint k = 0; k < lanes->len; k++) {
+            guint i = (w->rotor + k) % lanes->len;
+            GPtrArray *lane = g_ptr_array_index(lanes, i);
+            guint *at = &g_array_index(next, guint, i);
             struct ready *r;
+            struct folder *f;
 
-            if (ready[i] == NULL || next[i] >= ready[i]->len)
+            if (*at >= lane->len)
                 continue;
-            r = g_ptr_array_index(ready[i], next[i]++);
+            r = g_ptr_array_index(lane, (*at)++);
+            f = r->f;
             more = true;
             if (in_flight(w) >= cap) {
                 waiting++;
@@ -665,13 +723,10 @@ static unsigned scan(struct watcher *w)
             take(w, f, r);
         }
     }
-    if (n > 0)
-        w->rotor = (w->rotor + 1) % n;
-    for (guint i = 0; i < n; i++)
-        if (ready[i] != NULL)
-            g_ptr_array_unref(ready[i]);
-    g_free(ready);
-    g_free(next);
+    if (lanes->len > 0)
+        w->rotor = (w->rotor + 1) % lanes->len;
+    g_ptr_array_unref(lanes);
+    g_array_unref(next);
     return waiting;
 }
 
@@ -680,9 +735,63 @@ static unsigned scan(struct watcher *w)
  * (a copy in progress creates its next file long before that), or at
  * once (now_or_never: at the end of --once). Deepest first, so that a
  * folder of empty folders goes in one pass. */
+/* Whether f's folders are not the ones their names now give: IN/REL
+ * removed or replaced (a user's folder made again), or its OUT twin
+ * removed. The descriptors then point to nothing anyone sees. */
+static bool folder_stale(struct watcher *w, const struct folder *f)
+{
+    struct stat in_st, now_st, out_st;
+    const char *slash = strrchr(f->rel, '/');
+    const char *last = slash != NULL ? slash + 1 : f->rel;
+    char *up = g_strndup(f->rel, slash != NULL ? (gsize)(slash - f->rel) : 0);
+    const struct folder *parent = folder_find(w, f->pair, up);
+
+    g_free(up);
+    if (fstat(f->in_fd, &in_st) != 0 || fstat(f->out_fd, &out_st) != 0)
+        return true;
+    if (in_st.st_nlink == 0 || out_st.st_nlink == 0)
+        return true;
+    return parent != NULL && (fstatat(parent->in_fd, last, &now_st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                              now_st.st_dev != in_st.st_dev || now_st.st_ino != in_st.st_ino);
+}
+
+/* Forgets f and the folders under it, unless a file of theirs is being
+ * handled; the next scan of the parent finds what is there now. */
+static void forget_tree(struct watcher *w, guint index)
+{
+    struct folder *f = g_ptr_array_index(w->folders, index);
+    char *prefix = g_strconcat(f->rel, "/", NULL);
+    GArray *drop = g_array_new(FALSE, FALSE, sizeof(guint));
+    bool busy = false;
+
+    for (guint i = 0; i < w->folders->len; i++) {
+        struct folder *g = g_ptr_array_index(w->folders, i);
+        if (g->pair == f->pair && (i == index || g_str_has_prefix(g->rel, prefix))) {
+            busy = busy || g->busy > 0;
+            g_array_append_val(drop, i);
+        }
+    }
+    if (!busy) {
+        mg_log(LOG_NOTICE, "%s: folder %s was removed or made again: looked at anew", f->pair->name,
+               f->rel);
+        for (guint k = drop->len; k-- > 0;)
+            g_ptr_array_remove_index(w->folders, g_array_index(drop, guint, k));
+    }
+    g_array_unref(drop);
+    g_free(prefix);
+}
+
 static void prune(struct watcher *w, bool now_or_never)
 {
     gint64 now = g_get_monotonic_time();
+
+    for (guint i = w->folders->len; i-- > 0;) {
+        struct folder *f = g_ptr_array_index(w->folders, i);
+        if (f->depth >= 1 && f->busy == 0 && folder_stale(w, f)) {
+            forget_tree(w, i);
+            i = MIN(i, w->folders->len); /* what follows i may have gone */
+        }
+    }
 
     for (guint i = w->folders->len; i-- > 0;) {
         struct folder *f = g_ptr_array_index(w->folders, i);
@@ -936,6 +1045,14 @@ int main(int argc, char **argv)
         g_clear_error(&e);
     }
 
+    if (!foreground && audit != NULL && strcmp(audit, "-") != 0 && !g_path_is_absolute(audit)) {
+        /* daemon() goes to "/": the audit log is opened at every line */
+        char *abs = g_canonicalize_filename(audit, NULL);
+        g_free(audit);
+        audit = abs;
+        for (guint i = 0; i < w.pairs->len; i++)
+            ((struct pair *)g_ptr_array_index(w.pairs, i))->ctx.audit = audit;
+    }
     if (!foreground && daemon(0, 0) != 0) {
         mg_log(LOG_ERR, "cannot go into the background: %s", g_strerror(errno));
         rc = MG_EX_SOFTWARE;
@@ -989,13 +1106,23 @@ int main(int argc, char **argv)
                         ; /* events only wake the scan */
                 }
             }
+            if (mg_wjournal_broken(journal)) {
+                mg_log(LOG_ERR,
+                       "journal: a write to %s/journal failed: stopping (status 75) to "
+                       "start again with the journal read anew",
+                       state);
+                rc = MG_EX_TEMPFAIL;
+                break;
+            }
             if (mg_wjournal_size(journal) > MG_WJOURNAL_COMPACT_SIZE &&
                 !mg_wjournal_compact(journal, &e))
                 g_clear_error(&e);
         }
     }
-    /* the items in progress are finished, those not started stay in IN */
-    g_thread_pool_free(w.pool, TRUE, TRUE);
+    /* the items in progress are finished; those not started stay in IN
+     * (run_job hands them back at once, with their share of the quota) */
+    g_atomic_int_set(&w.stopping, 1);
+    g_thread_pool_free(w.pool, FALSE, TRUE);
     w.pool = NULL;
     drain(&w);
     g_hash_table_remove_all(w.busy);

@@ -568,7 +568,11 @@ static void test_watch(void)
                                      "[watch d]\n"
                                      "in = /same\n"
                                      "out = /same\n"
-                                     "mode = 64\n");
+                                     "mode = 64\n"
+                                     "[watch e]\n"
+                                     "in = /e\n"
+                                     "out = /f\n"
+                                     "mode = 0330\n");
     assert_error(p, 2, "in", "'relative' is not an absolute path");
     assert_error(p, 3, "mode", "'4755' is not permission bits in octal");
     assert_error(p, 4, "colour", "unknown key of a [watch NAME] group");
@@ -578,6 +582,7 @@ static void test_watch(void)
     assert_error(p, 10, "watch-state", "'here' is not an absolute path");
     assert_error(p, 13, "out", "the same folder as in");
     assert_error(p, 14, "mode", "is not permission bits");
+    assert_error(p, 18, "mode", "'0330' lets no one read the files");
     {
         struct mg_config c2;
         GError *e = NULL;

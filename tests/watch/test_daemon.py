@@ -50,6 +50,11 @@ fails; the temporary folder is kept (path printed) when one failed.
    arrive in the same folders in OUT ("CON" as "_CON"), the emptied
    folders are removed from IN after a quiet while, the user's folder
    stays, a file deeper than 8 levels is not taken and the log says so.
+10. A user's folder removed and made again in IN, and removed from OUT:
+   new files are still seen and delivered. A symlink in a folder that
+   will not let it go (chattr +i, else read-only): one report, not a
+   new one every 10 s. A stop while files wait for the one worker:
+   they stay in IN, and the quota counts only what was delivered.
 """
 import argparse
 import grp
@@ -551,6 +556,78 @@ def test_folders(root, db):
           'folders: the log says what was too deep and what was removed', log[-1500:])
 
 
+# --- 10. folders made again, a refused entry that stays, the quota at a stop ---------------------
+
+def lock_dir(path, on):
+    """No entry of path can be removed: chattr +i as root, else read-only."""
+    if os.geteuid() == 0:
+        return subprocess.run(['chattr', '+i' if on else '-i', path], capture_output=True,
+                              timeout=30).returncode == 0
+    os.chmod(path, 0o555 if on else 0o755)
+    return True
+
+
+def test_again(root, db):
+    s = Site(root, 'again', db)
+    a_in, a_out = s.folder('in'), s.folder('out')
+    conf = s.conf('[watch a]\nin = %s\nout = %s\n' % (a_in, a_out))
+    put(os.path.join(a_in, 'alice', 'one.txt'), b'one\n')
+    os.makedirs(os.path.join(a_in, 'locked'))
+    r = s.start(['--config', conf, '--foreground'])
+    try:
+        check(until(lambda: 'alice/one.txt' in outputs(a_out), 60), 'again: the first file')
+        # IN/alice made again: its new files are seen
+        shutil.rmtree(os.path.join(a_in, 'alice'))
+        time.sleep(0.5)
+        put(os.path.join(a_in, 'alice', 'three.txt'), b'three\n')
+        check(until(lambda: 'alice/three.txt' in outputs(a_out), 60),
+              "again: a user's folder made again in IN is watched again", outputs(a_in))
+        # OUT/alice removed by someone: made again, nothing retried forever
+        shutil.rmtree(os.path.join(a_out, 'alice'))
+        time.sleep(0.5)
+        put(os.path.join(a_in, 'alice', 'four.txt'), b'four\n')
+        check(until(lambda: 'alice/four.txt' in outputs(a_out), 60),
+              "again: a user's folder removed from OUT is made again", outputs(a_out))
+        # a symlink in a folder that will not let it go: one report, not one every 10 s
+        os.symlink('/etc/hostname', os.path.join(a_in, 'locked', 'l'))
+        if check(lock_dir(os.path.join(a_in, 'locked'), True), 'again: the folder is locked'):
+            try:
+                until(lambda: 'locked/l' + REPORT in outputs(a_out), 60)
+                time.sleep(12)  # past the 10 s after which a retry would come
+                reps = [n for n in outputs(a_out) if n.startswith('locked/l')]
+                check(reps == ['locked/l' + REPORT],
+                      'again: a refused entry that cannot be removed: one report', reps)
+            finally:
+                lock_dir(os.path.join(a_in, 'locked'), False)
+    finally:
+        rc = r.stop()
+    check(rc == 0, 'again: SIGTERM stops it with 0', r.text()[-1500:])
+
+    # the quota of files taken but not started when the daemon stops is given back
+    s2 = Site(root, 'again-quota', db)
+    b_in, b_out = s2.folder('in'), s2.folder('out')
+    conf = s2.conf('watch-workers = 1\nwatch-queue = 10\n[watch b]\nin = %s\nout = %s\n'
+                   'user-files = 100\n' % (b_in, b_out))
+    for i in range(12):
+        put(os.path.join(b_in, 'bob', 'f%02d.txt' % i), (b'%d ' % i) * 400000)
+    r = s2.start(['--config', conf, '--foreground'])
+    try:
+        until(lambda: any(n.endswith('.txt') and not n.endswith(REPORT) for n in outputs(b_out)),
+              60, 0.02)
+    finally:
+        rc = r.stop()
+    done = len([n for n in outputs(b_out) if not n.endswith(REPORT)])
+    try:
+        with open(os.path.join(s2.state, 'status.json')) as f:
+            users = json.load(f)['users']
+        today = sum(u.get('today_files', 0) for u in users if u.get('user') == 'bob')
+    except (OSError, ValueError, KeyError) as e:
+        today = repr(e)
+    check(rc == 0 and today == done and len(outputs(b_in)) == 12 - done,
+          'again: at a stop, files not started stay in IN and do not count in the quota '
+          '(%s delivered, %s counted)' % (done, today))
+
+
 def main():
     root = tempfile.mkdtemp(prefix='mugaika-watchd-')
     db = os.path.join(root, 'db')
@@ -559,7 +636,7 @@ def main():
                    stdout=subprocess.DEVNULL, timeout=300)
     try:
         for t in (test_pairs, test_usage, test_quota, test_fair, test_status, test_stuck,
-                  test_owner, test_release, test_folders):
+                  test_owner, test_release, test_folders, test_again):
             try:
                 t(root, db)
             except Exception as e:  # a crash of the test is a failure, not a skip
