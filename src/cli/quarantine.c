@@ -627,14 +627,16 @@ static bool rel_write(void *u, const struct mg_watch_output *o, GMimeStream *con
     bool ok = fd >= 0;
 
     for (const char *const *d = o->dirs; ok && d != NULL && *d != NULL; d++) {
+        char *safe = mg_fsname_safe(*d, "folder"); /* as mugaika-watch names them */
         int sub;
-        ok = mg_fs_mkdir_owned(fd, *d, (uid_t)-1, (gid_t)-1, 0755, err) &&
-             (sub = mg_fs_open_dir(fd, *d, err)) >= 0;
+        ok = mg_fs_mkdir_owned(fd, safe, (uid_t)-1, (gid_t)-1, 0755, err) &&
+             (sub = mg_fs_open_dir(fd, safe, err)) >= 0;
         if (ok) {
             close(fd);
             fd = sub;
-            g_string_append_printf(path, "%s/", *d);
+            g_string_append_printf(path, "%s/", safe);
         }
+        g_free(safe);
     }
     if (ok) {
         name = mg_fsname_unique(fd, o->name);
@@ -729,7 +731,8 @@ static int release_file(const char *id, int fd, const struct mg_qrecord *rec,
         g_date_time_unref(now);
         text = g_mime_stream_mem_new_with_buffer(report, strlen(report));
         ro.name = rname;
-        if (!rel_write(&r, &ro, text, &e) || !mg_fs_fsync_dir(r.top, &e) ||
+        if (!rel_write(&r, &ro, text, &e) ||
+            !mg_fs_dir_settle(r.top, (uid_t)-1, (gid_t)-1, 0755, &e) ||
             !mg_fs_rename_noreplace(pfd, hidden, base, &e)) {
             fprintf(stderr, "mugaika: quarantine: release %s: %s\n", id, e->message);
             rc = MG_EX_CANTCREAT;
