@@ -98,7 +98,8 @@ bool mg_watch_file(const struct mg_sanitize_opts *o, int fd, const char *name, m
 void mg_watch_result_clear(struct mg_watch_result *res);
 
 /* The report written next to the outputs (<name>.mugaika.txt), in lang
- * ("ja", the default, or "en"): the file's name, when, what became of it
+ * ("ja", the default, or "en"): the file's name, when (in when's time
+ * zone, "2026-12-03 10:10:28 +09:00"), what became of it
  * (delivered as outputs[], or not delivered and why), the notice, each
  * part's rule and action, and the quarantine id to quote when asking
  * for the original. outputs: the final names (NULL-terminated, may be

@@ -720,7 +720,7 @@ static int release_file(const char *id, int fd, const struct mg_qrecord *rec,
         rc = MG_EX_DATAERR;
     }
     if (rc == MG_EX_OK) {
-        GDateTime *now = g_date_time_new_now_utc();
+        GDateTime *now = g_date_time_new_now_local();
         struct mg_watch_output ro = {NULL, "text/plain", NULL};
         GMimeStream *text;
         char *rname = g_strdup_printf("%s.mugaika.txt", name);

@@ -793,7 +793,7 @@ enum mg_witem_outcome mg_witem_process(const struct mg_witem_ctx *c, const struc
         goto fail;
     {
         char **names = report_names(&k);
-        GDateTime *now = g_date_time_new_now_utc();
+        GDateTime *now = g_date_time_new_now_local();
         report = mg_watch_report(&res, shown, (const char *const *)names, c->lang, now);
         g_date_time_unref(now);
         g_strfreev(names);

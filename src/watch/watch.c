@@ -496,7 +496,8 @@ char *mg_watch_report(const struct mg_watch_result *res, const char *name,
     const struct report_words *w =
         lang != NULL && strcmp(lang, "en") == 0 ? &report_en : &report_ja;
     GString *r = g_string_new(NULL);
-    char *t = when != NULL ? g_date_time_format_iso8601(when) : NULL;
+    /* the reader's clock (the daemon's time zone), with its offset */
+    char *t = when != NULL ? g_date_time_format(when, "%Y-%m-%d %H:%M:%S %:z") : NULL;
     char **lines;
 
     g_string_append_printf(r, "%s\r\n%s: %s\r\n", w->title, w->file, name);

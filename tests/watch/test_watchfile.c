@@ -241,7 +241,17 @@ static void test_docm(void)
         GDateTime *when = g_date_time_new_utc(2026, 12, 3, 9, 0, 0);
         char *r = mg_watch_report(&res, "申請書.docm", outs, "ja", when);
         g_assert_true(g_str_has_prefix(r, "【無害化処理の報告】\r\nファイル: 申請書.docm\r\n"));
-        g_assert_nonnull(strstr(r, "処理日時: 2026-12-03T09:00:00Z"));
+        g_assert_nonnull(strstr(r, "処理日時: 2026-12-03 09:00:00 +00:00\r\n"));
+        {
+            /* in the daemon's time zone, with its offset */
+            GTimeZone *jst = g_time_zone_new_identifier("+09:00");
+            GDateTime *local = g_date_time_to_timezone(when, jst);
+            char *r2 = mg_watch_report(&res, "申請書.docm", outs, "ja", local);
+            g_assert_nonnull(strstr(r2, "処理日時: 2026-12-03 18:00:00 +09:00\r\n"));
+            g_free(r2);
+            g_date_time_unref(local);
+            g_time_zone_unref(jst);
+        }
         g_assert_nonnull(strstr(r, "  - 申請書.docx\r\n"));
         g_assert_nonnull(strstr(r, "office -> disarm"));
         g_assert_nonnull(strstr(r, res.quarantine_id));
