@@ -45,6 +45,11 @@ int mg_cli_verdict_status(enum mg_verdict v);
 /* Appends s's audit record to path (NULL: nothing; "-": stderr). */
 void mg_cli_write_audit(const char *cmd, const char *path, struct mg_sanitize *s);
 
+/* Appends s for a terminal (engine.c): "\xNN" for bad bytes and C0/DEL,
+ * "\uNNNN" for C1 and bidirectional controls, "\\" for a backslash;
+ * "-" when empty; at most max_chars characters then "..." (0: all). */
+void mg_cli_put_text(GString *out, const char *s, size_t max_chars);
+
 /* argv[0] is the sub-command name. Returns the exit status. */
 int mg_cli_inspect(int argc, char **argv);
 int mg_cli_rules(int argc, char **argv);      /* rules.c */

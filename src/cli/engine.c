@@ -145,3 +145,47 @@ int mg_cli_feed(struct mg_sanitize *s, int fd, const char *cmd, const char *file
     g_free(buf);
     return rc;
 }
+
+/* --- text for a terminal ------------------------------------------------------ */
+
+static bool must_escape(gunichar c)
+{
+    return c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || (c >= 0x202a && c <= 0x202e) ||
+           (c >= 0x2066 && c <= 0x2069) || c == 0x200e || c == 0x200f;
+}
+
+/* Appends s for a terminal: escapes, "-" when empty, max_chars 0: all. */
+void mg_cli_put_text(GString *out, const char *s, size_t max_chars)
+{
+    const char *p, *end;
+    size_t n = 0;
+
+    if (s == NULL || *s == '\0') {
+        g_string_append_c(out, '-');
+        return;
+    }
+    end = s + strlen(s);
+    for (p = s; p < end; n++) {
+        gunichar c;
+
+        if (max_chars != 0 && n == max_chars) {
+            g_string_append(out, "...");
+            break;
+        }
+        c = g_utf8_get_char_validated(p, end - p);
+        if (c == (gunichar)-1 || c == (gunichar)-2) {
+            g_string_append_printf(out, "\\x%02x", (unsigned char)*p);
+            p++;
+            continue;
+        }
+        if (c == '\\')
+            g_string_append(out, "\\\\");
+        else if (c < 0x80 && must_escape(c))
+            g_string_append_printf(out, "\\x%02x", c);
+        else if (must_escape(c))
+            g_string_append_printf(out, "\\u%04x", c);
+        else
+            g_string_append_len(out, p, g_utf8_next_char(p) - p);
+        p = g_utf8_next_char(p);
+    }
+}

@@ -142,50 +142,6 @@ static bool parse_unsigned(const char *s, unsigned *out)
     return true;
 }
 
-/* --- text output ------------------------------------------------------- */
-
-static bool must_escape(gunichar c)
-{
-    return c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || (c >= 0x202a && c <= 0x202e) ||
-           (c >= 0x2066 && c <= 0x2069) || c == 0x200e || c == 0x200f;
-}
-
-/* Appends s for a terminal: escapes, "-" when empty, max_chars 0: all. */
-static void put_text(GString *out, const char *s, size_t max_chars)
-{
-    const char *p, *end;
-    size_t n = 0;
-
-    if (s == NULL || *s == '\0') {
-        g_string_append_c(out, '-');
-        return;
-    }
-    end = s + strlen(s);
-    for (p = s; p < end; n++) {
-        gunichar c;
-
-        if (max_chars != 0 && n == max_chars) {
-            g_string_append(out, "...");
-            break;
-        }
-        c = g_utf8_get_char_validated(p, end - p);
-        if (c == (gunichar)-1 || c == (gunichar)-2) {
-            g_string_append_printf(out, "\\x%02x", (unsigned char)*p);
-            p++;
-            continue;
-        }
-        if (c == '\\')
-            g_string_append(out, "\\\\");
-        else if (c < 0x80 && must_escape(c))
-            g_string_append_printf(out, "\\x%02x", c);
-        else if (must_escape(c))
-            g_string_append_printf(out, "\\u%04x", c);
-        else
-            g_string_append_len(out, p, g_utf8_next_char(p) - p);
-        p = g_utf8_next_char(p);
-    }
-}
-
 static char *iso_time(int64_t t)
 {
     GDateTime *dt = g_date_time_new_from_unix_utc(t);
@@ -303,11 +259,11 @@ static int cmd_list(const char *dir, int argc, char **argv)
         t = iso_time(r->time);
         g_string_assign(line, r->id);
         g_string_append_printf(line, "  %s  ", t);
-        put_text(line, r->sender, 0);
+        mg_cli_put_text(line, r->sender, 0);
         g_string_append(line, "  ");
-        put_text(line, r->subject, SUBJECT_CHARS);
+        mg_cli_put_text(line, r->subject, SUBJECT_CHARS);
         g_string_append(line, "  ");
-        put_text(line, r->result, 0);
+        mg_cli_put_text(line, r->result, 0);
         fprintf(stdout, "%s\n", line->str);
         g_free(t);
     }
@@ -319,7 +275,7 @@ static int cmd_list(const char *dir, int argc, char **argv)
 static void show_field(GString *out, const char *name, const char *v)
 {
     g_string_append_printf(out, "%-11s ", name);
-    put_text(out, v, 0);
+    mg_cli_put_text(out, v, 0);
     g_string_append_c(out, '\n');
 }
 
@@ -346,14 +302,14 @@ static void show_text(const struct mg_qrecord *r)
         char **lines = g_strsplit(s, "\n", -1);
         for (char **l = lines; *l != NULL; l++) {
             g_string_append(out, "  ");
-            put_text(out, *l, 0); /* escapes what the JSON string held */
+            mg_cli_put_text(out, *l, 0); /* escapes what the JSON string held */
             g_string_append_c(out, '\n');
         }
         g_strfreev(lines);
         g_free(s);
     } else {
         g_string_append(out, "  ");
-        put_text(out, r->parts_json, 0);
+        mg_cli_put_text(out, r->parts_json, 0);
         g_string_append_c(out, '\n');
     }
     fputs(out->str, stdout);
@@ -584,7 +540,7 @@ static void release_parts(const char *id, JsonNode *n, unsigned *opened, unsigne
             const char *name = json_object_get_string_member_with_default(p, "filename", NULL);
             GString *line = g_string_new(NULL);
             (*still)++;
-            put_text(line, name != NULL ? name : "-", 80);
+            mg_cli_put_text(line, name != NULL ? name : "-", 80);
             fprintf(stderr, "mugaika: quarantine: release %s: part %s (%s) stays held: %s\n", id,
                     json_object_get_string_member_with_default(p, "path", "?"), line->str,
                     why != NULL ? why

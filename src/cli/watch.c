@@ -228,39 +228,15 @@ static JsonObject *element(JsonArray *a, guint i)
 
 /* --- text for a terminal ---------------------------------------------------- */
 
-static bool must_escape(gunichar c)
-{
-    return c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == 0x200e || c == 0x200f ||
-           (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
-}
-
-/* s made safe to print (g_free): "\xNN" for bad bytes and C0/DEL, "\uNNNN"
- * for C1 and bidirectional controls, "\\" for a backslash; empty: dflt. */
+/* s made safe to print (g_free), as mg_cli_put_text; empty: dflt. */
 static char *shown(const char *s, const char *dflt)
 {
-    GString *out = g_string_new(NULL);
-    const char *end;
+    GString *out;
 
     if (!s || !*s)
         return g_strdup(dflt);
-    end = s + strlen(s);
-    while (s < end) {
-        gunichar c = g_utf8_get_char_validated(s, end - s);
-
-        if (c == (gunichar)-1 || c == (gunichar)-2) {
-            g_string_append_printf(out, "\\x%02x", (unsigned char)*s++);
-            continue;
-        }
-        if (c == '\\')
-            g_string_append(out, "\\\\");
-        else if (c < 0x80 && must_escape(c))
-            g_string_append_printf(out, "\\x%02x", c);
-        else if (must_escape(c))
-            g_string_append_printf(out, "\\u%04x", c);
-        else
-            g_string_append_len(out, s, g_utf8_next_char(s) - s);
-        s = g_utf8_next_char(s);
-    }
+    out = g_string_new(NULL);
+    mg_cli_put_text(out, s, 0);
     return g_string_free(out, FALSE);
 }
 

@@ -311,11 +311,11 @@ static bool emit_html(struct mg_sanitize *s, struct sz_item *it, struct sink *k,
 
 /* --- notice ---------------------------------------------------------------- */
 
-/* The notice's sentences, one table per language and subject: a mail,
- * or a file dropped into a transfer folder (opts.file), whose notice
- * speaks of "this file" and of files where a mail's speaks of "this
- * mail", its message text and its attachments. The file tables repeat
- * every sentence that does not depend on the subject, word for word. */
+/* The notice's sentences, one table per language for a mail; for a
+ * file dropped into a transfer folder (opts.file), whose notice speaks
+ * of "this file" and of files where a mail's speaks of "this mail", its
+ * message text and its attachments, only the sentences that differ
+ * (the others are the mail's: file_words). */
 struct words {
     const char *title, *intro, *rule_line, *quarantine, *held, *body, *noname, *attachment;
     const char *html_body, *html_active, *text_file, *infected, *opaque, *no_handler, *dropped,
@@ -410,87 +410,46 @@ static const struct words en = {
 };
 
 static const struct words ja_file = {
-    .title = "【無害化処理のお知らせ】",
     .intro = "このファイルはインターネット接続系から受け渡されたため、"
              "安全のために次の処理を行いました。",
-    .rule_line = "――――――――――――――――――――――――――――――",
-    .quarantine = "原本は隔離して保管しています（隔離ID: {1}）。必要な場合は、この隔離IDを添えて"
-                  "管理者にお問い合わせください。",
     .held = "・このファイルは保留されました。お届けしていません。",
     .output_infected = "・変換した結果からウイルスが検出されたため、このファイルを保留しました。",
-    .html_cut = "・HTMLの本文が大きすぎるか複雑すぎるため、途中までをテキストに変換しました。全文は"
-                "原本で確認できます。",
-    .body = "本文",
-    .noname = "名前なし",
     .attachment = "ファイル",
-    .html_body = "・HTML形式の本文をテキストに変換しました。",
-    .html_active = "・本文に含まれていたスクリプトやフォームなどの動的な内容は削除しました。",
     .text_file = "・ファイル「{1}」（HTML）をテキストファイル「{2}」に変換しました。",
-    .infected = "・{1}「{2}」からウイルス（{3}）が検出されたため、削除しました。",
-    .opaque = "・解析できない部分（{1}）を削除しました。",
     .no_handler = "・ファイル「{1}」（{2}、{3}）は安全な形式に変換できないため、削除しました。",
     .dropped = "・ファイル「{1}」（{2}、{3}）を削除しました。",
-    .dropped_body = "・本文の一部（{1}）を削除しました。",
     .unscanned =
         "・ファイル「{1}」（{2}、{3}）はウイルス検査を最後まで行えなかったため、削除しました。",
-    .forwarded = "---------- 添付されていたメッセージ ----------",
-    .from = "差出人",
-    .subject = "件名",
-    .date = "日時",
-    .more = "・ほか {1} 件を削除しました。",
     .disarmed = "・ファイル「{1}」を安全な形に作り直し、「{2}」としてお届けします。",
     .flattened = "・ファイル「{1}」を画像だけのファイル「{2}」に変換しました（文字の検索や"
                  "コピーはできません）。",
     .text_doc = "・ファイル「{1}」を、文字だけのテキストファイル「{2}」に変換しました。",
-    .unpacked = "・圧縮ファイル「{1}」を展開し、中のファイル {2} 件を一つずつ確認しました。",
     .cdr_failed = "・ファイル「{1}」（{2}、{3}）は安全な形に作り直せなかったため、削除しました。",
-    .too_deep = "・圧縮ファイル「{1}」は何重にも圧縮されているため、展開せずに削除しました。",
     .held_part = "・ファイル「{1}」（{2}、{3}）はお届けせず、隔離して保管しています。",
-    .repacked = "・圧縮ファイル「{1}」を展開して中のファイル {2} 件を一つずつ確認し、お届けできる"
-                "ものを圧縮ファイル「{3}」にまとめ直しました。",
 };
 
 static const struct words en_file = {
-    .title = "[Sanitisation notice]",
     .intro = "This file came from the internet-connected side. For safety, the following was "
              "done:",
-    .rule_line = "------------------------------------------------------------",
-    .quarantine = "The original is kept in quarantine (quarantine ID: {1}). If you need it, ask "
-                  "your administrator and quote this ID.",
     .held = "- This file has been held: it is not delivered.",
     .output_infected = "- A virus was found in the converted output, so this file was held.",
-    .html_cut =
-        "- The HTML text was too large or too complex: only its beginning was converted. The "
-        "original has all of it.",
     .body = "text",
-    .noname = "no name",
     .attachment = "file",
     .html_body = "- The HTML text was converted to plain text.",
     .html_active = "- Active content in the text (scripts, forms and the like) was removed.",
     .text_file = "- The file \"{1}\" (HTML) was converted to the text file \"{2}\".",
-    .infected = "- A virus ({3}) was found in the {1} \"{2}\"; it was removed.",
-    .opaque = "- A part that could not be analysed ({1}) was removed.",
     .no_handler = "- The file \"{1}\" ({2}, {3}) cannot be made safe yet; it was removed.",
     .dropped = "- The file \"{1}\" ({2}, {3}) was removed.",
     .dropped_body = "- A part of the text ({1}) was removed.",
     .unscanned = "- The file \"{1}\" ({2}, {3}) could not be fully checked for viruses; it was "
                  "removed.",
-    .forwarded = "---------- Attached message ----------",
-    .from = "From",
-    .subject = "Subject",
-    .date = "Date",
-    .more = "- {1} more items were removed.",
     .disarmed = "- The file \"{1}\" was rebuilt in a safe form and is delivered as \"{2}\".",
     .flattened = "- The file \"{1}\" was converted to \"{2}\", which holds only images "
                  "(its text cannot be searched or copied).",
     .text_doc = "- The file \"{1}\" was converted to the text file \"{2}\".",
-    .unpacked = "- The archive \"{1}\" was unpacked and its {2} files were checked one by one.",
     .cdr_failed = "- The file \"{1}\" ({2}, {3}) could not be rebuilt in a safe form; it was "
                   "removed.",
-    .too_deep = "- The archive \"{1}\" is nested too deeply; it was removed without unpacking.",
     .held_part = "- The file \"{1}\" ({2}, {3}) is held in quarantine, not delivered.",
-    .repacked = "- The archive \"{1}\" was unpacked, its {2} files were checked one by one, and "
-                "those delivered were packed again into \"{3}\".",
 };
 
 /* Appends tmpl with {1}, {2}, {3} replaced by a, b, c. */
@@ -507,11 +466,33 @@ static void fill(GString *out, const char *tmpl, const char *a, const char *b, c
     }
 }
 
+/* mail's sentences with those of diff put over them, made once. */
+static const struct words *file_words(const struct words *mail, const struct words *diff,
+                                      struct words *merged, gsize *once)
+{
+    G_STATIC_ASSERT(sizeof(struct words) % sizeof(const char *) == 0);
+    if (g_once_init_enter(once)) {
+        const char *const *d = (const char *const *)diff;
+        const char **m = (const char **)merged;
+        *merged = *mail;
+        for (size_t i = 0; i < sizeof(struct words) / sizeof(const char *); i++)
+            if (d[i] != NULL)
+                m[i] = d[i];
+        g_once_init_leave(once, 1);
+    }
+    return merged;
+}
+
 static const struct words *W(const struct mg_sanitize *s)
 {
+    static struct words ja_merged, en_merged;
+    static gsize ja_once, en_once;
+    bool en_lang = strcmp(s->lang, "en") == 0;
+
     if (s->o.file)
-        return strcmp(s->lang, "en") == 0 ? &en_file : &ja_file;
-    return strcmp(s->lang, "en") == 0 ? &en : &ja;
+        return en_lang ? file_words(&en, &en_file, &en_merged, &en_once)
+                       : file_words(&ja, &ja_file, &ja_merged, &ja_once);
+    return en_lang ? &en : &ja;
 }
 
 /* Sizes in the notice: the same text whatever the process locale. */

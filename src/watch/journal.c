@@ -118,6 +118,7 @@
 #include <mugaika/wjournal.h>
 
 #include "core/io.h"
+#include "core/jsonget.h"
 
 #define FORMAT_VERSION 1
 #define LINE_LIMIT     (16u << 20)
@@ -623,47 +624,13 @@ static const char *check_frame(const char *p, size_t len)
     return NULL;
 }
 
-static bool get_int(JsonObject *o, const char *key, gint64 *out)
-{
-    JsonNode *n = json_object_get_member(o, key);
-
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
-        return false;
-    *out = json_node_get_int(n);
-    return true;
-}
-
-static const char *get_str(JsonObject *o, const char *key)
-{
-    JsonNode *n = json_object_get_member(o, key);
-
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-        return NULL;
-    return json_node_get_string(n);
-}
-
 /* A name from its base64 (node must be a string): only the canonical
  * encoding, no NUL byte. NULL when bad. */
 static char *unb64(JsonNode *n)
 {
-    const char *s;
-    guchar *raw;
-    gsize len = 0;
-    char *again;
-    char *out = NULL;
-
     if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
         return NULL;
-    s = json_node_get_string(n);
-    if (*s == '\0')
-        return g_strdup("");
-    raw = g_base64_decode(s, &len);
-    again = g_base64_encode(raw, len);
-    if (strcmp(again, s) == 0 && len > 0 && !memchr(raw, 0, len))
-        out = g_strndup((const char *)raw, len);
-    g_free(again);
-    g_free(raw);
-    return out;
+    return mg_json_unb64(json_node_get_string(n));
 }
 
 static char *get_b64(JsonObject *o, const char *key)
@@ -712,8 +679,9 @@ static const char *apply_begin(struct mg_wjournal *j, JsonObject *o, gint64 id)
     it->state = MG_WJOURNAL_BEGUN;
     it->in_key = get_b64(o, "in");
     it->name = get_b64(o, "name");
-    if (!it->in_key || !it->name || !get_int(o, "dev", &dev) || !get_int(o, "ino", &ino) ||
-        !get_int(o, "size", &size) || !get_int(o, "mtime_ns", &mtime) || !get_int(o, "time", &t)) {
+    if (!it->in_key || !it->name || !mg_json_get_int(o, "dev", &dev) ||
+        !mg_json_get_int(o, "ino", &ino) || !mg_json_get_int(o, "size", &size) ||
+        !mg_json_get_int(o, "mtime_ns", &mtime) || !mg_json_get_int(o, "time", &t)) {
         mg_wjournal_item_free(it);
         return "begin record with a missing or bad member";
     }
@@ -732,14 +700,14 @@ static const char *apply_commit(struct mg_wjournal *j, JsonObject *o, gint64 id)
     struct mg_wjournal_item *it = find(j, (uint64_t)id);
     struct mg_wjournal_item next;
     const char *why = transition_error(it, OP_COMMIT);
-    const char *q = get_str(o, "q");
+    const char *q = mg_json_get_str(o, "q");
 
     if (why)
         return why;
     memset(&next, 0, sizeof(next));
     why = read_files(o, &next);
     next.out_key = get_b64(o, "out");
-    if (!why && (!next.out_key || !q || !get_int(o, "time", &next.commit_time)))
+    if (!why && (!next.out_key || !q || !mg_json_get_int(o, "time", &next.commit_time)))
         why = "commit record with a missing or bad member";
     if (why) {
         g_free(next.out_key);
@@ -769,7 +737,7 @@ static enum op op_of(const char *s)
  * from 1. NULL, or why the record is wrong. */
 static const char *apply(struct mg_wjournal *j, JsonObject *o, unsigned lineno)
 {
-    enum op op = op_of(get_str(o, "op"));
+    enum op op = op_of(mg_json_get_str(o, "op"));
     gint64 id = 0;
     gint64 v;
     struct mg_wjournal_item *it;
@@ -778,9 +746,9 @@ static const char *apply(struct mg_wjournal *j, JsonObject *o, unsigned lineno)
     if (op == OP_BASE) {
         if (lineno != 1)
             return "base record after the first line";
-        if (!get_int(o, "v", &v) || v != FORMAT_VERSION)
+        if (!mg_json_get_int(o, "v", &v) || v != FORMAT_VERSION)
             return "unknown format version";
-        if (!get_int(o, "next", &v) || v < 1)
+        if (!mg_json_get_int(o, "next", &v) || v < 1)
             return "bad next id";
         j->base_next = (uint64_t)v;
         return NULL;
@@ -789,7 +757,7 @@ static const char *apply(struct mg_wjournal *j, JsonObject *o, unsigned lineno)
         return "first line is not a base record";
     if (op == OP_COUNT)
         return "unknown record type";
-    if (!get_int(o, "id", &id) || id < 1)
+    if (!mg_json_get_int(o, "id", &id) || id < 1)
         return "missing or bad item id";
     if (op == OP_BEGIN)
         return apply_begin(j, o, id);

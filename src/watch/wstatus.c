@@ -62,6 +62,7 @@
 #include <mugaika/wstatus.h>
 
 #include "core/io.h"
+#include "core/jsonget.h"
 
 #define SECONDS_PER_DAY 86400
 #define READ_LIMIT      (16u << 20)
@@ -731,52 +732,18 @@ static bool get_count(JsonObject *o, const char *key, uint64_t *out)
     return true;
 }
 
-static bool get_int(JsonObject *o, const char *key, int64_t *out)
-{
-    JsonNode *n = json_object_get_member(o, key);
-
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
-        return false;
-    *out = json_node_get_int(n);
-    return true;
-}
-
-/* A string member (borrowed), or NULL. */
-static const char *get_str(JsonObject *o, const char *key)
-{
-    JsonNode *n = json_object_get_member(o, key);
-
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-        return NULL;
-    return json_node_get_string(n);
-}
-
 /* A name (g_free): KEY_b64 when present (canonical base64, no NUL),
  * else KEY. NULL when neither is good. */
 static char *get_name(JsonObject *o, const char *key)
 {
     char *k = g_strconcat(key, "_b64", NULL);
-    const char *enc = get_str(o, k);
+    const char *enc = mg_json_get_str(o, k);
     bool has_b64 = json_object_has_member(o, k);
-    char *out = NULL;
 
     g_free(k);
-    if (has_b64) {
-        gsize len = 0;
-        guchar *dec;
-        char *again;
-
-        if (!enc)
-            return NULL;
-        dec = g_base64_decode(enc, &len);
-        again = g_base64_encode(dec, len);
-        if (strcmp(again, enc) == 0 && memchr(dec, '\0', len) == NULL)
-            out = g_strndup((const char *)dec, len);
-        g_free(again);
-        g_free(dec);
-        return out;
-    }
-    enc = get_str(o, key);
+    if (has_b64)
+        return enc != NULL ? mg_json_unb64(enc) : NULL;
+    enc = mg_json_get_str(o, key);
     return enc ? g_strdup(enc) : NULL;
 }
 
@@ -847,8 +814,8 @@ static const char *read_error(struct mg_wstatus *t, JsonNode *n)
         return "an errors entry is not an object";
     o = json_node_get_object(n);
     x = g_new0(struct error, 1);
-    outcome = get_str(o, "outcome");
-    reason = json_object_has_member(o, "reason") ? get_str(o, "reason") : "";
+    outcome = mg_json_get_str(o, "outcome");
+    reason = json_object_has_member(o, "reason") ? mg_json_get_str(o, "reason") : "";
     for (k = MG_WSTATUS_REFUSED; k < N_OUTCOMES; k++)
         if (outcome && strcmp(outcome, outcome_names[k]) == 0)
             break;
@@ -858,7 +825,7 @@ static const char *read_error(struct mg_wstatus *t, JsonNode *n)
     x->name = get_name(o, "name");
     x->count = 1;
     if (k == N_OUTCOMES || !reason || !x->pair || !x->user || !x->name ||
-        !get_int(o, "time", &x->time) ||
+        !mg_json_get_int(o, "time", &x->time) ||
         (json_object_has_member(o, "count") && !get_count(o, "count", &x->count)) ||
         x->count == 0) {
         error_free(x);
@@ -892,11 +859,11 @@ static const char *parse(struct mg_wstatus *t, const char *text, size_t len, int
         goto out;
     }
     o = json_node_get_object(root);
-    if (!get_int(o, "version", &version) || version != MG_WSTATUS_VERSION) {
+    if (!mg_json_get_int(o, "version", &version) || version != MG_WSTATUS_VERSION) {
         why = "missing or unknown version";
         goto out;
     }
-    day = get_str(o, "day");
+    day = mg_json_get_str(o, "day");
     if (json_object_has_member(o, "day") && !day) {
         why = "day is not a string";
         goto out;
