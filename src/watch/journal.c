@@ -104,7 +104,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h> /* renameat */
 #include <string.h>
 #include <sys/file.h>
@@ -154,60 +153,13 @@ GQuark mg_wjournal_error_quark(void)
 
 /* --- errors and paths ----------------------------------------------------- */
 
-static void fail(GError **err, int code, const char *path, const char *op, const char *fmt, ...)
-    G_GNUC_PRINTF(5, 6);
-
-static void fail(GError **err, int code, const char *path, const char *op, const char *fmt, ...)
-{
-    va_list ap;
-    char *reason;
-
-    if (!err)
-        return;
-    va_start(ap, fmt);
-    reason = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(err, MG_WJOURNAL_ERROR, code, "%s: %s: %s", path, op, reason);
-    g_free(reason);
-}
+/* "PATH: OP: REASON" in the journal's error domain */
+#define fail(err, code, path, op, ...)                                                             \
+    mg_io_error(err, MG_WJOURNAL_ERROR, code, path, op, __VA_ARGS__)
 
 static void fail_errno(GError **err, const char *path, const char *op, int e)
 {
     fail(err, MG_WJOURNAL_ERROR_IO, path, op, "%s", g_strerror(e));
-}
-
-/* A path for messages: kept as is when it is UTF-8 without controls,
- * escaped (g_strescape) otherwise. Takes s. */
-static char *shown(char *s)
-{
-    bool plain = g_utf8_validate(s, -1, NULL);
-    char *out;
-
-    for (const char *p = s; plain && *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            plain = false;
-    if (plain)
-        return s;
-    out = g_strescape(s, NULL);
-    g_free(s);
-    return out;
-}
-
-/* "DIR/name", DIR from /proc/self/fd (or "(fd N)"). */
-static char *dir_path(int dirfd, const char *name)
-{
-    char link[48];
-    char *dir;
-    char *out;
-
-    g_snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-    dir = g_file_read_link(link, NULL);
-    if (dir)
-        out = g_strconcat(dir, "/", name, NULL);
-    else
-        out = g_strdup_printf("(fd %d)/%s", dirfd, name);
-    g_free(dir);
-    return shown(out);
 }
 
 /* --- items ------------------------------------------------------------------ */
@@ -960,8 +912,8 @@ struct mg_wjournal *mg_wjournal_open(int state_dirfd, GError **err)
     j->fd = -1;
     j->next_id = 1;
     j->open = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, item_free_cb);
-    j->path = dir_path(state_dirfd, MG_WJOURNAL_NAME);
-    j->new_path = dir_path(state_dirfd, MG_WJOURNAL_NEW_NAME);
+    j->path = mg_io_fd_path(state_dirfd, MG_WJOURNAL_NAME);
+    j->new_path = mg_io_fd_path(state_dirfd, MG_WJOURNAL_NEW_NAME);
     j->dirfd = fcntl(state_dirfd, F_DUPFD_CLOEXEC, 0);
     if (j->dirfd < 0) {
         fail_errno(err, j->path, "dup state directory", errno);

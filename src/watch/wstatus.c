@@ -50,7 +50,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h> /* renameat */
 #include <string.h>
 #include <sys/stat.h>
@@ -123,43 +122,9 @@ const char *mg_wstatus_outcome_name(enum mg_wstatus_outcome o)
 
 /* --- errors and paths --------------------------------------------------------- */
 
-static void fail(GError **err, int code, const char *path, const char *op, const char *fmt, ...)
-    G_GNUC_PRINTF(5, 6);
-
-static void fail(GError **err, int code, const char *path, const char *op, const char *fmt, ...)
-{
-    va_list ap;
-    char *reason;
-
-    if (!err)
-        return;
-    va_start(ap, fmt);
-    reason = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(err, MG_WSTATUS_ERROR, code, "%s: %s: %s", path, op, reason);
-    g_free(reason);
-}
-
-/* "DIR/name" for messages, DIR from /proc/self/fd (or "(fd N)"); made
- * valid UTF-8. */
-static char *dir_path(int dirfd, const char *name)
-{
-    char link[48];
-    char *dir;
-    char *out;
-    char *valid;
-
-    g_snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-    dir = g_file_read_link(link, NULL);
-    if (dir)
-        out = g_strconcat(dir, "/", name, NULL);
-    else
-        out = g_strdup_printf("(fd %d)/%s", dirfd, name);
-    g_free(dir);
-    valid = g_utf8_make_valid(out, -1);
-    g_free(out);
-    return valid;
-}
+/* "PATH: OP: REASON" in the status error domain */
+#define fail(err, code, path, op, ...)                                                             \
+    mg_io_error(err, MG_WSTATUS_ERROR, code, path, op, __VA_ARGS__)
 
 /* --- entries ---------------------------------------------------------------- */
 
@@ -654,7 +619,7 @@ char *mg_wstatus_to_json(struct mg_wstatus *s, int64_t now)
 bool mg_wstatus_write(struct mg_wstatus *s, int state_fd, int64_t now, GError **err)
 {
     char *text = NULL;
-    char *path = dir_path(state_fd, MG_WSTATUS_TMP_NAME);
+    char *path = mg_io_fd_path(state_fd, MG_WSTATUS_TMP_NAME);
     GString *data;
     bool ok = false;
     int fd = -1;
@@ -971,7 +936,7 @@ static bool read_file(int state_fd, const char *path, char **text, size_t *len, 
 
 bool mg_wstatus_load(struct mg_wstatus *s, int state_fd, int64_t now, GError **err)
 {
-    char *path = dir_path(state_fd, MG_WSTATUS_NAME);
+    char *path = mg_io_fd_path(state_fd, MG_WSTATUS_NAME);
     struct mg_wstatus *t = NULL;
     const char *why;
     char *text = NULL;
