@@ -125,6 +125,12 @@ struct ident {
     gint64 mtime_ns;
 };
 
+/* A file waiting to be stable, and when a scan last saw it. */
+struct seen {
+    struct mg_fs_stable t;
+    gint64 last_us;
+};
+
 /* A file taken: from the scan to a worker and back. */
 struct job {
     struct folder *f;
@@ -140,7 +146,7 @@ struct job {
 struct watcher {
     GPtrArray *pairs;     /* of struct pair * */
     GPtrArray *folders;   /* of struct folder * */
-    GHashTable *stable;   /* key -> struct mg_fs_stable * */
+    GHashTable *stable;   /* key -> struct seen * */
     GHashTable *retry_at; /* key -> gint64 * (monotonic us) */
     GHashTable *busy;     /* keys taken and not finished */
     GHashTable *noted;    /* keys over quota, logged once */
@@ -515,6 +521,7 @@ static void finish(struct watcher *w, struct job *j)
                           j->size, j->why, (gint64)time(NULL));
     g_hash_table_remove(w->stable, j->key);
     g_hash_table_remove(w->busy, j->key);
+    g_hash_table_remove(w->retry_at, j->key);
     {
         char *ik = inode_key(&j->id);
         g_hash_table_remove(w->inodes, ik);
@@ -622,13 +629,14 @@ static unsigned scan_folder(struct watcher *w, struct folder *f, GPtrArray *read
                                   "a folder nested too deeply: not taken", (gint64)time(NULL));
             }
         } else if (kind == MG_FS_REGULAR) {
-            struct mg_fs_stable *t = g_hash_table_lookup(w->stable, key);
+            struct seen *t = g_hash_table_lookup(w->stable, key);
             if (t == NULL) {
-                t = g_new(struct mg_fs_stable, 1);
-                mg_fs_stable_init(t);
+                t = g_new(struct seen, 1);
+                mg_fs_stable_init(&t->t);
                 g_hash_table_insert(w->stable, g_strdup(key), t);
             }
-            if (mg_fs_stable_check(t, &st, now, w->quiet_us))
+            t->last_us = now;
+            if (mg_fs_stable_check(&t->t, &st, now, w->quiet_us))
                 r = g_new0(struct ready, 1);
             else
                 waiting++;
@@ -728,6 +736,28 @@ static unsigned scan(struct watcher *w)
     g_ptr_array_unref(lanes);
     g_array_unref(next);
     return waiting;
+}
+
+static gboolean unseen(gpointer key, gpointer value, gpointer now)
+{
+    (void)key;
+    return ((struct seen *)value)->last_us < *(gint64 *)now - 60 * G_USEC_PER_SEC;
+}
+
+static gboolean expired(gpointer key, gpointer value, gpointer now)
+{
+    (void)key;
+    return *(gint64 *)value < *(gint64 *)now - 60 * G_USEC_PER_SEC;
+}
+
+/* What the scans no longer see (a file removed before it was taken, a
+ * retry long past) is forgotten: the tables do not grow for ever. */
+static void forget_unseen(struct watcher *w)
+{
+    gint64 now = g_get_monotonic_time();
+
+    g_hash_table_foreach_remove(w->stable, unseen, &now);
+    g_hash_table_foreach_remove(w->retry_at, expired, &now);
 }
 
 /* A folder a user dropped is removed from IN once every file in it was
@@ -1088,6 +1118,7 @@ int main(int argc, char **argv)
             drain(&w);
             waiting = scan(&w);
             prune(&w, false);
+            forget_unseen(&w);
             status_tick(&w, false);
             if (once && in_flight(&w) == 0 &&
                 (waiting == 0 || g_get_monotonic_time() > once_until)) {
