@@ -825,11 +825,18 @@ enum mg_witem_outcome mg_witem_process(const struct mg_witem_ctx *c, const struc
          * them all (recovery at the next start), and removing the input
          * could lose what was not delivered. */
         GError *e2 = NULL;
-        *why = g_strdup_printf("%s: delivering: %s (it is taken again)", shown, e->message);
-        k.keep = false;
-        collect_clear(&k);
-        if (!mg_wjournal_done(c->journal, id, &e2))
-            g_clear_error(&e2); /* recovery finishes it: nothing left to rename */
+        if (mg_wjournal_done(c->journal, id, &e2)) {
+            /* closed: the temporaries can go (recovery no longer sees them) */
+            *why = g_strdup_printf("%s: delivering: %s (it is taken again)", shown, e->message);
+            k.keep = false;
+            collect_clear(&k);
+        } else {
+            /* still committed: the temporaries stay for recovery, which
+             * delivers them at the next start before it removes the input */
+            *why = g_strdup_printf("%s: delivering: %s; the journal: %s", shown, e->message,
+                                   e2->message);
+            g_clear_error(&e2);
+        }
         r = MG_WITEM_RETRY;
         goto out;
     }
@@ -885,6 +892,10 @@ static void finish_committed(const struct mg_wjournal_item *it, int in_fd, int o
                 g_clear_error(&e); /* left for the sweep */
                 all = false;
             }
+        } else if (mg_fs_classify(out_fd, it->final_names[i], NULL) == MG_FS_GONE) {
+            /* neither the temporary nor the final name: not delivered
+             * (removed by hand, or its folder in OUT is another one now) */
+            all = false;
         }
         g_hash_table_add(taken, fold(final));
         g_free(final);

@@ -73,6 +73,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -131,6 +132,12 @@ struct seen {
     gint64 last_us;
 };
 
+/* A file delivered that IN would not let go, and when a scan last saw it. */
+struct stuck {
+    struct ident id;
+    gint64 last_us;
+};
+
 /* A file taken: from the scan to a worker and back. */
 struct job {
     struct folder *f;
@@ -144,14 +151,18 @@ struct job {
 };
 
 struct watcher {
-    GPtrArray *pairs;     /* of struct pair * */
-    GPtrArray *folders;   /* of struct folder * */
-    GHashTable *stable;   /* key -> struct seen * */
-    GHashTable *retry_at; /* key -> gint64 * (monotonic us) */
-    GHashTable *busy;     /* keys taken and not finished */
-    GHashTable *noted;    /* keys over quota, logged once */
-    GHashTable *inodes;   /* "dev:ino" of the files taken: one name of a file at a time */
-    GHashTable *stuck;    /* key -> struct ident *: done but could not be removed */
+    GPtrArray *pairs;       /* of struct pair * */
+    GPtrArray *folders;     /* of struct folder * */
+    GHashTable *stable;     /* key -> struct seen * */
+    GHashTable *retry_at;   /* key -> gint64 * (monotonic us) */
+    GHashTable *busy;       /* keys taken and not finished */
+    GHashTable *noted;      /* key -> gint64 * (last seen, monotonic us): over quota, logged once */
+    GHashTable *inodes;     /* "dev:ino" of the files taken: one name of a file at a time */
+    GHashTable *stuck;      /* key -> struct stuck *: done but could not be removed */
+    GHashTable *retries;    /* key -> unsigned *: retries in a row (the backoff) */
+    GHashTable *unreadable; /* rel of folders that cannot be opened, logged once */
+    unsigned max_folders;   /* folders open at once (two descriptors each) */
+    bool folders_full;      /* logged once */
     GThreadPool *pool;
     GAsyncQueue *finished; /* of struct job * */
     struct mg_wstatus *status;
@@ -301,6 +312,18 @@ static struct folder *folder_of(struct watcher *w, struct pair *pr, struct folde
         g_free(rel);
         return f;
     }
+    if (w->folders->len >= w->max_folders) {
+        /* each folder holds two descriptors: the rest waits until
+         * folders done with are removed */
+        if (!w->folders_full)
+            mg_log(LOG_WARNING,
+                   "%s: %u folders are watched, as many as the descriptors allow: "
+                   "%s and others wait",
+                   pr->name, w->folders->len, rel);
+        w->folders_full = true;
+        g_free(rel);
+        return NULL;
+    }
     f = g_new0(struct folder, 1);
     f->pair = pr;
     f->rel = rel;
@@ -340,13 +363,16 @@ static struct folder *folder_of(struct watcher *w, struct pair *pr, struct folde
             f->out_fd = mg_fs_open_dir(parent->out_fd, out_name, &e);
     }
     if (f->in_fd < 0 || f->out_fd < 0) {
-        mg_log(LOG_ERR, "%s: folder %s: %s", pr->name, *rel ? rel : ".",
-               e != NULL ? e->message : g_strerror(errno));
+        /* logged once until it can be opened */
+        if (g_hash_table_add(w->unreadable, g_strdup(rel)))
+            mg_log(LOG_ERR, "%s: folder %s: %s", pr->name, *rel ? rel : ".",
+                   e != NULL ? e->message : g_strerror(errno));
         g_clear_error(&e);
         folder_free(f);
         g_free(out_name);
         return NULL;
     }
+    g_hash_table_remove(w->unreadable, rel);
     g_free(out_name);
     watch_fd(w, f->in_fd);
     g_ptr_array_add(w->folders, f);
@@ -522,6 +548,8 @@ static void finish(struct watcher *w, struct job *j)
     g_hash_table_remove(w->stable, j->key);
     g_hash_table_remove(w->busy, j->key);
     g_hash_table_remove(w->retry_at, j->key);
+    if (j->r != MG_WITEM_RETRY)
+        g_hash_table_remove(w->retries, j->key);
     {
         char *ik = inode_key(&j->id);
         g_hash_table_remove(w->inodes, ik);
@@ -539,7 +567,10 @@ static void finish(struct watcher *w, struct job *j)
                    f->pair->name, f->rel, *f->rel ? "/" : "", j->name);
             mg_wstatus_record(w->status, f->pair->name, f->user, shown, MG_WSTATUS_FAILED, 0,
                               "could not be removed from the drop folder", (gint64)time(NULL));
-            g_hash_table_replace(w->stuck, g_strdup(j->key), g_memdup2(&j->id, sizeof j->id));
+            struct stuck *k = g_new(struct stuck, 1);
+            k->id = j->id;
+            k->last_us = g_get_monotonic_time();
+            g_hash_table_replace(w->stuck, g_strdup(j->key), k);
         }
     }
     if (j->r == MG_WITEM_DONE) {
@@ -550,11 +581,22 @@ static void finish(struct watcher *w, struct job *j)
         w->failed++;
     } else {
         gint64 *at = g_new(gint64, 1);
+        unsigned *n = g_hash_table_lookup(w->retries, j->key);
         /* it stays in IN and is taken again: counted once */
         if (j->counted)
             mg_wstatus_quota_give_back(w->status, f->pair->name, f->user, j->size,
                                        (gint64)time(NULL));
-        *at = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        /* 10 s, then twice as long each time in a row, at most an hour:
+         * a folder that keeps refusing costs a pipeline run (and an
+         * original in the quarantine) now and then, not every 10 s */
+        if (n == NULL && !j->skipped) {
+            n = g_new0(unsigned, 1);
+            g_hash_table_insert(w->retries, g_strdup(j->key), n);
+        }
+        if (n != NULL && !j->skipped && *n < 20)
+            (*n)++;
+        *at = g_get_monotonic_time() +
+              MIN((gint64)10 << (n != NULL && *n > 0 ? MIN(*n - 1, 9u) : 0), 3600) * G_USEC_PER_SEC;
         g_hash_table_replace(w->retry_at, g_strdup(j->key), at);
     }
     f->busy--;
@@ -597,8 +639,15 @@ static unsigned scan_folder(struct watcher *w, struct folder *f, GPtrArray *read
         }
         kind = mg_fs_classify(f->in_fd, n, &st);
         {
-            struct ident *was = g_hash_table_lookup(w->stuck, key);
-            if (was != NULL && (kind == MG_FS_GONE || !ident_same(was, &st)))
+            struct stuck *was = g_hash_table_lookup(w->stuck, key);
+            if (was != NULL && kind == MG_FS_ERROR) {
+                was->last_us = now; /* unknown for now: still stuck */
+                g_free(key);
+                continue;
+            }
+            if (was != NULL)
+                was->last_us = now;
+            if (was != NULL && (kind == MG_FS_GONE || !ident_same(&was->id, &st)))
                 g_hash_table_remove(w->stuck, key); /* removed or changed since */
             else if (was != NULL) {
                 g_free(key);
@@ -618,9 +667,9 @@ static unsigned scan_folder(struct watcher *w, struct folder *f, GPtrArray *read
         } else if (kind == MG_FS_DIRECTORY) {
             if (f->depth < MAX_DEPTH) {
                 guint known = w->folders->len;
-                folder_of(w, f->pair, f, n); /* a user's folder, or one a user dropped */
-                if (w->folders->len > known)
-                    waiting++; /* new: its files are seen by the next scan */
+                struct folder *sub = folder_of(w, f->pair, f, n); /* a user's, or dropped */
+                if (w->folders->len > known || (sub == NULL && w->folders_full))
+                    waiting++; /* its files are seen by a later scan */
             } else if (!f->too_deep) {
                 f->too_deep = true;
                 mg_log(LOG_WARNING, "%s: %s/%s: folders deeper than %u levels are not taken",
@@ -721,11 +770,18 @@ static unsigned scan(struct watcher *w)
                 char *shown = under_user(f, r->name);
                 mg_wstatus_over_quota_add(w->status, f->pair->name, f->user, shown, r->size);
                 g_free(shown);
-                if (g_hash_table_add(w->noted, g_strdup(r->key)))
-                    mg_log(LOG_WARNING,
-                           "%s: %s%s%s: over the daily quota of this user; it waits for the "
-                           "next day (UTC)",
-                           f->pair->name, f->rel, *f->rel ? "/" : "", r->name);
+                gint64 *seen = g_hash_table_lookup(w->noted, r->key);
+                if (seen != NULL) {
+                    *seen = g_get_monotonic_time();
+                    continue;
+                }
+                seen = g_new(gint64, 1);
+                *seen = g_get_monotonic_time();
+                g_hash_table_insert(w->noted, g_strdup(r->key), seen);
+                mg_log(LOG_WARNING,
+                       "%s: %s%s%s: over the daily quota of this user; it waits for the "
+                       "next day (UTC)",
+                       f->pair->name, f->rel, *f->rel ? "/" : "", r->name);
                 continue; /* not waiting: --once does not wait for the next day */
             }
             take(w, f, r);
@@ -744,6 +800,18 @@ static gboolean unseen(gpointer key, gpointer value, gpointer now)
     return ((struct seen *)value)->last_us < *(gint64 *)now - 60 * G_USEC_PER_SEC;
 }
 
+static gboolean stuck_unseen(gpointer key, gpointer value, gpointer now)
+{
+    (void)key;
+    return ((struct stuck *)value)->last_us < *(gint64 *)now - 60 * G_USEC_PER_SEC;
+}
+
+static gboolean no_retry_due(gpointer key, gpointer value, gpointer retry_at)
+{
+    (void)value;
+    return !g_hash_table_contains(retry_at, key);
+}
+
 static gboolean expired(gpointer key, gpointer value, gpointer now)
 {
     (void)key;
@@ -758,6 +826,9 @@ static void forget_unseen(struct watcher *w)
 
     g_hash_table_foreach_remove(w->stable, unseen, &now);
     g_hash_table_foreach_remove(w->retry_at, expired, &now);
+    g_hash_table_foreach_remove(w->noted, expired, &now);
+    g_hash_table_foreach_remove(w->stuck, stuck_unseen, &now);
+    g_hash_table_foreach_remove(w->retries, no_retry_due, w->retry_at);
 }
 
 /* A folder a user dropped is removed from IN once every file in it was
@@ -815,6 +886,9 @@ static void prune(struct watcher *w, bool now_or_never)
 {
     gint64 now = g_get_monotonic_time();
 
+    if (w->folders->len < w->max_folders)
+        w->folders_full = false;
+
     for (guint i = w->folders->len; i-- > 0;) {
         struct folder *f = g_ptr_array_index(w->folders, i);
         if (f->depth >= 1 && f->busy == 0 && folder_stale(w, f)) {
@@ -848,8 +922,15 @@ static void prune(struct watcher *w, bool now_or_never)
             parent = folder_find(w, f->pair, up);
             g_free(up);
         }
-        if (parent == NULL || unlinkat(parent->in_fd, slash + 1, AT_REMOVEDIR) != 0)
-            continue; /* not empty any more, or gone: the scan sees it */
+        {
+            struct stat named;
+            /* the folder of that name is still this one (not one made anew) */
+            if (parent == NULL ||
+                fstatat(parent->in_fd, slash + 1, &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+                named.st_dev != st.st_dev || named.st_ino != st.st_ino ||
+                unlinkat(parent->in_fd, slash + 1, AT_REMOVEDIR) != 0)
+                continue; /* not empty any more, or gone: the scan sees it */
+        }
         mg_log(LOG_INFO, "%s: %s: the folder is empty: removed", f->pair->name, f->rel);
         g_ptr_array_remove_index(w->folders, i);
     }
@@ -963,7 +1044,9 @@ int main(int argc, char **argv)
     w.stable = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     w.retry_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     w.busy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    w.noted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    w.noted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    w.retries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    w.unreadable = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     w.inodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     w.stuck = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     w.finished = g_async_queue_new();
@@ -1051,6 +1134,21 @@ int main(int argc, char **argv)
         pr->ctx.journal = journal;
         pr->ctx.lang = o.lang;
         pr->ctx.audit = audit != NULL ? audit : en.cfg.audit;
+    }
+    {
+        /* two descriptors per watched folder: as many as the hard limit
+         * allows, keeping room for the workers, the spool, the journal */
+        struct rlimit nf;
+        if (getrlimit(RLIMIT_NOFILE, &nf) == 0) {
+            if (nf.rlim_cur < nf.rlim_max) {
+                nf.rlim_cur = nf.rlim_max;
+                (void)setrlimit(RLIMIT_NOFILE, &nf);
+                (void)getrlimit(RLIMIT_NOFILE, &nf);
+            }
+            w.max_folders = nf.rlim_cur > 160 ? (unsigned)MIN((nf.rlim_cur - 128) / 2, 50000) : 16;
+        } else {
+            w.max_folders = 400;
+        }
     }
     w.workers = workers > 0 ? (unsigned)workers : en.cfg.watch_workers;
     w.queue = en.cfg.watch_queue;
@@ -1178,6 +1276,8 @@ out:
     g_hash_table_unref(w.retry_at);
     g_hash_table_unref(w.busy);
     g_hash_table_unref(w.noted);
+    g_hash_table_unref(w.retries);
+    g_hash_table_unref(w.unreadable);
     g_hash_table_unref(w.inodes);
     g_hash_table_unref(w.stuck);
     g_async_queue_unref(w.finished);

@@ -55,6 +55,11 @@ fails; the temporary folder is kept (path printed) when one failed.
    will not let it go (chattr +i, else read-only): one report, not a
    new one every 10 s. A stop while files wait for the one worker:
    they stay in IN, and the quota counts only what was delivered.
+11. 80 folders dropped at once with 200 descriptors (prlimit): they are
+   watched as many at a time as the descriptors allow, all arrive and
+   leave IN, the log says the rest waits, no descriptor runs out.
+12. A file whose OUT folder keeps refusing (chattr +i, else read-only):
+   retried after 10 s, then 20 s: 3 attempts in 36 s, not 4.
 """
 import argparse
 import grp
@@ -628,6 +633,65 @@ def test_again(root, db):
           '(%s delivered, %s counted)' % (done, today))
 
 
+# --- 11. more dropped folders than descriptors ----------------------------------------------------
+
+def test_many_folders(root, db):
+    s = Site(root, 'many-folders', db)
+    a_in, a_out = s.folder('in'), s.folder('out')
+    conf = s.conf('watch-quiet-ms = 100\n[watch a]\nin = %s\nout = %s\n' % (a_in, a_out))
+    for k in range(80):
+        put(os.path.join(a_in, 'alice', 'p%02d' % k, 'f.txt'), b'folder %d\n' % k)
+    s.runs += 1
+    log = os.path.join(s.base, 'log-nofile.txt')
+    with open(log, 'wb') as f:
+        p = subprocess.Popen(['prlimit', '--nofile=200:200', '--', A.watch, '--config', conf,
+                              '--foreground'], stdout=f, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        STARTED.append(p)
+        try:
+            done = until(lambda: len([n for n in outputs(a_out) if n.endswith('/f.txt')]) == 80,
+                         180, 0.5)
+            gone = until(lambda: os.listdir(os.path.join(a_in, 'alice')) == [], 60, 0.5)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                rc = p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = p.wait()
+    text = open(log, 'rb').read().decode('utf-8', 'replace')
+    check(done, 'many folders: 80 dropped folders arrive with 200 descriptors (36 folders at '
+          'a time)', (len(outputs(a_out)), text[-1500:]))
+    check(gone, 'many folders: and leave IN', os.listdir(os.path.join(a_in, 'alice'))[:10])
+    check(rc == 0 and 'as many as the descriptors allow' in text and
+          'Too many open files' not in text,
+          'many folders: the log says the rest waits; no descriptor runs out', text[-1500:])
+
+
+# --- 12. a file OUT keeps refusing: retried less and less often -----------------------------------
+
+def test_backoff(root, db):
+    s = Site(root, 'backoff', db)
+    a_in, a_out = s.folder('in'), s.folder('out')
+    conf = s.conf('[watch a]\nin = %s\nout = %s\n' % (a_in, a_out))
+    os.makedirs(os.path.join(a_out, 'alice'))
+    put(os.path.join(a_in, 'alice', 'x.txt'), b'x\n')
+    if not check(lock_dir(os.path.join(a_out, 'alice'), True), 'backoff: OUT/alice is locked'):
+        return
+    r = s.start(['--config', conf, '--foreground'])
+    try:
+        first = until(lambda: 'retry: a: alice/' in r.text(), 60)
+        check(first, 'backoff: the first attempt is a retry', r.text()[-800:])
+        time.sleep(36)
+        n = r.text().count('retry: a: alice/')
+        # every 10 s: attempts at 0, 10, 20, 30; doubling: 0, 10, 30 (then 70)
+        check(n == 3, 'backoff: 3 attempts in 36 s (10 s, then 20 s), not 4', n)
+    finally:
+        lock_dir(os.path.join(a_out, 'alice'), False)
+        rc = r.stop()
+    check(rc == 0, 'backoff: SIGTERM stops it with 0')
+
+
 def main():
     root = tempfile.mkdtemp(prefix='mugaika-watchd-')
     db = os.path.join(root, 'db')
@@ -636,7 +700,8 @@ def main():
                    stdout=subprocess.DEVNULL, timeout=300)
     try:
         for t in (test_pairs, test_usage, test_quota, test_fair, test_status, test_stuck,
-                  test_owner, test_release, test_folders, test_again):
+                  test_owner, test_release, test_folders, test_again, test_many_folders,
+                  test_backoff):
             try:
                 t(root, db)
             except Exception as e:  # a crash of the test is a failure, not a skip
