@@ -692,8 +692,27 @@ def test_backoff(root, db):
     check(rc == 0, 'backoff: SIGTERM stops it with 0')
 
 
+def kill_leftovers(root):
+    """Kills what still runs with root on its command line: a daemon that
+    went into the background is no child of this process."""
+    needle = root.encode()
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                if needle in f.read():
+                    os.kill(int(pid), signal.SIGKILL)
+                    print('# killed a leftover process %s' % pid)
+        except OSError:
+            pass
+
+
 def main():
     root = tempfile.mkdtemp(prefix='mugaika-watchd-')
+    # libclamav's and the pipeline's temporary files stay under root
+    os.environ['TMPDIR'] = os.path.join(root, 'tmp')
+    os.makedirs(os.environ['TMPDIR'])
     db = os.path.join(root, 'db')
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
     subprocess.run(['bash', os.path.join(src, 'tests', 'av', 'make-testdb'), db], check=True,
@@ -711,6 +730,7 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        kill_leftovers(root)
     if tap._count[1]:
         print('# kept %s' % root)
     else:

@@ -874,6 +874,10 @@ def main():
     ok = check(os.access(A.cli, os.X_OK), 'mugaika is there', A.cli) and ok
     ok = check(os.path.isdir(CORPUS), 'the shared corpus is there', CORPUS) and ok
     root = tempfile.mkdtemp(prefix='mgw-')
+    # what a daemon killed in the middle of a scan leaves (libclamav's
+    # temporary folders) stays under root
+    os.environ['TMPDIR'] = os.path.join(root, 'tmp')
+    os.makedirs(os.environ['TMPDIR'])
     try:
         if ok:
             db = os.path.join(root, 'db')
