@@ -29,7 +29,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -44,6 +43,8 @@
 #include <mugaika/fsname.h>
 #include <mugaika/fsops.h>
 
+#include "tmpdir.h"
+
 struct fx {
     char *dir;
     int dfd;
@@ -51,32 +52,16 @@ struct fx {
 
 static void fx_setup(struct fx *f, gconstpointer data)
 {
-    GError *err = NULL;
-
     (void)data;
-    f->dir = g_dir_make_tmp("mugaika-fsops-XXXXXX", &err);
-    g_assert_no_error(err);
-    f->dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    g_assert_cmpint(f->dfd, >=, 0);
+    f->dir = tmpdir_make("mugaika-fsops-XXXXXX", &f->dfd);
     mg_fs_set_test_hooks(NULL);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path);
-    return unlink(path);
 }
 
 static void fx_teardown(struct fx *f, gconstpointer data)
 {
     (void)data;
     mg_fs_set_test_hooks(NULL);
-    close(f->dfd);
-    g_assert_cmpint(nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), ==, 0);
-    g_free(f->dir);
+    tmpdir_remove(f->dir, f->dfd);
 }
 
 /* DIR/NAME; caller frees. */

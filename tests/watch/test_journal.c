@@ -30,7 +30,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,6 +40,8 @@
 
 #include <mugaika/wjournal.h>
 
+#include "tmpdir.h"
+
 struct fx {
     char *dir;
     char *journal; /* dir/journal */
@@ -49,32 +50,16 @@ struct fx {
 
 static void fx_setup(struct fx *f, gconstpointer data)
 {
-    GError *err = NULL;
-
     (void)data;
-    f->dir = g_dir_make_tmp("mugaika-journal-XXXXXX", &err);
-    g_assert_no_error(err);
+    f->dir = tmpdir_make("mugaika-journal-XXXXXX", &f->dfd);
     f->journal = g_build_filename(f->dir, MG_WJOURNAL_NAME, NULL);
-    f->dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    g_assert_cmpint(f->dfd, >=, 0);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path);
-    return unlink(path);
 }
 
 static void fx_teardown(struct fx *f, gconstpointer data)
 {
     (void)data;
-    close(f->dfd);
-    g_assert_cmpint(nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), ==, 0);
     g_free(f->journal);
-    g_free(f->dir);
+    tmpdir_remove(f->dir, f->dfd);
 }
 
 static struct mg_wjournal *jopen(struct fx *f)

@@ -39,7 +39,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,6 +48,8 @@
 #include <json-glib/json-glib.h>
 
 #include <mugaika/wstatus.h>
+
+#include "tmpdir.h"
 
 #define DAY  86400
 #define T0   (INT64_C(19875) * DAY + 3600) /* 2024-06-01T01:00:00Z */
@@ -61,30 +62,14 @@ struct fx {
 
 static void fx_setup(struct fx *f, gconstpointer data)
 {
-    GError *err = NULL;
-
     (void)data;
-    f->dir = g_dir_make_tmp("mugaika-wstatus-XXXXXX", &err);
-    g_assert_no_error(err);
-    f->dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    g_assert_cmpint(f->dfd, >=, 0);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path);
-    return unlink(path);
+    f->dir = tmpdir_make("mugaika-wstatus-XXXXXX", &f->dfd);
 }
 
 static void fx_teardown(struct fx *f, gconstpointer data)
 {
     (void)data;
-    close(f->dfd);
-    g_assert_cmpint(nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), ==, 0);
-    g_free(f->dir);
+    tmpdir_remove(f->dir, f->dfd);
 }
 
 /* --- helpers ----------------------------------------------------------------- */
