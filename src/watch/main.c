@@ -111,6 +111,7 @@ struct folder {
     unsigned busy;             /* its files taken and not finished */
     struct mg_fs_stable empty; /* a dropped folder: since when it is empty */
     bool too_deep;             /* logged once */
+    bool seen_empty;           /* the last scan found nothing in it */
 };
 
 /* Folders dropped into a user's folder are taken with their files, to
@@ -625,6 +626,8 @@ static unsigned scan_folder(struct watcher *w, struct folder *f, GPtrArray *read
     gint64 now = g_get_monotonic_time();
     unsigned waiting = 0;
 
+    f->seen_empty = names->len == 0;
+
     for (guint i = 0; i < names->len && !stop; i++) {
         const char *n = g_ptr_array_index(names, i);
         char *key = g_strconcat(f->in_key, "/", n, NULL);
@@ -905,8 +908,14 @@ static void prune(struct watcher *w, bool now_or_never)
         const char *slash;
         bool empty;
 
+        /* only what the scan found empty (or a child removed below) is
+         * listed again, to be sure before it goes */
         if (f->depth < 2 || f->busy > 0)
             continue;
+        if (!f->seen_empty) {
+            mg_fs_stable_init(&f->empty);
+            continue;
+        }
         names = list(f->in_fd);
         empty = names->len == 0;
         g_ptr_array_unref(names);
@@ -932,6 +941,7 @@ static void prune(struct watcher *w, bool now_or_never)
                 continue; /* not empty any more, or gone: the scan sees it */
         }
         mg_log(LOG_INFO, "%s: %s: the folder is empty: removed", f->pair->name, f->rel);
+        parent->seen_empty = true; /* perhaps empty now: looked at later in this pass */
         g_ptr_array_remove_index(w->folders, i);
     }
 }
