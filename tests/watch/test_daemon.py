@@ -65,6 +65,7 @@ import argparse
 import grp
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -112,11 +113,13 @@ def outputs(d):
 class Run:
     """One mugaika-watch process, its output in a log file."""
 
-    def __init__(self, root, argv, tag):
+    def __init__(self, root, argv, tag, wrap=()):
+        """wrap: a command that runs the daemon (setpriv, prlimit), ending in '--'."""
         self.log = os.path.join(root, 'log-%s.txt' % tag)
         self.logf = open(self.log, 'wb')
-        self.p = subprocess.Popen([A.watch] + argv, stdin=subprocess.DEVNULL, stdout=self.logf,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        self.p = subprocess.Popen(list(wrap) + [A.watch] + argv, stdin=subprocess.DEVNULL,
+                                  stdout=self.logf, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
         STARTED.append(self.p)
 
     def wait(self, timeout=180):
@@ -164,9 +167,9 @@ class Site:
                     'watch-quiet-ms = 200\nwatch-scan-ms = 100\n%s' % (self.q, self.db, self.state, text))
         return path
 
-    def start(self, argv):
+    def start(self, argv, wrap=()):
         self.runs += 1
-        return Run(self.base, argv, '%s-%d' % (self.tag, self.runs))
+        return Run(self.base, argv, '%s-%d' % (self.tag, self.runs), wrap)
 
 
 def status(state, *extra):
@@ -411,20 +414,11 @@ def test_owner(root, db):
     with zipfile.ZipFile(z, 'w') as zf:
         zf.writestr('sub/m.txt', 'member\n')
     put(os.path.join(a_in, 'u', 'pack.zip'), z.getvalue())
-    argv = ['setpriv', '--bounding-set', '-all,+chown', '--inh-caps', '-all,+chown',
-            '--ambient-caps', '+chown', '--', A.watch, '--config', conf, '--once']
-    log = os.path.join(s.base, 'log.txt')
-    with open(log, 'wb') as f:
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-        STARTED.append(p)
-        try:
-            rc = p.wait(180)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rc = p.wait()
-    text = open(log, 'rb').read().decode('utf-8', 'replace')
-    check(rc == 0, 'owner: --once with CAP_CHOWN alone exits 0', text[-1500:])
-    import pwd
+    r = s.start(['--config', conf, '--once'],
+                wrap=['setpriv', '--bounding-set', '-all,+chown', '--inh-caps', '-all,+chown',
+                      '--ambient-caps', '+chown', '--'])
+    rc = r.wait()
+    check(rc == 0, 'owner: --once with CAP_CHOWN alone exits 0', r.text()[-1500:])
     nobody, nogroup = pwd.getpwnam('nobody').pw_uid, grp.getgrnam('nogroup').gr_gid
     got = outputs(a_out)
     check(got == ['u/f.txt', 'u/f.txt' + REPORT, 'u/pack.zip' + REPORT, 'u/pack/sub/m.txt'],
@@ -641,25 +635,14 @@ def test_many_folders(root, db):
     conf = s.conf('watch-quiet-ms = 100\n[watch a]\nin = %s\nout = %s\n' % (a_in, a_out))
     for k in range(80):
         put(os.path.join(a_in, 'alice', 'p%02d' % k, 'f.txt'), b'folder %d\n' % k)
-    s.runs += 1
-    log = os.path.join(s.base, 'log-nofile.txt')
-    with open(log, 'wb') as f:
-        p = subprocess.Popen(['prlimit', '--nofile=200:200', '--', A.watch, '--config', conf,
-                              '--foreground'], stdout=f, stderr=subprocess.STDOUT,
-                             start_new_session=True)
-        STARTED.append(p)
-        try:
-            done = until(lambda: len([n for n in outputs(a_out) if n.endswith('/f.txt')]) == 80,
-                         180, 0.5)
-            gone = until(lambda: os.listdir(os.path.join(a_in, 'alice')) == [], 60, 0.5)
-        finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                rc = p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                rc = p.wait()
-    text = open(log, 'rb').read().decode('utf-8', 'replace')
+    r = s.start(['--config', conf, '--foreground'], wrap=['prlimit', '--nofile=200:200', '--'])
+    try:
+        done = until(lambda: len([n for n in outputs(a_out) if n.endswith('/f.txt')]) == 80,
+                     180, 0.5)
+        gone = until(lambda: os.listdir(os.path.join(a_in, 'alice')) == [], 60, 0.5)
+    finally:
+        rc = r.stop()
+    text = r.text()
     check(done, 'many folders: 80 dropped folders arrive with 200 descriptors (36 folders at '
           'a time)', (len(outputs(a_out)), text[-1500:]))
     check(gone, 'many folders: and leave IN', os.listdir(os.path.join(a_in, 'alice'))[:10])
