@@ -74,6 +74,12 @@ enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av
                                           GError **err);
 
 unsigned mg_av_signatures(const struct mg_av *av);
+/* Whether scans compute libclamav's perceptual hash of pictures: only
+ * when the database has image fuzzy hash signatures (a "fuzzy_img#"
+ * subsignature in any of its files, containers inflated); a file that
+ * cannot be read to its end counts as having some. */
+gboolean mg_av_image_hash(const struct mg_av *av);
+gboolean mg_av_dir_has_image_sigs(const char *dbdir);
 /* libclamav version string (static). */
 const char *mg_av_version(void);
 

@@ -10,7 +10,11 @@
  *	buffer, as a descriptor and through a read function, the EICAR zip of $MUGAIKA_SHARED,
  *	clam.exe (hash signature), clean data, a mail with a base64 EICAR
  *	attachment, nested zips past the recursion limit; from one thread
- *	and from four at once. Broken databases and descriptors must give
+ *	and from four at once. Pictures are hashed (libclamav's image
+ *	fuzzy hash) only with a database that has such signatures: one is
+ *	made with sigtool for a corpus photo; the search for them is tried
+ *	on containers (gzip or not), a tag across two reads and broken
+ *	files. Broken databases and descriptors must give
  *	errors, never a clean verdict. $TMPDIR points at an empty
  *	directory of the test's own, which must be empty again at the end.
  *	Every missing prerequisite is a failure, not a skip.
@@ -728,6 +732,237 @@ static void rm_rf(const char *path)
     }
 }
 
+/* --- image fuzzy hashes ------------------------------------------------ */
+
+/* A one-file ustar archive of name with data. */
+static GByteArray *tar_one(const char *name, const void *data, size_t len)
+{
+    GByteArray *a = g_byte_array_new();
+    guint8 h[512];
+    unsigned sum = 0;
+    static const guint8 zero[1024];
+
+    memset(h, 0, sizeof h);
+    g_strlcpy((char *)h, name, 100);
+    memcpy(h + 100, "0000644", 8);
+    memcpy(h + 108, "0000000", 8);
+    memcpy(h + 116, "0000000", 8);
+    g_snprintf((char *)h + 124, 12, "%011zo", len);
+    memcpy(h + 136, "00000000000", 12);
+    memset(h + 148, ' ', 8);
+    h[156] = '0';
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    for (size_t i = 0; i < sizeof h; i++)
+        sum += h[i];
+    g_snprintf((char *)h + 148, 8, "%06o", sum);
+    g_byte_array_append(a, h, sizeof h);
+    g_byte_array_append(a, data, (guint)len);
+    g_byte_array_append(a, zero, (guint)((512 - len % 512) % 512));
+    g_byte_array_append(a, zero, sizeof zero);
+    return a;
+}
+
+static GByteArray *gzip_bytes(const guint8 *data, size_t len)
+{
+    GByteArray *a = g_byte_array_new();
+    z_stream z;
+    guint8 buf[16384];
+    int rc;
+
+    memset(&z, 0, sizeof z);
+    g_assert_cmpint(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), ==,
+                    Z_OK);
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)len;
+    do {
+        z.next_out = buf;
+        z.avail_out = sizeof buf;
+        rc = deflate(&z, Z_FINISH);
+        g_byte_array_append(a, buf, (guint)(sizeof buf - z.avail_out));
+    } while (rc == Z_OK);
+    g_assert_cmpint(rc, ==, Z_STREAM_END);
+    deflateEnd(&z);
+    return a;
+}
+
+/* A container as libclamav's .cvd/.cld: a 512-byte header, then the tar,
+ * gzip-compressed or not. */
+static void write_container(const char *dir, const char *name, const char *ldb, gboolean gz)
+{
+    GByteArray *tar = tar_one("test.ldb", ldb, strlen(ldb));
+    GByteArray *body = gz ? gzip_bytes(tar->data, tar->len) : NULL;
+    GByteArray *f = g_byte_array_new();
+    guint8 hdr[512];
+    char *path = g_build_filename(dir, name, NULL);
+    GError *err = NULL;
+
+    memset(hdr, ' ', sizeof hdr);
+    memcpy(hdr, "ClamAV-VDB:01 Jan 2026 00-00 +0000:1:1:150:x:x:test:0", 53);
+    g_byte_array_append(f, hdr, sizeof hdr);
+    if (gz)
+        g_byte_array_append(f, body->data, body->len);
+    else
+        g_byte_array_append(f, tar->data, tar->len);
+    g_file_set_contents(path, (const char *)f->data, f->len, &err);
+    g_assert_no_error(err);
+    g_byte_array_unref(tar);
+    if (body != NULL)
+        g_byte_array_unref(body);
+    g_byte_array_unref(f);
+    g_free(path);
+}
+
+static char *probe_dir(const char *name)
+{
+    char *d = g_build_filename(workdir, name, NULL);
+
+    g_assert_cmpint(g_mkdir(d, 0700), ==, 0);
+    return d;
+}
+
+/* The fuzzy hash of a picture, by sigtool (clamav package). */
+static char *fuzzy_hash_of(const char *path)
+{
+    char *argv[] = {(char *)"sigtool", (char *)"--fuzzy-img", (char *)path, NULL};
+    char *out = NULL, *colon, *hash;
+    GError *err = NULL;
+    int status;
+
+    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+                      NULL, &out, NULL, &status, &err))
+        g_error("cannot run sigtool (package clamav): %s", err->message);
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+    colon = strrchr(out, ':');
+    g_assert_nonnull(colon);
+    hash = g_strstrip(g_strdup(colon + 1));
+    g_assert_cmpuint(strlen(hash), ==, 16);
+    g_free(out);
+    return hash;
+}
+
+#define FUZZY_NAME "Mugaika.Test.FuzzyImg"
+
+static void test_image_hash(void)
+{
+    const char *shared = g_getenv("MUGAIKA_SHARED");
+    char *photo = g_build_filename(shared, "corpus", "gmime", "encodings", "photo.jpg", NULL);
+    GBytes *jpg = read_file(photo);
+    char *hash = fuzzy_hash_of(photo);
+    char *ldb = g_strdup_printf(FUZZY_NAME ";Engine:150-255,Target:0;0;fuzzy_img#%s#0\n", hash);
+    char *dir = probe_dir("fuzzy-db");
+    char *path = g_build_filename(dir, "fuzzy.ldb", NULL);
+    GError *err = NULL;
+    char *name = NULL;
+    struct mg_av *e;
+    gsize len;
+    const void *data = g_bytes_get_data(jpg, &len);
+
+    /* the test database has no image signature: no picture is hashed */
+    g_assert_false(mg_av_image_hash(av));
+    g_assert_false(mg_av_dir_has_image_sigs(dbdir));
+    g_assert_cmpint(mg_av_scan_buffer(av, data, len, &name, &err), ==, MG_AV_CLEAN);
+    g_assert_no_error(err);
+
+    g_file_set_contents(path, ldb, -1, &err);
+    g_assert_no_error(err);
+    e = mg_av_open(dir, &err);
+    g_assert_no_error(err);
+    g_assert_true(mg_av_image_hash(e));
+    /* the hash is computed and matched, as a picture and inside a mail */
+    g_assert_cmpint(mg_av_scan_buffer(e, data, len, &name, &err), ==, MG_AV_INFECTED);
+    g_assert_no_error(err);
+    g_assert_true(g_str_has_prefix(name, FUZZY_NAME));
+    g_clear_pointer(&name, g_free);
+    /* through a descriptor (read through a handle by libclamav) too */
+    {
+        char *copy = write_work_file("photo.jpg", data, len);
+        int fd = open(copy, O_RDONLY | O_CLOEXEC);
+
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(mg_av_scan_fd(e, fd, &name, &err), ==, MG_AV_INFECTED);
+        g_assert_no_error(err);
+        g_assert_true(g_str_has_prefix(name, FUZZY_NAME));
+        g_clear_pointer(&name, g_free);
+        close(fd);
+        g_free(copy);
+    }
+    /* the flag turns it off for one scan */
+    g_assert_cmpint(mg_av_scan_buffer_flags(e, data, len, MG_AV_SCAN_NO_IMAGE_HASH, &name, &err),
+                    ==, MG_AV_CLEAN);
+    g_assert_no_error(err);
+    g_assert_null(name);
+    mg_av_unref(e);
+
+    g_bytes_unref(jpg);
+    g_free(photo);
+    g_free(hash);
+    g_free(ldb);
+    g_free(dir);
+    g_free(path);
+}
+
+/* The search of the database directory itself. */
+static void test_image_probe(void)
+{
+    const char *tag_ldb = "X.Test;Engine:150-255,Target:0;0;fuzzy_img#0011223344556677#0\n";
+    const char *plain_ldb = "X.Test;Engine:150-255,Target:0;0;41424344\n";
+    char *d, *path, *big;
+    GError *err = NULL;
+    size_t n = 256 * 1024 + 100;
+
+    /* in a gzip-compressed container, and not */
+    d = probe_dir("probe-cvd");
+    write_container(d, "daily.cld", plain_ldb, TRUE);
+    g_assert_false(mg_av_dir_has_image_sigs(d));
+    write_container(d, "main.cvd", tag_ldb, TRUE);
+    g_assert_true(mg_av_dir_has_image_sigs(d));
+    g_free(d);
+    d = probe_dir("probe-tar");
+    write_container(d, "daily.cld", plain_ldb, FALSE);
+    g_assert_false(mg_av_dir_has_image_sigs(d));
+    write_container(d, "bytecode.cud", tag_ldb, FALSE);
+    g_assert_true(mg_av_dir_has_image_sigs(d));
+    g_free(d);
+
+    /* across the boundary of two reads of a plain file */
+    d = probe_dir("probe-split");
+    big = g_malloc(n);
+    memset(big, 'a', n);
+    memcpy(big + 256 * 1024 - 4, "fuzzy_img#", 10);
+    path = g_build_filename(d, "split.ldb", NULL);
+    g_file_set_contents(path, big, (gssize)n, &err);
+    g_assert_no_error(err);
+    g_assert_true(mg_av_dir_has_image_sigs(d));
+    /* one byte off is no tag */
+    big[256 * 1024 - 4] = 'F';
+    g_file_set_contents(path, big, (gssize)n, &err);
+    g_assert_no_error(err);
+    g_assert_false(mg_av_dir_has_image_sigs(d));
+    g_free(path);
+    g_free(big);
+
+    /* a container that cannot be inflated to its end counts as yes */
+    path = g_build_filename(d, "broken.cvd", NULL);
+    {
+        char junk[600];
+        memset(junk, ' ', sizeof junk);
+        junk[512] = (char)0x1f;
+        junk[513] = (char)0x8b;
+        memset(junk + 514, 0xff, sizeof junk - 514);
+        g_file_set_contents(path, junk, sizeof junk, &err);
+        g_assert_no_error(err);
+    }
+    g_assert_true(mg_av_dir_has_image_sigs(d));
+    g_free(path);
+    g_free(d);
+
+    /* a directory that cannot be read: yes */
+    d = g_build_filename(workdir, "no-such-dir", NULL);
+    g_assert_true(mg_av_dir_has_image_sigs(d));
+    g_free(d);
+}
+
 int main(int argc, char **argv)
 {
     const char *shared = g_getenv("MUGAIKA_SHARED");
@@ -772,6 +1007,8 @@ int main(int argc, char **argv)
     g_test_add_func("/av/pread", test_pread);
     g_test_add_func("/av/threads", test_threads);
     g_test_add_func("/av/refcount", test_refcount);
+    g_test_add_func("/av/image-hash", test_image_hash);
+    g_test_add_func("/av/image-probe", test_image_probe);
     g_test_add_func("/av/tmp-clean", test_tmp_clean);
     rc = g_test_run();
 
