@@ -35,7 +35,13 @@
  *	files) and
  *	SHA-256 into tmp/<random> (O_EXCL, 0600). Memory stays bounded
  *	(one 64 KiB output buffer and the deflate state) whatever the
- *	size. Commit flushes and fsyncs the file, then under SQLite's
+ *	size. Past its first MiB (QW_THREAD_AT), an original is hashed
+ *	and compressed by a thread of its own, so that a large mail is
+ *	stored while the caller parses and scans it: feed copies into
+ *	256 KiB chunks and waits while 4 MiB are queued (memory stays
+ *	bounded); a failure of the thread is reported by the next feed
+ *	and by commit. Small mail is compressed in the caller's thread.
+ *	Commit flushes and fsyncs the file, then under SQLite's
  *	write lock (BEGIN IMMEDIATE, which orders all processes):
  *	creates objects/ab (fsyncing objects/), keeps an existing
  *	non-empty object of the same name or renames the file into
@@ -90,6 +96,9 @@
 #define GZ_LEVEL       1
 #define GZ_PROBE       (1u << 20) /* input judged for the strategy (below) */
 #define GZ_HUFF_RATIO  55         /* percent: above, LZ77 matching is not worth its time */
+#define QW_THREAD_AT   (1u << 20) /* fed past this, a thread compresses */
+#define QW_CHUNK       (256u * 1024)
+#define QW_MAX_QUEUED  (16u) /* chunks waiting for the thread (4 MiB) */
 #define BUSY_MS        10000
 #define STALE_SECONDS  3600
 #define ID_RANDOM      11
@@ -163,6 +172,16 @@ struct mg_qwrite {
     bool probed;        /* the strategy was chosen (GZ_PROBE) */
     unsigned char *out; /* CHUNK bytes of deflate output */
     GError *failed;     /* sticky: a feed failed */
+
+    /* the compressing thread (started past QW_THREAD_AT) */
+    GThread *thread;
+    GMutex mu;
+    GCond cond;
+    GQueue queue;    /* of GBytes, for the thread */
+    bool eof;        /* no more chunks: the thread ends */
+    GError *tfailed; /* the thread's failure (under mu) */
+    guint8 *chunk;   /* filling, QW_CHUNK bytes */
+    size_t chunk_len;
 };
 
 /* --- errors ------------------------------------------------------------ */
@@ -568,8 +587,11 @@ static void qwrite_discard(struct mg_qwrite *w)
     }
 }
 
+static void qwrite_stop(struct mg_qwrite *w);
+
 static void qwrite_free(struct mg_qwrite *w)
 {
+    qwrite_stop(w);
     qwrite_discard(w);
     if (w->z_ready)
         deflateEnd(&w->z);
@@ -578,6 +600,9 @@ static void qwrite_free(struct mg_qwrite *w)
     if (w->failed != NULL)
         g_error_free(w->failed);
     g_free(w->out);
+    g_free(w->chunk);
+    g_mutex_clear(&w->mu);
+    g_cond_clear(&w->cond);
     g_free(w);
 }
 
@@ -588,6 +613,9 @@ struct mg_qwrite *mg_quarantine_write_begin(struct mg_quarantine *q, GError **er
 
     w->q = q;
     w->fd = -1;
+    g_mutex_init(&w->mu);
+    g_cond_init(&w->cond);
+    g_queue_init(&w->queue);
     for (int tries = 0; w->fd < 0; tries++) {
         random_name(name, 16);
         g_free(w->tmp_path);
@@ -668,41 +696,165 @@ static void qwrite_fail(struct mg_qwrite *w, GError **err)
     qwrite_discard(w);
 }
 
-bool mg_qwrite_feed(struct mg_qwrite *w, const void *buf, size_t len, GError **err)
+/* Hashes and compresses len bytes in this thread. */
+static bool qwrite_consume(struct mg_qwrite *w, const void *buf, size_t len, GError **err)
 {
     const unsigned char *p = buf;
-    GError *e = NULL;
 
-    if (w->failed != NULL) {
-        g_propagate_error(err, g_error_copy(w->failed));
-        return false;
-    }
     while (len > 0) {
         uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
         mg_sha256_update(w->sum, p, n);
-        w->size += n;
         w->z.next_in = (Bytef *)p;
         w->z.avail_in = n;
-        if (!deflate_run(w, Z_NO_FLUSH, &e)) {
-            qwrite_fail(w, &e);
-            g_propagate_error(err, e);
+        if (!deflate_run(w, Z_NO_FLUSH, err))
             return false;
-        }
         p += n;
         len -= n;
     }
-    if (!w->probed && w->size >= GZ_PROBE) {
+    if (!w->probed && w->z.total_in >= GZ_PROBE) {
         /* Mail that is mostly base64 of compressed data (archives,
          * Office files, PDFs, pictures) gains almost nothing from
          * LZ77 matching, which costs two thirds of the time: once the
          * first MiB shows it, the rest is Huffman-coded only (smaller
          * for base64, three times faster). Text and HTML keep level 1. */
         w->probed = true;
-        if (w->z.total_out * 100 > w->z.total_in * GZ_HUFF_RATIO && !huffman_only(w, &e)) {
-            qwrite_fail(w, &e);
-            g_propagate_error(err, e);
+        if (w->z.total_out * 100 > w->z.total_in * GZ_HUFF_RATIO && !huffman_only(w, err))
             return false;
+    }
+    return true;
+}
+
+/* The thread: takes chunks until eof; after a failure it only drops
+ * them (the failure is reported by the next feed and by commit). */
+static gpointer qwrite_thread(gpointer u)
+{
+    struct mg_qwrite *w = u;
+    bool ok = true;
+
+    for (;;) {
+        GBytes *b;
+        GError *e = NULL;
+
+        g_mutex_lock(&w->mu);
+        while (g_queue_is_empty(&w->queue) && !w->eof)
+            g_cond_wait(&w->cond, &w->mu);
+        b = g_queue_pop_head(&w->queue);
+        g_cond_broadcast(&w->cond); /* room for the feeder */
+        g_mutex_unlock(&w->mu);
+        if (b == NULL)
+            break; /* eof, and nothing left */
+        if (ok) {
+            gsize n;
+            const void *d = g_bytes_get_data(b, &n);
+            if (!qwrite_consume(w, d, n, &e)) {
+                ok = false;
+                g_mutex_lock(&w->mu);
+                w->tfailed = e;
+                g_cond_broadcast(&w->cond);
+                g_mutex_unlock(&w->mu);
+            }
         }
+        g_bytes_unref(b);
+    }
+    return NULL;
+}
+
+/* Hands the filled chunk to the thread, waiting for room. */
+static void qwrite_push(struct mg_qwrite *w)
+{
+    GBytes *b;
+
+    if (w->chunk_len == 0)
+        return;
+    b = g_bytes_new_take(w->chunk, w->chunk_len);
+    w->chunk = NULL;
+    w->chunk_len = 0;
+    g_mutex_lock(&w->mu);
+    while (g_queue_get_length(&w->queue) >= QW_MAX_QUEUED && w->tfailed == NULL)
+        g_cond_wait(&w->cond, &w->mu);
+    g_queue_push_tail(&w->queue, b);
+    g_cond_broadcast(&w->cond);
+    g_mutex_unlock(&w->mu);
+}
+
+/* Ends the thread, if any, once it has taken every chunk; a failure of
+ * the thread becomes the write's (and its temporary file goes). */
+static void qwrite_stop(struct mg_qwrite *w)
+{
+    if (w->thread == NULL)
+        return;
+    qwrite_push(w);
+    g_mutex_lock(&w->mu);
+    w->eof = true;
+    g_cond_broadcast(&w->cond);
+    g_mutex_unlock(&w->mu);
+    g_thread_join(w->thread);
+    w->thread = NULL;
+    if (w->tfailed != NULL && w->failed == NULL) {
+        w->failed = w->tfailed;
+        w->tfailed = NULL;
+        qwrite_discard(w);
+    }
+    g_clear_error(&w->tfailed);
+}
+
+/* The thread's failure, seen by the feeder: the write fails for good. */
+static bool qwrite_thread_failed(struct mg_qwrite *w, GError **err)
+{
+    bool failed;
+
+    g_mutex_lock(&w->mu);
+    failed = w->tfailed != NULL;
+    g_mutex_unlock(&w->mu);
+    if (failed) {
+        qwrite_stop(w);
+        g_propagate_error(err, g_error_copy(w->failed));
+    }
+    return failed;
+}
+
+/* Small mail, or no thread to be had: in the caller's thread. */
+static bool qwrite_inline(struct mg_qwrite *w, const void *buf, size_t len, GError **err)
+{
+    GError *e = NULL;
+
+    w->size += len;
+    if (!qwrite_consume(w, buf, len, &e)) {
+        qwrite_fail(w, &e);
+        g_propagate_error(err, e);
+        return false;
+    }
+    return true;
+}
+
+bool mg_qwrite_feed(struct mg_qwrite *w, const void *buf, size_t len, GError **err)
+{
+    const unsigned char *p = buf;
+
+    if (w->failed != NULL) {
+        g_propagate_error(err, g_error_copy(w->failed));
+        return false;
+    }
+    if (w->thread == NULL && w->size + len <= QW_THREAD_AT)
+        return qwrite_inline(w, buf, len, err);
+    if (w->thread == NULL &&
+        (w->thread = g_thread_try_new("mugaika-qwrite", qwrite_thread, w, NULL)) == NULL)
+        return qwrite_inline(w, buf, len, err);
+    if (qwrite_thread_failed(w, err))
+        return false;
+    w->size += len;
+    while (len > 0) {
+        size_t n;
+
+        if (w->chunk == NULL)
+            w->chunk = g_malloc(QW_CHUNK);
+        n = MIN(len, QW_CHUNK - w->chunk_len);
+        memcpy(w->chunk + w->chunk_len, p, n);
+        w->chunk_len += n;
+        p += n;
+        len -= n;
+        if (w->chunk_len == QW_CHUNK)
+            qwrite_push(w);
     }
     return true;
 }
@@ -830,6 +982,7 @@ bool mg_qwrite_commit(struct mg_qwrite *w, struct mg_qrecord *rec, GError **err)
     char sha[65];
     bool ok = false;
 
+    qwrite_stop(w);
     if (w->failed != NULL) {
         g_propagate_error(err, g_error_copy(w->failed));
         goto out;

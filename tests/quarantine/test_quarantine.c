@@ -618,6 +618,17 @@ static void test_abort(void)
     mg_qwrite_abort(w);
     mg_qwrite_abort(NULL);
     g_assert_cmpuint(count_in(f.dir, "tmp"), ==, 0);
+    /* past the first MiB a thread compresses: abort stops it too */
+    {
+        unsigned char *b = random_bytes(3u << 20, 9);
+        w = mg_quarantine_write_begin(q, &e);
+        g_assert_no_error(e);
+        for (size_t off = 0; off < (3u << 20); off += 100000)
+            g_assert_true(mg_qwrite_feed(w, b + off, MIN(100000, (3u << 20) - off), &e));
+        mg_qwrite_abort(w);
+        g_free(b);
+    }
+    g_assert_cmpuint(count_in(f.dir, "tmp"), ==, 0);
     g_assert_cmpuint(count_in(f.dir, "objects"), ==, 0);
     g_assert_cmpuint(count_rows(q), ==, 0);
     mg_quarantine_close(q);
