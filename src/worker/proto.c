@@ -20,8 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-glib/json-glib.h>
-
 #include "worker/mgw.h"
 
 struct mgw {
@@ -79,18 +77,63 @@ static bool record(struct mgw *w, char tag, const void *buf, size_t len)
     return write_all(w, h, sizeof h) && (len == 0 || write_all(w, buf, len));
 }
 
-static bool record_json(struct mgw *w, char tag, JsonBuilder *b)
+/* The JSON of records is written here rather than with json-glib: its
+ * GObject and GIO dependencies were a millisecond of every worker's
+ * start (loading and binding seven more libraries). */
+
+/* s (valid UTF-8, or NULL) as a JSON string, or null. */
+static void json_str(GString *g, const char *s)
 {
-    JsonNode *n = json_builder_get_root(b);
-    gsize len = 0;
-    char *s = json_to_string(n, FALSE);
+    if (s == NULL) {
+        g_string_append(g, "null");
+        return;
+    }
+    g_string_append_c(g, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        switch (*p) {
+        case '"':
+            g_string_append(g, "\\\"");
+            break;
+        case '\\':
+            g_string_append(g, "\\\\");
+            break;
+        case '\n':
+            g_string_append(g, "\\n");
+            break;
+        case '\r':
+            g_string_append(g, "\\r");
+            break;
+        case '\t':
+            g_string_append(g, "\\t");
+            break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                g_string_append_printf(g, "\\u%04x", *p);
+            else
+                g_string_append_c(g, (char)*p);
+        }
+    }
+    g_string_append_c(g, '"');
+}
+
+/* ,"key":"value" (or without the comma for the first member) */
+static void json_member(GString *g, const char *key, const char *value)
+{
+    if (g->len > 1)
+        g_string_append_c(g, ',');
+    json_str(g, key);
+    g_string_append_c(g, ':');
+    json_str(g, value);
+}
+
+/* Sends the object in g (opened with "{"), closing it; frees g. */
+static bool record_json(struct mgw *w, char tag, GString *g)
+{
     bool ok;
 
-    len = strlen(s);
-    ok = record(w, tag, s, len);
-    g_free(s);
-    json_node_unref(n);
-    g_object_unref(b);
+    g_string_append_c(g, '}');
+    ok = record(w, tag, g->str, g->len);
+    g_string_free(g, TRUE);
     return ok;
 }
 
@@ -166,37 +209,34 @@ bool mgw_option_bool(const struct mgw *w, const char *key, bool def)
 
 bool mgw_out_begin(struct mgw *w, const char *name, const char *type, unsigned flags)
 {
-    JsonBuilder *b;
+    GString *g;
     char *n = valid_utf8(name), *t = valid_utf8(type);
+    const char *sep = "";
 
-    if (w->in_output && !mgw_out_end(w))
+    if (w->in_output && !mgw_out_end(w)) {
+        g_free(n);
+        g_free(t);
         return false;
-    b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "name");
-    if (n != NULL)
-        json_builder_add_string_value(b, n);
-    else
-        json_builder_add_null_value(b);
-    json_builder_set_member_name(b, "type");
-    if (t != NULL)
-        json_builder_add_string_value(b, t);
-    else
-        json_builder_add_null_value(b);
-    json_builder_set_member_name(b, "flags");
-    json_builder_begin_array(b);
-    if (flags & MGW_OUT_ENCRYPTED)
-        json_builder_add_string_value(b, "encrypted");
-    if (flags & MGW_OUT_NAME_MISMATCH)
-        json_builder_add_string_value(b, "name-mismatch");
+    }
+    g = g_string_new("{");
+    json_member(g, "name", n);
+    json_member(g, "type", t);
+    g_string_append(g, ",\"flags\":[");
+    if (flags & MGW_OUT_ENCRYPTED) {
+        g_string_append(g, "\"encrypted\"");
+        sep = ",";
+    }
+    if (flags & MGW_OUT_NAME_MISMATCH) {
+        g_string_append_printf(g, "%s\"name-mismatch\"", sep);
+        sep = ",";
+    }
     if (flags & MGW_OUT_NAME_CHANGED)
-        json_builder_add_string_value(b, "name-changed");
-    json_builder_end_array(b);
-    json_builder_end_object(b);
+        g_string_append_printf(g, "%s\"name-changed\"", sep);
+    g_string_append_c(g, ']');
     g_free(n);
     g_free(t);
     w->in_output = true;
-    return record_json(w, 'O', b);
+    return record_json(w, 'O', g);
 }
 
 bool mgw_out_write(struct mgw *w, const void *buf, size_t len)
@@ -263,21 +303,18 @@ char *mgw_name_clean(const char *in)
 
 void mgw_note(struct mgw *w, const char *kind, const char *fmt, ...)
 {
-    JsonBuilder *b = json_builder_new();
+    GString *g = g_string_new("{");
     va_list ap;
-    char *text, *valid;
+    char *text, *valid, *k = valid_utf8(kind);
 
     va_start(ap, fmt);
     text = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     valid = valid_utf8(text);
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "kind");
-    json_builder_add_string_value(b, kind);
-    json_builder_set_member_name(b, "text");
-    json_builder_add_string_value(b, valid);
-    json_builder_end_object(b);
-    record_json(w, 'N', b);
+    json_member(g, "kind", k);
+    json_member(g, "text", valid);
+    record_json(w, 'N', g);
+    g_free(k);
     g_free(text);
     g_free(valid);
 }
@@ -294,20 +331,13 @@ void mgw_reason(struct mgw *w, const char *fmt, ...)
 
 static bool done(struct mgw *w, enum mgw_status st)
 {
-    JsonBuilder *b = json_builder_new();
+    GString *g = g_string_new("{");
     char *r = valid_utf8(w->reason);
 
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "status");
-    json_builder_add_string_value(b, mgw_status_name(st));
-    json_builder_set_member_name(b, "reason");
-    if (r != NULL)
-        json_builder_add_string_value(b, r);
-    else
-        json_builder_add_null_value(b);
-    json_builder_end_object(b);
+    json_member(g, "status", mgw_status_name(st));
+    json_member(g, "reason", r);
     g_free(r);
-    return record_json(w, 'Z', b);
+    return record_json(w, 'Z', g);
 }
 
 static void usage(const char *prog, const struct mgw_handler *table, size_t n)
