@@ -55,6 +55,7 @@
 #include <mugaika/charset.h>
 #include <mugaika/hdr.h>
 
+#include "core/io.h"
 #include "sanitize/sanitize_int.h"
 
 #define SZ_BUF   (64 * 1024) /* write buffer of an open leaf */
@@ -315,10 +316,13 @@ static void hdr_clear(gpointer p)
     g_free(h->decoded);
 }
 
+static void prefetch_drop(struct sz_item *it);
+
 static void item_free(gpointer p)
 {
     struct sz_item *it = p;
 
+    prefetch_drop(it);
     g_free(it->path);
     g_free(it->declared);
     g_free(it->charset);
@@ -698,31 +702,36 @@ static gpointer scan_job_run(gpointer u)
 }
 
 /*
- * The scan of a handler's output runs while the next item is worked on
- * (at most one at a time): joined before the next output scan starts,
- * before the item's handler work is reset, and at the end of the
- * message, before anything reads the outcome. An infected output drops
- * the item then, exactly as if it had been found at once.
+ * Scans that run while the pipeline goes on: the scan of an item's
+ * original while its handler runs and after (classify_overlapped), and
+ * the scan of a handler's output (check_output). At most SZ_SCANS run
+ * at a time (the oldest is joined to make room); an item's scans are
+ * joined before its handler work is reset, and all of them at the end
+ * of the message, before anything reads the outcome. A finding is then
+ * applied exactly as if it had been made at once: an infected output
+ * drops the item; a finding in the original (infected, encrypted, not
+ * fully scanned) throws the handler's work away and the item is
+ * decided again.
  */
+#define SZ_SCANS 4
+
+enum pending_kind { PENDING_ORIGINAL, PENDING_OUTPUT };
+
 struct pending_scan {
     struct scan_job job;
     GThread *thread;
     int index;
+    enum pending_kind kind;
     const char *handler; /* static */
 };
 
-void sz_output_scan_join(struct mg_sanitize *s)
-{
-    struct pending_scan *p = s->pending;
-    struct sz_item *it;
+static void cdr_reset(struct mg_sanitize *s, struct sz_item *it);
+static bool decide(struct mg_sanitize *s, int index);
+static void scan_join_item(struct mg_sanitize *s, int index, enum pending_kind kind);
 
-    if (p == NULL)
-        return;
-    s->pending = NULL;
-    if (p->thread != NULL)
-        g_thread_join(p->thread);
-    s->av_us += p->job.us;
-    it = g_ptr_array_index(s->items, (guint)p->index);
+/* The finding of a handler's output. */
+static void output_found(struct mg_sanitize *s, struct pending_scan *p, struct sz_item *it)
+{
     if (p->job.read_why != NULL) {
         sz_fail(s, p->job.read_v, "virus scan of the output of %s for part %s: spool read: %s",
                 p->handler, it->path, p->job.read_why);
@@ -740,24 +749,97 @@ void sz_output_scan_join(struct mg_sanitize *s)
     }
     g_clear_error(&p->job.e);
     g_free(p->job.vir);
+}
+
+/* The finding of an original scanned while its handler ran. */
+static void original_found(struct mg_sanitize *s, struct pending_scan *p, int index)
+{
+    struct sz_item *it = item_at(s, index);
+    unsigned flags = it->flags;
+    bool unscanned = it->unscanned;
+
+    if (p->job.read_why != NULL) {
+        g_clear_error(&p->job.e);
+        g_free(p->job.vir);
+        sz_fail(s, p->job.read_v, "virus scan of part %s: spool read: %s", it->path,
+                p->job.read_why);
+        return;
+    }
+    if (!scan_found(s, it, p->job.v, p->job.vir, p->job.e) || s->error != NULL)
+        return;
+    if ((it->flags & ~flags) == 0 && it->unscanned == unscanned) {
+        if ((it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT) || it->cdr_ready)
+            content_forget(s, &it->c);
+        return;
+    }
+    scan_join_item(s, index, PENDING_OUTPUT); /* its output may be scanned still */
+    cdr_reset(s, it);
+    decide(s, index);
+}
+
+/* Joins one scan (taken out of s->pending) and applies its finding. */
+static void pending_finish(struct mg_sanitize *s, struct pending_scan *p)
+{
+    if (p->thread != NULL)
+        g_thread_join(p->thread);
+    s->av_us += p->job.us;
+    if (p->kind == PENDING_OUTPUT)
+        output_found(s, p, item_at(s, p->index));
+    else
+        original_found(s, p, p->index);
     g_free(p);
 }
 
-static void output_scan_start(struct mg_sanitize *s, int index, const char *handler)
+void sz_output_scan_join(struct mg_sanitize *s)
 {
-    struct pending_scan *p = g_new0(struct pending_scan, 1);
-    struct sz_item *it = g_ptr_array_index(s->items, (guint)index);
+    /* a finding may decide an item again, which may start scans */
+    while (s->pending != NULL && s->pending->len > 0)
+        pending_finish(s, g_ptr_array_steal_index(s->pending, 0));
+}
 
-    sz_output_scan_join(s);
+/* Joins the scan of that kind of item index, if one runs. */
+static void scan_join_item(struct mg_sanitize *s, int index, enum pending_kind kind)
+{
+    for (guint i = 0; s->pending != NULL && i < s->pending->len; i++) {
+        struct pending_scan *p = g_ptr_array_index(s->pending, i);
+        if (p->index == index && p->kind == kind) {
+            pending_finish(s, g_ptr_array_steal_index(s->pending, i));
+            return;
+        }
+    }
+}
+
+static void scan_start(struct mg_sanitize *s, int index, enum pending_kind kind,
+                       const char *handler)
+{
+    struct pending_scan *p;
+    struct sz_item *it = item_at(s, index);
+
+    if (s->pending == NULL)
+        s->pending = g_ptr_array_new();
+    scan_join_item(s, index, kind);
+    while (s->pending->len >= SZ_SCANS)
+        pending_finish(s, g_ptr_array_steal_index(s->pending, 0));
+    p = g_new0(struct pending_scan, 1);
     p->job.s = s;
-    p->job.c = &it->cdr;
-    p->job.flags = MG_AV_SCAN_NO_IMAGE_HASH;
+    if (kind == PENDING_OUTPUT) {
+        p->job.c = &it->cdr;
+        p->job.flags = MG_AV_SCAN_NO_IMAGE_HASH;
+    } else {
+        p->job.c = &it->c;
+    }
     p->index = index;
+    p->kind = kind;
     p->handler = handler;
     p->thread = g_thread_try_new("mugaika-scan", scan_job_run, &p->job, NULL);
     if (p->thread == NULL)
         scan_job_run(&p->job); /* no thread to be had: now */
-    s->pending = p;
+    g_ptr_array_add(s->pending, p);
+}
+
+static void output_scan_start(struct mg_sanitize *s, int index, const char *handler)
+{
+    scan_start(s, index, PENDING_OUTPUT, handler);
 }
 
 /* Reads the first MG_DETECT_SNIFF_BYTES of c into s->sniff. */
@@ -795,7 +877,6 @@ static const struct mg_rule *match(struct mg_sanitize *s, struct sz_item *it)
 }
 
 static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handler *h);
-static bool decide(struct mg_sanitize *s, int index);
 
 /* Forgets what a handler made of the item (its output, notes, status). */
 static void cdr_reset(struct mg_sanitize *s, struct sz_item *it)
@@ -815,63 +896,38 @@ static void cdr_reset(struct mg_sanitize *s, struct sz_item *it)
 
 /*
  * An attachment that a handler rebuilds (disarm, flatten, text; not
- * unpack, whose members come next) is scanned while the handler runs:
- * the two cost about the same, and the gateway has more than one core.
- * The rule is the one matched before the scan; if the scan changes what
- * is known of the item (infected, encrypted, not fully scanned), the
- * handler's work is thrown away and the item is decided again, as if
- * it had been scanned first.
+ * unpack, whose members come next) is scanned while the handler runs
+ * and while the next items are worked on: the two cost about the same,
+ * and the gateway has more than one core. The rule is the one matched
+ * before the scan; if the scan changes what is known of the item
+ * (infected, encrypted, not fully scanned), the handler's work is
+ * thrown away and the item is decided again when the scan is joined,
+ * as if it had been scanned first (original_found). The item's content
+ * is kept until then.
  */
 static bool classify_overlapped(struct mg_sanitize *s, int index, const struct mg_rule *pre,
                                 const struct mg_cdr_handler *h)
 {
     struct sz_item *it = item_at(s, index);
-    struct scan_job j;
-    GThread *t;
-    unsigned flags;
-    bool ran, unscanned;
 
-    memset(&j, 0, sizeof j);
-    j.s = s;
-    j.c = &it->c;
-    t = g_thread_try_new("mugaika-scan", scan_job_run, &j, NULL);
-    if (t == NULL)
-        scan_job_run(&j); /* no thread to be had: one after the other */
+    scan_start(s, index, PENDING_ORIGINAL, NULL);
     it->rule = pre;
     it->action = mg_rule_action(pre);
-    ran = run_cdr(s, index, h);
-    if (t != NULL)
-        g_thread_join(t);
-    s->av_us += j.us;
-    it = item_at(s, index);
-    if (j.read_why != NULL) {
-        g_clear_error(&j.e);
-        g_free(j.vir);
-        sz_fail(s, j.read_v, "virus scan of part %s: spool read: %s", it->path, j.read_why);
-        return false;
-    }
-    flags = it->flags;
-    unscanned = it->unscanned;
-    if (!scan_found(s, it, j.v, j.vir, j.e) || !ran)
-        return false;
-    if ((it->flags & ~flags) == 0 && it->unscanned == unscanned) {
-        if ((it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT) || it->cdr_ready)
-            content_forget(s, &it->c);
-        return s->error == NULL;
-    }
-    sz_output_scan_join(s); /* it may be this item's output */
-    cdr_reset(s, it);
-    return decide(s, index);
+    run_cdr(s, index, h);
+    return s->error == NULL;
 }
 
 /* Detection, flags, AV, the rule, forced outcomes and the handler of a
  * complete leaf: a part of the mail, or a member of an archive. */
-static bool classify(struct mg_sanitize *s, int index)
+/* Detection and flags of a complete leaf (once: a member whose handler
+ * was started ahead has them already). */
+static bool classify_detect(struct mg_sanitize *s, struct sz_item *it)
 {
-    struct sz_item *it = item_at(s, index);
-    gssize n = sniff_content(s, &it->c);
+    gssize n;
 
-    if (n < 0)
+    if (it->detected_done)
+        return true;
+    if ((n = sniff_content(s, &it->c)) < 0)
         return false;
     {
         /* A body part becomes text in a text/plain body whatever it
@@ -891,20 +947,46 @@ static bool classify(struct mg_sanitize *s, int index)
         it->flags |= MG_ITEM_MISMATCH;
     if (it->cdr_flags & MG_CDR_OUT_ENCRYPTED)
         it->flags |= MG_ITEM_ENCRYPTED;
+    it->detected_done = true;
+    return true;
+}
+
+/* The handler that runs while the item's original is scanned
+ * (classify_overlapped), or NULL; *pre is the rule matched. */
+static const struct mg_cdr_handler *overlapped_handler(struct mg_sanitize *s, struct sz_item *it,
+                                                       const struct mg_rule **pre)
+{
+    const struct mg_cdr_handler *h;
+
+    *pre = it->role == MG_ROLE_ATTACHMENT ? match(s, it) : NULL;
+    h = *pre != NULL ? mg_cdr_find(mg_rule_action(*pre), it->detected) : NULL;
+    if (h != NULL && h->action != MG_ACTION_UNPACK && s->o.av != NULL && !is_opaque(it) &&
+        !(it->flags & MG_ITEM_ENCRYPTED))
+        return h;
+    return NULL;
+}
+
+static bool classify(struct mg_sanitize *s, int index)
+{
+    struct sz_item *it = item_at(s, index);
+
+    if (!classify_detect(s, it))
+        return false;
     {
         /* An archive the rules will unpack is scanned without libclamav
          * unpacking it (its members are scanned one by one afterwards):
          * libclamav has no ratio limit and would expand a bomb up to its
          * size limits first. A finding of this scan can only make the
          * rule stricter (infected, unscanned). */
-        const struct mg_rule *pre = it->role == MG_ROLE_ATTACHMENT ? match(s, it) : NULL;
-        const struct mg_cdr_handler *h =
-            pre != NULL ? mg_cdr_find(mg_rule_action(pre), it->detected) : NULL;
-        bool shallow =
-            h != NULL && h->action == MG_ACTION_UNPACK && it->arc_depth < s->o.archive_depth;
-        if (h != NULL && h->action != MG_ACTION_UNPACK && s->o.av != NULL && !is_opaque(it) &&
-            !(it->flags & MG_ITEM_ENCRYPTED))
+        const struct mg_rule *pre;
+        const struct mg_cdr_handler *h = overlapped_handler(s, it, &pre);
+        bool shallow;
+
+        if (h != NULL)
             return classify_overlapped(s, index, pre, h);
+        prefetch_drop(it); /* started ahead for a handler it will not get */
+        h = pre != NULL ? mg_cdr_find(mg_rule_action(pre), it->detected) : NULL;
+        shallow = h != NULL && h->action == MG_ACTION_UNPACK && it->arc_depth < s->o.archive_depth;
         if (!leaf_scan(s, it, shallow))
             return false;
     }
@@ -1093,6 +1175,218 @@ static void cdr_note(void *u, const char *kind, const char *text)
 
 static const struct mg_cdr_sink cdr_sink = {cdr_begin, cdr_data, cdr_end, cdr_note};
 
+/*
+ * The handler of the next member of an archive starts while the current
+ * member is worked on (its output goes to a private temporary file and
+ * its records into a list), so that two workers run at once on a
+ * machine with two cores. When the pipeline reaches that member and
+ * gives it the same handler (classify_overlapped), the recorded run is
+ * replayed into the item exactly as a live run would have fed it; any
+ * other outcome drops it. Only handlers that rebuild one item (not
+ * unpack) run ahead, and only one member ahead.
+ */
+enum { PF_BEGIN, PF_DATA, PF_END, PF_NOTE };
+
+struct pf_event {
+    int kind;
+    char *a, *b; /* BEGIN: name, type; NOTE: kind, text */
+    unsigned flags;
+    uint64_t len; /* DATA: bytes in the data file */
+};
+
+struct sz_prefetch {
+    const struct mg_cdr_handler *h;
+    GThread *thread;
+    GPtrArray *opts; /* NULL-terminated */
+    int in_fd;       /* the item */
+    int data_fd;     /* the outputs' bytes, in order */
+    struct mg_cdr_limits lim;
+    GArray *events; /* of struct pf_event */
+    bool write_failed;
+    enum mg_cdr_status st;
+    char *reason;
+    gint64 us;
+};
+
+static void pf_add(struct sz_prefetch *p, int kind, const char *a, const char *b, unsigned flags,
+                   uint64_t len)
+{
+    struct pf_event e = {kind, g_strdup(a), g_strdup(b), flags, len};
+
+    g_array_append_val(p->events, e);
+}
+
+static bool pf_begin(void *u, const char *name, const char *type, unsigned flags)
+{
+    pf_add(u, PF_BEGIN, name, type, flags, 0);
+    return true;
+}
+
+static bool pf_data(void *u, const void *buf, size_t len)
+{
+    struct sz_prefetch *p = u;
+
+    if (mg_write_all(p->data_fd, buf, len) != 0) {
+        p->write_failed = true;
+        return false;
+    }
+    pf_add(p, PF_DATA, NULL, NULL, 0, len);
+    return true;
+}
+
+static bool pf_end(void *u)
+{
+    pf_add(u, PF_END, NULL, NULL, 0, 0);
+    return true;
+}
+
+static void pf_note(void *u, const char *kind, const char *text)
+{
+    pf_add(u, PF_NOTE, kind, text, 0, 0);
+}
+
+static const struct mg_cdr_sink pf_sink = {pf_begin, pf_data, pf_end, pf_note};
+
+static gpointer pf_thread(gpointer u)
+{
+    struct sz_prefetch *p = u;
+    gint64 t0 = g_get_monotonic_time();
+
+    p->st = mg_cdr_run(p->h, (const char *const *)p->opts->pdata, p->in_fd, &p->lim, &pf_sink, p,
+                       &p->reason);
+    p->us = g_get_monotonic_time() - t0;
+    return NULL;
+}
+
+/* Waits for the run and frees everything. */
+static void prefetch_drop(struct sz_item *it)
+{
+    struct sz_prefetch *p = it->prefetch;
+
+    if (p == NULL)
+        return;
+    it->prefetch = NULL;
+    if (p->thread != NULL)
+        g_thread_join(p->thread);
+    for (guint i = 0; i < p->events->len; i++) {
+        struct pf_event *e = &g_array_index(p->events, struct pf_event, i);
+        g_free(e->a);
+        g_free(e->b);
+    }
+    g_array_unref(p->events);
+    for (guint i = 0; i + 1 < p->opts->len; i++) {
+        char *kv = g_ptr_array_index(p->opts, i);
+        if (g_str_has_prefix(kv, "password="))
+            explicit_bzero(kv, strlen(kv));
+    }
+    g_ptr_array_unref(p->opts);
+    if (p->in_fd >= 0)
+        close(p->in_fd);
+    if (p->data_fd >= 0)
+        close(p->data_fd);
+    g_free(p->reason);
+    g_free(p);
+}
+
+static int item_file(struct mg_sanitize *s, const struct sz_content *c);
+static GPtrArray *cdr_options(struct mg_sanitize *s, struct sz_item *it,
+                              const struct mg_cdr_handler *h);
+
+/* Starts the handler of member m (not yet an item of s) ahead, when it
+ * will run while its original is scanned. */
+static void prefetch_start(struct mg_sanitize *s, struct sz_item *m)
+{
+    const struct mg_rule *pre;
+    const struct mg_cdr_handler *h;
+    struct sz_prefetch *p;
+    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
+    int64_t left;
+
+    if (m->prefetch != NULL || s->error != NULL || !classify_detect(s, m))
+        return;
+    if ((h = overlapped_handler(s, m, &pre)) == NULL)
+        return;
+    left = s->o.cdr_budget_us - s->cdr_spent_us;
+    if (left <= 0)
+        return;
+    p = g_new0(struct sz_prefetch, 1);
+    p->h = h;
+    p->in_fd = -1;
+    p->events = g_array_new(FALSE, FALSE, sizeof(struct pf_event));
+    p->lim = s->o.cdr;
+    p->lim.deadline_us = MIN(p->lim.deadline_us, left);
+    m->rule = pre; /* the options come from the rule */
+    p->opts = cdr_options(s, m, h);
+    m->prefetch = p;
+    p->data_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (p->data_fd < 0 || (p->in_fd = item_file(s, &m->c)) < 0) {
+        prefetch_drop(m); /* no O_TMPFILE: the run waits for its turn */
+        return;
+    }
+    p->thread = g_thread_try_new("mugaika-cdr", pf_thread, p, NULL);
+    if (p->thread == NULL)
+        prefetch_drop(m);
+}
+
+/* Replays the run started ahead into r, as mg_cdr_run would have fed
+ * it; returns its status and *reason. */
+static enum mg_cdr_status prefetch_replay(struct mg_sanitize *s, struct sz_item *it,
+                                          struct cdr_run *r, char **reason)
+{
+    struct sz_prefetch *p = it->prefetch;
+    enum mg_cdr_status st;
+    uint64_t off = 0;
+    char *buf = NULL;
+    bool ok = true;
+
+    g_thread_join(p->thread);
+    p->thread = NULL;
+    s->cdr_spent_us += p->us;
+    for (guint i = 0; i < p->events->len && ok; i++) {
+        struct pf_event *e = &g_array_index(p->events, struct pf_event, i);
+
+        switch (e->kind) {
+        case PF_BEGIN:
+            ok = cdr_begin(r, e->a, e->b, e->flags);
+            break;
+        case PF_DATA:
+            if (buf == NULL)
+                buf = g_malloc(SZ_BUF);
+            for (uint64_t done = 0; ok && done < e->len;) {
+                size_t want = (size_t)MIN((uint64_t)SZ_BUF, e->len - done);
+                ssize_t n = pread(p->data_fd, buf, want, (off_t)(off + done));
+                if (n <= 0) {
+                    if (n < 0 && errno == EINTR)
+                        continue;
+                    ok = false;
+                    break;
+                }
+                ok = cdr_data(r, buf, (size_t)n);
+                done += (uint64_t)n;
+            }
+            off += e->len;
+            break;
+        case PF_END:
+            ok = cdr_end(r);
+            break;
+        default:
+            cdr_note(r, e->a, e->b);
+            break;
+        }
+    }
+    g_free(buf);
+    if (!ok || p->write_failed) {
+        st = MG_CDR_ERROR;
+        *reason = g_strdup("the output could not be stored");
+    } else {
+        st = p->st;
+        *reason = p->reason;
+        p->reason = NULL;
+    }
+    prefetch_drop(it);
+    return st;
+}
+
 /* A temporary file with the item's content: the worker's standard input. */
 static int item_file(struct mg_sanitize *s, const struct sz_content *c)
 {
@@ -1205,40 +1499,48 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
     r.unpack = h->action == MG_ACTION_UNPACK;
     r.members = g_ptr_array_new();
     r.notes = g_ptr_array_new_with_free_func(g_free);
-    fd = item_file(s, &it->c);
-    if (fd < 0) {
-        g_ptr_array_unref(r.members);
-        g_ptr_array_unref(r.notes);
-        return false;
-    }
     r.sha = mg_sha256_new();
-    if (r.unpack) {
-        lim.max_outputs =
-            s->o.archive_members > s->arc_members ? s->o.archive_members - s->arc_members + 1 : 1;
-        lim.max_output = s->o.archive_total > s->arc_bytes ? s->o.archive_total - s->arc_bytes : 0;
-    }
-    {
-        /* the message's time for its handlers: a small mail with many
-         * members must not keep the gateway for an hour */
-        int64_t left = s->o.cdr_budget_us - s->cdr_spent_us;
-        lim.deadline_us = MIN(lim.deadline_us, MAX(left, (int64_t)0));
-    }
-    opts = cdr_options(s, it, h);
-    if (lim.deadline_us <= 0) {
-        st = MG_CDR_LIMIT;
-        reason = g_strdup("the message's time for rebuilding files is used up");
+    if (it->prefetch != NULL && it->prefetch->h == h && !r.unpack) {
+        /* started ahead (prefetch_start) */
+        st = prefetch_replay(s, it, &r, &reason);
     } else {
-        gint64 t0 = g_get_monotonic_time();
-        st = mg_cdr_run(h, (const char *const *)opts->pdata, fd, &lim, &cdr_sink, &r, &reason);
-        s->cdr_spent_us += g_get_monotonic_time() - t0;
+        prefetch_drop(it);
+        if ((fd = item_file(s, &it->c)) < 0) {
+            g_ptr_array_unref(r.members);
+            g_ptr_array_unref(r.notes);
+            mg_sha256_free(r.sha);
+            return false;
+        }
+        if (r.unpack) {
+            lim.max_outputs = s->o.archive_members > s->arc_members
+                                  ? s->o.archive_members - s->arc_members + 1
+                                  : 1;
+            lim.max_output =
+                s->o.archive_total > s->arc_bytes ? s->o.archive_total - s->arc_bytes : 0;
+        }
+        {
+            /* the message's time for its handlers: a small mail with many
+             * members must not keep the gateway for an hour */
+            int64_t left = s->o.cdr_budget_us - s->cdr_spent_us;
+            lim.deadline_us = MIN(lim.deadline_us, MAX(left, (int64_t)0));
+        }
+        opts = cdr_options(s, it, h);
+        if (lim.deadline_us <= 0) {
+            st = MG_CDR_LIMIT;
+            reason = g_strdup("the message's time for rebuilding files is used up");
+        } else {
+            gint64 t0 = g_get_monotonic_time();
+            st = mg_cdr_run(h, (const char *const *)opts->pdata, fd, &lim, &cdr_sink, &r, &reason);
+            s->cdr_spent_us += g_get_monotonic_time() - t0;
+        }
+        close(fd);
+        for (guint i = 0; i + 1 < opts->len; i++) {
+            char *kv = g_ptr_array_index(opts, i);
+            if (g_str_has_prefix(kv, "password="))
+                explicit_bzero(kv, strlen(kv));
+        }
+        g_ptr_array_unref(opts);
     }
-    close(fd);
-    for (guint i = 0; i + 1 < opts->len; i++) {
-        char *kv = g_ptr_array_index(opts, i);
-        if (g_str_has_prefix(kv, "password="))
-            explicit_bzero(kv, strlen(kv));
-    }
-    g_ptr_array_unref(opts);
     it = item_at(s, index);
     it->cdr_handler = h->name;
     it->cdr_status = (int)st;
@@ -1284,6 +1586,9 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
                 struct sz_item *m = g_ptr_array_index(r.members, i);
                 g_ptr_array_index(r.members, i) = NULL;
                 g_ptr_array_add(s->items, m);
+                /* the next member's handler runs beside this one's */
+                if (i + 1 < r.members->len)
+                    prefetch_start(s, g_ptr_array_index(r.members, i + 1));
                 if (!classify(s, (int)s->items->len - 1))
                     break;
             }
@@ -1934,6 +2239,8 @@ struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s)
     if (s == NULL)
         return NULL;
     sz_output_scan_join(s); /* a message abandoned half-way */
+    if (s->pending != NULL)
+        g_ptr_array_unref(s->pending);
     if (s->qw != NULL)
         mg_qwrite_abort(s->qw);
     mg_mime_free(s->parser);

@@ -86,18 +86,20 @@ struct sz_item {
     char *out_name; /* attachment file name in the output */
     char *out_type; /* attachment content type in the output */
     /* CDR (disarm, flatten, unpack, text through a worker) */
-    unsigned arc_depth;        /* archives around it (0: a part of the mail) */
-    const char *cdr_handler;   /* static: the handler that ran, or NULL */
-    int cdr_status;            /* enum mg_cdr_status, when cdr_handler is set */
-    char *cdr_reason;          /* why it failed */
-    bool cdr_ready;            /* cdr holds the handler's output */
-    struct sz_content cdr;     /* the output (disarm, flatten, text) */
-    char *cdr_name, *cdr_type; /* the worker's name for it, its detected type */
-    char cdr_sha_hex[65];      /* SHA-256 of the output */
-    GPtrArray *cdr_notes;      /* of char *: what the handler removed or converted */
-    unsigned members;          /* unpack: members that became items */
-    unsigned cdr_flags;        /* MG_CDR_OUT_* of a member */
-    bool released;             /* encrypted, unpacked with the release's password */
+    unsigned arc_depth;           /* archives around it (0: a part of the mail) */
+    const char *cdr_handler;      /* static: the handler that ran, or NULL */
+    int cdr_status;               /* enum mg_cdr_status, when cdr_handler is set */
+    char *cdr_reason;             /* why it failed */
+    bool cdr_ready;               /* cdr holds the handler's output */
+    struct sz_content cdr;        /* the output (disarm, flatten, text) */
+    char *cdr_name, *cdr_type;    /* the worker's name for it, its detected type */
+    char cdr_sha_hex[65];         /* SHA-256 of the output */
+    GPtrArray *cdr_notes;         /* of char *: what the handler removed or converted */
+    unsigned members;             /* unpack: members that became items */
+    unsigned cdr_flags;           /* MG_CDR_OUT_* of a member */
+    bool released;                /* encrypted, unpacked with the release's password */
+    bool detected_done;           /* detected and flags are set (classify_detect) */
+    struct sz_prefetch *prefetch; /* its handler started ahead (sanitize.c), or NULL */
 };
 
 /* The pipeline of one message (sanitize.c; the writer in build.c). */
@@ -144,8 +146,8 @@ struct mg_sanitize {
     uint64_t out_len;
     unsigned html_flags; /* MG_HTML_* of the converted HTML */
     gint64 t_start, t_parsed, t_done;
-    gint64 av_us;                 /* spent in libclamav (parts, outputs, the rebuilt message) */
-    struct pending_scan *pending; /* the output scan running, or NULL (sanitize.c) */
+    gint64 av_us;       /* spent in libclamav (parts, outputs, the rebuilt message) */
+    GPtrArray *pending; /* of struct pending_scan: output scans running (sanitize.c) */
 };
 
 void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -162,8 +164,8 @@ void sz_content_forget(struct mg_sanitize *s, struct sz_content *c);
 gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
                        size_t len);
 
-/* Waits for the scan of a handler's output still running, and applies
- * its finding (sanitize.c). */
+/* Waits for the scans of handlers' outputs still running, and applies
+ * their findings (sanitize.c). */
 void sz_output_scan_join(struct mg_sanitize *s);
 
 /* build.c: the rebuilt message, written to s->out_fd. */

@@ -14,6 +14,9 @@ documents, pictures and archives attached.
 - A handler's output that scans infected (an RTF whose decoded text is
   EICAR) is removed with a notice, whether or not another attachment
   follows it.
+- Members whose handlers run ahead (two workers at once): the same
+  outputs in either order of the members, each member its own; a member
+  whose original scans infected is removed although its handler ran.
 - EICAR inside a zip: removed, the virus named; an encrypted zip:
   held, the notice asks for the password; an archive nested deeper
   than archive-depth: removed; more members than archive-members:
@@ -198,6 +201,35 @@ def main():
     check(p.returncode == 0 and not attachments(m) and 'held in quarantine' in body_text(m)
           and 'password' in body_text(m),
           'encrypted .doc: held, password notice', body_text(m))
+
+    # --- members worked on ahead ---------------------------------------------
+    # The next member's handler runs while the current one is worked on,
+    # and its run is replayed into that member when its turn comes: in
+    # either order of the members, each one gets exactly its own output,
+    # and a member whose original scans infected is removed although its
+    # handler already ran.
+    bad_pdf = js_pdf + b'\n%' + EICAR + b'\n'
+    ahead = [('a.docm', docm), ('b.pdf', js_pdf), ('c.pdf', bad_pdf), ('d.jpg', jpg),
+             ('e.rtf', rtf), ('f.docx', corpus('tika', 'testWORD_embedded_pdf.docx')),
+             ('g.png', corpus('corkami', 'mini', 'png.png'))]
+    got = []
+    for order in (ahead, list(reversed(ahead))):
+        p = sanitize(mail([('ahead.zip', zip_of(order))]))
+        m = parse(p.stdout)
+        got.append((p.returncode, {a[0]: a[2] for a in attachments(m)}, body_text(m)))
+    (rc1, a1, t1), (rc2, a2, t2) = got
+    check(rc1 == 0 and rc2 == 0 and a1 == a2, 'ahead: the same outputs in either order',
+          (sorted(a1), sorted(a2)))
+    check(sorted(a1) == ['a.docx', 'b.pdf', 'd.jpg', 'e.txt', 'f.docx', 'g.png'],
+          'ahead: every member but the infected one is delivered', sorted(a1))
+    check(all(k not in a1.get('b.pdf', b'/JS') for k in ACTIVE)
+          and b'vbaProject' not in a1.get('a.docx', b'vbaProject')
+          and a1.get('d.jpg', b'').startswith(b'\xff\xd8') and b'secret!!' not in a1.get('d.jpg', b'')
+          and b'\\rtf' not in a1.get('e.txt', b'\\rtf')
+          and a1.get('g.png', b'').startswith(b'\x89PNG'),
+          'ahead: each output is its own member\'s, rebuilt', sorted(a1))
+    check(all('ahead.zip/c.pdf' in t and 'Mugaika.Test.EICAR' in t for t in (t1, t2)),
+          'ahead: the infected member is removed and its virus named', t1)
 
     # --- what must not cross ------------------------------------------------
     # A handler's output is scanned again (while the next item is worked
