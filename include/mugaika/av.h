@@ -66,12 +66,39 @@ enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread
  * (CL_SCAN_PARSE_IMAGE_FUZZY_HASH off), for a second look at pictures
  * whose originals were hashed already: the hash survives re-encoding,
  * and computing it was a third of the scan time of a rebuilt message. */
-enum { MG_AV_SCAN_SHALLOW = 1u << 0, MG_AV_SCAN_NO_IMAGE_HASH = 1u << 1 };
+/* MG_AV_SCAN_RECORD: every inner file (an entry of an archive or a
+ * document, a stream of a PDF...) of 4 KiB or more that scans clean is
+ * added to a struct mg_av_seen by its SHA-256; MG_AV_SCAN_SKIP_SEEN:
+ * an inner file found there is not scanned again (the outer content
+ * always is). For the scan of a handler's output after the scan of its
+ * original: what the handler kept byte for byte was just found clean
+ * with at least the same options. */
+enum {
+    MG_AV_SCAN_SHALLOW = 1u << 0,
+    MG_AV_SCAN_NO_IMAGE_HASH = 1u << 1,
+    MG_AV_SCAN_RECORD = 1u << 2,
+    MG_AV_SCAN_SKIP_SEEN = 1u << 3,
+};
+struct mg_av_seen;
+struct mg_av_seen *mg_av_seen_new(void);
+void mg_av_seen_free(struct mg_av_seen *seen);
+/* The scan that records is over (mg_av_seen_wait returns from then on). */
+void mg_av_seen_close(struct mg_av_seen *seen);
+void mg_av_seen_wait(struct mg_av_seen *seen);
+unsigned mg_av_seen_count(struct mg_av_seen *seen);   /* inner files recorded */
+unsigned mg_av_seen_skipped(struct mg_av_seen *seen); /* inner files skipped */
 enum mg_av_verdict mg_av_scan_buffer_flags(struct mg_av *av, const void *buf, size_t len,
                                            unsigned flags, char **virname, GError **err);
 enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
                                           void *handle, unsigned flags, char **virname,
                                           GError **err);
+/* The same with a set of inner files (MG_AV_SCAN_RECORD, _SKIP_SEEN). */
+enum mg_av_verdict mg_av_scan_buffer_seen(struct mg_av *av, const void *buf, size_t len,
+                                          unsigned flags, struct mg_av_seen *seen, char **virname,
+                                          GError **err);
+enum mg_av_verdict mg_av_scan_pread_seen(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
+                                         void *handle, unsigned flags, struct mg_av_seen *seen,
+                                         char **virname, GError **err);
 
 unsigned mg_av_signatures(const struct mg_av *av);
 /* Whether scans compute libclamav's perceptual hash of pictures: only

@@ -66,7 +66,9 @@
  *	nothing; on a mail of PDFs it was a quarter of the scan time.
  *	libclamav (1.4) computes no image hash over a map it reads through
  *	a handle: with image signatures, mg_av_scan_pread() reads a picture
- *	(by its first bytes, up to 32 MiB) into memory and scans that.
+ *	(by its first bytes, up to 32 MiB) into memory and scans that; at
+ *	most 64 MiB of such copies exist at once in the process (a scan
+ *	waits for room).
  *	mg_av_image_hash() tells which; mg_av_dir_has_image_sigs() is the
  *	search alone.
  * LIMITS
@@ -136,10 +138,14 @@
 
 #include <mugaika/av.h>
 
+#include "core/sha256.h"
+
 #define AV_MAX_SCANSIZE (4LL * 1024 * 1024 * 1024)
-/* the largest picture read into memory for its image hash */
-#define AV_IMAGE_MEM_MAX (32u * 1024 * 1024)
-#define AV_LASTERR_SIZE  512
+/* the largest picture read into memory for its image hash, and the
+ * most of them in memory at once in the process (scans wait for room) */
+#define AV_IMAGE_MEM_MAX   (32u * 1024 * 1024)
+#define AV_IMAGE_MEM_TOTAL (64u * 1024 * 1024)
+#define AV_LASTERR_SIZE    512
 
 struct mg_av {
     gint refs;
@@ -292,6 +298,149 @@ static void av_load_error(const char *dbdir, const char *step, cl_error_t rc, GE
                 "ClamAV database directory %s: %s failed: %s%s%s%s%s", dbdir, step, cl_strerror(rc),
                 av_lasterr[0] != '\0' ? " (" : "", av_lasterr, av_lasterr[0] != '\0' ? ")" : "",
                 db ? " " AV_HINT : "");
+}
+
+/* --- inner files found clean ------------------------------------------ */
+
+#define AV_SEEN_MIN 4096 /* smaller inner files are not worth a hash */
+#define AV_SEEN_BUF (256 * 1024)
+
+struct mg_av_seen {
+    GMutex lock;
+    GCond cond;
+    GHashTable *clean; /* SHA-256 hex -> NULL */
+    gboolean closed;
+    unsigned skipped;
+};
+
+/* What libclamav's callbacks get as their context. */
+struct av_cb_ctx {
+    struct mg_av_seen *seen;
+    unsigned flags;
+};
+
+struct mg_av_seen *mg_av_seen_new(void)
+{
+    struct mg_av_seen *seen = g_new0(struct mg_av_seen, 1);
+
+    g_mutex_init(&seen->lock);
+    g_cond_init(&seen->cond);
+    seen->clean = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    return seen;
+}
+
+void mg_av_seen_free(struct mg_av_seen *seen)
+{
+    if (seen == NULL)
+        return;
+    g_hash_table_unref(seen->clean);
+    g_mutex_clear(&seen->lock);
+    g_cond_clear(&seen->cond);
+    g_free(seen);
+}
+
+void mg_av_seen_close(struct mg_av_seen *seen)
+{
+    g_mutex_lock(&seen->lock);
+    seen->closed = TRUE;
+    g_cond_broadcast(&seen->cond);
+    g_mutex_unlock(&seen->lock);
+}
+
+void mg_av_seen_wait(struct mg_av_seen *seen)
+{
+    g_mutex_lock(&seen->lock);
+    while (!seen->closed)
+        g_cond_wait(&seen->cond, &seen->lock);
+    g_mutex_unlock(&seen->lock);
+}
+
+unsigned mg_av_seen_count(struct mg_av_seen *seen)
+{
+    unsigned n;
+
+    g_mutex_lock(&seen->lock);
+    n = g_hash_table_size(seen->clean);
+    g_mutex_unlock(&seen->lock);
+    return n;
+}
+
+unsigned mg_av_seen_skipped(struct mg_av_seen *seen)
+{
+    unsigned n;
+
+    g_mutex_lock(&seen->lock);
+    n = seen->skipped;
+    g_mutex_unlock(&seen->lock);
+    return n;
+}
+
+/* The SHA-256 (hex, g_free) of the file behind an inner file's
+ * descriptor, or NULL when it is small or cannot be read whole. */
+static char *av_fd_sha(int fd)
+{
+    struct stat st;
+    struct mg_sha256 *h;
+    char *buf, *hex = NULL;
+    off_t off = 0;
+
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < AV_SEEN_MIN)
+        return NULL;
+    h = mg_sha256_new();
+    buf = g_malloc(AV_SEEN_BUF);
+    while (off < st.st_size) {
+        ssize_t n = pread(fd, buf, AV_SEEN_BUF, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        mg_sha256_update(h, buf, (size_t)n);
+        off += n;
+    }
+    if (off == st.st_size)
+        hex = g_strdup(mg_sha256_hex(h));
+    mg_sha256_free(h);
+    g_free(buf);
+    return hex;
+}
+
+/* Before libclamav scans an inner file: skip it when it was found clean
+ * by the recording scan. The outer content has no descriptor here (it
+ * is mapped from memory or read through a handle), so it is always
+ * scanned. */
+static cl_error_t av_pre_scan(int fd, const char *type, void *context)
+{
+    struct av_cb_ctx *ctx = context;
+    char *sha;
+    gboolean hit;
+
+    (void)type;
+    if (ctx == NULL || !(ctx->flags & MG_AV_SCAN_SKIP_SEEN) || (sha = av_fd_sha(fd)) == NULL)
+        return CL_CLEAN;
+    g_mutex_lock(&ctx->seen->lock);
+    hit = g_hash_table_contains(ctx->seen->clean, sha);
+    if (hit)
+        ctx->seen->skipped++;
+    g_mutex_unlock(&ctx->seen->lock);
+    g_free(sha);
+    return hit ? CL_BREAK : CL_CLEAN;
+}
+
+/* After libclamav scanned an inner file (and what it holds): recorded
+ * when clean. */
+static cl_error_t av_post_scan(int fd, int result, const char *virname, void *context)
+{
+    struct av_cb_ctx *ctx = context;
+    char *sha;
+
+    (void)virname;
+    if (ctx == NULL || !(ctx->flags & MG_AV_SCAN_RECORD) || result != CL_CLEAN ||
+        (sha = av_fd_sha(fd)) == NULL)
+        return CL_CLEAN;
+    g_mutex_lock(&ctx->seen->lock);
+    g_hash_table_add(ctx->seen->clean, sha);
+    g_mutex_unlock(&ctx->seen->lock);
+    return CL_CLEAN;
 }
 
 /* --- does the database hash pictures? ----------------------------------- */
@@ -496,6 +645,8 @@ struct mg_av *mg_av_open(const char *dbdir, GError **err)
                     "ClamAV database directory %s: no signatures loaded " AV_HINT, dbdir);
         goto out;
     }
+    cl_engine_set_clcb_pre_scan(e, av_pre_scan);
+    cl_engine_set_clcb_post_scan(e, av_post_scan);
     if ((rc = cl_engine_compile(e)) != CL_SUCCESS) {
         av_load_error(dbdir, "compiling the engine", rc, err);
         goto out;
@@ -540,8 +691,10 @@ static void av_read_error(const struct av_reader *r, GError **err);
 
 /* The common tail of all scans: map, scan, classify. */
 static enum mg_av_verdict av_scan_map(struct mg_av *av, cl_fmap_t *map, const struct av_reader *r,
-                                      unsigned flags, char **virname, GError **err)
+                                      unsigned flags, struct mg_av_seen *seen, char **virname,
+                                      GError **err)
 {
+    struct av_cb_ctx ctx = {seen, flags};
     struct cl_scan_options o;
     const char *name = NULL;
     unsigned long scanned = 0;
@@ -560,7 +713,9 @@ static enum mg_av_verdict av_scan_map(struct mg_av *av, cl_fmap_t *map, const st
     o.heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX | CL_SCAN_HEURISTIC_ENCRYPTED_ARCHIVE |
                   CL_SCAN_HEURISTIC_ENCRYPTED_DOC;
 
-    rc = cl_scanmap_callback(map, NULL, &name, &scanned, av->engine, &o, NULL);
+    rc = cl_scanmap_callback(
+        map, NULL, &name, &scanned, av->engine, &o,
+        seen != NULL && (flags & (MG_AV_SCAN_RECORD | MG_AV_SCAN_SKIP_SEEN)) ? &ctx : NULL);
     if (rc == CL_VIRUS) {
         if (virname != NULL)
             *virname = g_strdup(name != NULL ? name : "Unknown");
@@ -588,6 +743,13 @@ enum mg_av_verdict mg_av_scan_buffer(struct mg_av *av, const void *buf, size_t l
 enum mg_av_verdict mg_av_scan_buffer_flags(struct mg_av *av, const void *buf, size_t len,
                                            unsigned flags, char **virname, GError **err)
 {
+    return mg_av_scan_buffer_seen(av, buf, len, flags, NULL, virname, err);
+}
+
+enum mg_av_verdict mg_av_scan_buffer_seen(struct mg_av *av, const void *buf, size_t len,
+                                          unsigned flags, struct mg_av_seen *seen, char **virname,
+                                          GError **err)
+{
     enum mg_av_verdict v;
     cl_fmap_t *map;
 
@@ -600,7 +762,7 @@ enum mg_av_verdict mg_av_scan_buffer_flags(struct mg_av *av, const void *buf, si
                     "libclamav cannot map a buffer of %zu bytes", len);
         return MG_AV_FAILED;
     }
-    v = av_scan_map(av, map, NULL, flags, virname, err);
+    v = av_scan_map(av, map, NULL, flags, seen, virname, err);
     cl_fmap_close(map);
     return v;
 }
@@ -634,6 +796,27 @@ static off_t av_read(void *handle, void *buf, size_t count, off_t offset)
     if (got < want)
         r->short_read = TRUE;
     return (off_t)got;
+}
+
+static GMutex av_img_lock;
+static GCond av_img_cond;
+static uint64_t av_img_used;
+
+static void av_img_take(uint64_t n)
+{
+    g_mutex_lock(&av_img_lock);
+    while (av_img_used > 0 && av_img_used + n > AV_IMAGE_MEM_TOTAL)
+        g_cond_wait(&av_img_cond, &av_img_lock);
+    av_img_used += n;
+    g_mutex_unlock(&av_img_lock);
+}
+
+static void av_img_give(uint64_t n)
+{
+    g_mutex_lock(&av_img_lock);
+    av_img_used -= n;
+    g_cond_broadcast(&av_img_cond);
+    g_mutex_unlock(&av_img_lock);
 }
 
 /* The pictures libclamav hashes (JPEG, PNG, GIF, BMP, TIFF, WebP, ICO),
@@ -671,6 +854,13 @@ enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av
                                           void *handle, unsigned flags, char **virname,
                                           GError **err)
 {
+    return mg_av_scan_pread_seen(av, size, fn, handle, flags, NULL, virname, err);
+}
+
+enum mg_av_verdict mg_av_scan_pread_seen(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
+                                         void *handle, unsigned flags, struct mg_av_seen *seen,
+                                         char **virname, GError **err)
+{
     struct av_reader r = {.fn = fn, .handle = handle, .size = size};
     enum mg_av_verdict v;
     cl_fmap_t *map;
@@ -682,7 +872,7 @@ enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av
     if (virname != NULL)
         *virname = NULL;
     if (size == 0) /* libclamav maps no empty handle; an empty buffer is the same */
-        return mg_av_scan_buffer_flags(av, "", 0, flags, virname, err);
+        return mg_av_scan_buffer_seen(av, "", 0, flags, seen, virname, err);
     if (size > SIZE_MAX || size > (uint64_t)G_MAXINT64) {
         g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE,
                     "cannot scan %" G_GUINT64_FORMAT " bytes: too large to map", size);
@@ -700,15 +890,19 @@ enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av
         /* libclamav computes no image hash over a map read through a
          * handle ("file_bytes parameter is NULL"): a picture is scanned
          * from memory */
-        guint8 *buf = g_malloc((size_t)size);
+        guint8 *buf;
 
+        av_img_take(size);
+        buf = g_malloc((size_t)size);
         if (av_read(&r, buf, (size_t)size, 0) != (off_t)size || r.failed || r.short_read) {
             g_free(buf);
+            av_img_give(size);
             av_read_error(&r, err);
             return MG_AV_FAILED;
         }
-        v = mg_av_scan_buffer_flags(av, buf, (size_t)size, flags, virname, err);
+        v = mg_av_scan_buffer_seen(av, buf, (size_t)size, flags, seen, virname, err);
         g_free(buf);
+        av_img_give(size);
         return v;
     }
     if ((map = cl_fmap_open_handle(&r, 0, (size_t)size, av_read, 1)) == NULL) {
@@ -716,7 +910,7 @@ enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av
                     "libclamav cannot map %" G_GUINT64_FORMAT " bytes", size);
         return MG_AV_FAILED;
     }
-    v = av_scan_map(av, map, &r, flags, virname, err);
+    v = av_scan_map(av, map, &r, flags, seen, virname, err);
     cl_fmap_close(map);
     return v;
 }

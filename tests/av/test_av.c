@@ -14,7 +14,9 @@
  *	fuzzy hash) only with a database that has such signatures: one is
  *	made with sigtool for a corpus photo; the search for them is tried
  *	on containers (gzip or not), a tag across two reads and broken
- *	files. Broken databases and descriptors must give
+ *	files. Inner files a scan found clean are skipped by a later scan
+ *	that asks for it, never the outer content, a changed file or an
+ *	infected one. Broken databases and descriptors must give
  *	errors, never a clean verdict. $TMPDIR points at an empty
  *	directory of the test's own, which must be empty again at the end.
  *	Every missing prerequisite is a failure, not a skip.
@@ -963,6 +965,85 @@ static void test_image_probe(void)
     g_free(d);
 }
 
+/* Inner files found clean by one scan and skipped by a later one. */
+static void test_seen(void)
+{
+    struct mg_av_seen *seen = mg_av_seen_new();
+    GByteArray *xa = g_byte_array_new(), *ea = g_byte_array_new();
+    GBytes *x, *x2, *e, *z;
+    const void *d;
+    gsize n;
+    GError *err = NULL;
+    char *name = NULL;
+
+    for (int i = 0; i < 400; i++) {
+        char line[64];
+        int len = g_snprintf(line, sizeof line, "line %d of a clean inner file\n", i);
+        g_byte_array_append(xa, (const guint8 *)line, (guint)len);
+    }
+    x = g_bytes_new(xa->data, xa->len);
+    xa->data[100] ^= 1; /* one byte off */
+    x2 = g_bytes_new(xa->data, xa->len);
+    d = g_bytes_get_data(eicar, &n);
+    g_byte_array_append(ea, d, (guint)n);
+    for (int i = 0; i < 5000; i++)
+        g_byte_array_append(ea, (const guint8 *)" ", 1);
+    e = g_bytes_new(ea->data, ea->len);
+
+    /* recorded by a clean scan */
+    z = zip_one("big.txt", x);
+    d = g_bytes_get_data(z, &n);
+    g_assert_cmpint(mg_av_scan_buffer_seen(av, d, n, MG_AV_SCAN_RECORD, seen, &name, &err), ==,
+                    MG_AV_CLEAN);
+    g_assert_no_error(err);
+    g_bytes_unref(z);
+    g_assert_cmpuint(mg_av_seen_count(seen), ==, 1);
+    /* an infected inner file is never recorded */
+    z = zip_one("e.com", e);
+    d = g_bytes_get_data(z, &n);
+    g_assert_cmpint(mg_av_scan_buffer_seen(av, d, n, MG_AV_SCAN_RECORD, seen, &name, &err), ==,
+                    MG_AV_INFECTED);
+    g_clear_pointer(&name, g_free);
+    g_bytes_unref(z);
+    g_assert_cmpuint(mg_av_seen_count(seen), ==, 1);
+    mg_av_seen_close(seen);
+    mg_av_seen_wait(seen); /* returns at once once closed */
+
+    /* the same bytes under another name inside another archive: skipped */
+    z = zip_one("again.txt", x);
+    d = g_bytes_get_data(z, &n);
+    g_assert_cmpint(mg_av_scan_buffer_seen(av, d, n, MG_AV_SCAN_SKIP_SEEN, seen, &name, &err), ==,
+                    MG_AV_CLEAN);
+    g_bytes_unref(z);
+    g_assert_cmpuint(mg_av_seen_skipped(seen), ==, 1);
+    /* one byte off, or the outer content itself: scanned */
+    z = zip_one("changed.txt", x2);
+    d = g_bytes_get_data(z, &n);
+    g_assert_cmpint(mg_av_scan_buffer_seen(av, d, n, MG_AV_SCAN_SKIP_SEEN, seen, &name, &err), ==,
+                    MG_AV_CLEAN);
+    g_bytes_unref(z);
+    d = g_bytes_get_data(x, &n);
+    g_assert_cmpint(mg_av_scan_buffer_seen(av, d, n, MG_AV_SCAN_SKIP_SEEN, seen, &name, &err), ==,
+                    MG_AV_CLEAN);
+    g_assert_cmpuint(mg_av_seen_skipped(seen), ==, 1);
+    /* the infected inner file is still found */
+    z = zip_one("e2.com", e);
+    d = g_bytes_get_data(z, &n);
+    g_assert_cmpint(mg_av_scan_buffer_seen(av, d, n, MG_AV_SCAN_SKIP_SEEN, seen, &name, &err), ==,
+                    MG_AV_INFECTED);
+    g_assert_cmpstr(name, ==, EICAR_NAME ".UNOFFICIAL");
+    g_clear_pointer(&name, g_free);
+    g_bytes_unref(z);
+    g_assert_no_error(err);
+
+    mg_av_seen_free(seen);
+    g_bytes_unref(x);
+    g_bytes_unref(x2);
+    g_bytes_unref(e);
+    g_byte_array_unref(xa);
+    g_byte_array_unref(ea);
+}
+
 int main(int argc, char **argv)
 {
     const char *shared = g_getenv("MUGAIKA_SHARED");
@@ -1009,6 +1090,7 @@ int main(int argc, char **argv)
     g_test_add_func("/av/refcount", test_refcount);
     g_test_add_func("/av/image-hash", test_image_hash);
     g_test_add_func("/av/image-probe", test_image_probe);
+    g_test_add_func("/av/seen", test_seen);
     g_test_add_func("/av/tmp-clean", test_tmp_clean);
     rc = g_test_run();
 
