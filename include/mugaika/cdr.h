@@ -99,5 +99,11 @@ const char *mg_cdr_status_name(enum mg_cdr_status st);
 enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const *opts, int in_fd,
                               const struct mg_cdr_limits *lim, const struct mg_cdr_sink *sink,
                               void *u, char **reason);
+/* The same, and the worker is killed (MG_CDR_ERROR) as soon as cancel_fd
+ * (-1: none) becomes readable: a run made ahead that is not wanted. */
+enum mg_cdr_status mg_cdr_run_cancel(const struct mg_cdr_handler *h, const char *const *opts,
+                                     int in_fd, const struct mg_cdr_limits *lim,
+                                     const struct mg_cdr_sink *sink, void *u, int cancel_fd,
+                                     char **reason);
 
 #endif

@@ -487,6 +487,14 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
                               const struct mg_cdr_limits *lim, const struct mg_cdr_sink *sink,
                               void *u, char **reason)
 {
+    return mg_cdr_run_cancel(h, opts, in_fd, lim, sink, u, -1, reason);
+}
+
+enum mg_cdr_status mg_cdr_run_cancel(const struct mg_cdr_handler *h, const char *const *opts,
+                                     int in_fd, const struct mg_cdr_limits *lim,
+                                     const struct mg_cdr_sink *sink, void *u, int cancel_fd,
+                                     char **reason)
+{
     struct mg_cdr_limits dl;
     const char *path = mg_cdr_program_path(h->program);
     GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
@@ -588,7 +596,7 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
 
     deadline = g_get_monotonic_time() + lim->deadline_us;
     while (out[0] >= 0 || errp[0] >= 0) {
-        struct pollfd pf[2];
+        struct pollfd pf[3];
         nfds_t n = 0;
         gint64 left = deadline - g_get_monotonic_time();
         unsigned char buf[65536];
@@ -601,6 +609,8 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
             pf[n++] = (struct pollfd){.fd = out[0], .events = POLLIN};
         if (errp[0] >= 0)
             pf[n++] = (struct pollfd){.fd = errp[0], .events = POLLIN};
+        if (cancel_fd >= 0)
+            pf[n++] = (struct pollfd){.fd = cancel_fd, .events = POLLIN};
         rc = poll(pf, n, (int)MIN(left / 1000 + 1, (gint64)G_MAXINT));
         if (rc < 0 && errno == EINTR)
             continue;
@@ -612,6 +622,10 @@ enum mg_cdr_status mg_cdr_run(const struct mg_cdr_handler *h, const char *const 
             ssize_t got;
             if (pf[i].revents == 0)
                 continue;
+            if (pf[i].fd == cancel_fd) {
+                stop(r, MG_CDR_ERROR, "the run is no longer wanted");
+                break;
+            }
             got = read(pf[i].fd, buf, sizeof buf);
             if (got < 0 && (errno == EINTR || errno == EAGAIN))
                 continue;
