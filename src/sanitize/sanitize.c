@@ -50,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <glib-unix.h>
 #include <gmime/gmime.h>
 
 #include <mugaika/charset.h>
@@ -317,12 +318,14 @@ static void hdr_clear(gpointer p)
 }
 
 static void prefetch_drop(struct sz_item *it);
+static bool prefetch_detected(struct sz_item *it);
 
 static void item_free(gpointer p)
 {
     struct sz_item *it = p;
 
     prefetch_drop(it);
+    mg_av_seen_free(it->seen);
     g_free(it->path);
     g_free(it->declared);
     g_free(it->charset);
@@ -669,7 +672,8 @@ static bool leaf_scan(struct mg_sanitize *s, struct sz_item *it, bool shallow)
 struct scan_job {
     struct mg_sanitize *s;
     const struct sz_content *c;
-    unsigned flags; /* MG_AV_SCAN_* */
+    unsigned flags;          /* MG_AV_SCAN_* */
+    struct mg_av_seen *seen; /* _RECORD: closed at the end; _SKIP_SEEN: waited for */
     enum mg_av_verdict v;
     char *vir;
     GError *e;
@@ -690,13 +694,17 @@ static gpointer scan_job_run(gpointer u)
     struct scan_job *j = u;
     gint64 t0 = g_get_monotonic_time();
 
+    if (j->flags & MG_AV_SCAN_SKIP_SEEN)
+        mg_av_seen_wait(j->seen); /* the original's scan is over */
     if (j->c->extents == NULL)
-        j->v = mg_av_scan_buffer_flags(
+        j->v = mg_av_scan_buffer_seen(
             j->s->o.av, j->c->mem != NULL ? j->c->mem->data : (const guint8 *)"",
-            j->c->mem != NULL ? j->c->mem->len : 0, j->flags, &j->vir, &j->e);
+            j->c->mem != NULL ? j->c->mem->len : 0, j->flags, j->seen, &j->vir, &j->e);
     else
-        j->v =
-            mg_av_scan_pread_flags(j->s->o.av, j->c->size, job_read, j, j->flags, &j->vir, &j->e);
+        j->v = mg_av_scan_pread_seen(j->s->o.av, j->c->size, job_read, j, j->flags, j->seen,
+                                     &j->vir, &j->e);
+    if (j->flags & MG_AV_SCAN_RECORD)
+        mg_av_seen_close(j->seen);
     j->us = g_get_monotonic_time() - t0;
     return NULL;
 }
@@ -713,7 +721,7 @@ static gpointer scan_job_run(gpointer u)
  * fully scanned) throws the handler's work away and the item is
  * decided again.
  */
-#define SZ_SCANS 4
+#define SZ_SCANS 8
 
 enum pending_kind { PENDING_ORIGINAL, PENDING_OUTPUT };
 
@@ -783,10 +791,15 @@ static void pending_finish(struct mg_sanitize *s, struct pending_scan *p)
     if (p->thread != NULL)
         g_thread_join(p->thread);
     s->av_us += p->job.us;
-    if (p->kind == PENDING_OUTPUT)
+    if (s->discarding) {
+        /* a message given up: nothing more is decided */
+        g_clear_error(&p->job.e);
+        g_free(p->job.vir);
+    } else if (p->kind == PENDING_OUTPUT) {
         output_found(s, p, item_at(s, p->index));
-    else
+    } else {
         original_found(s, p, p->index);
+    }
     g_free(p);
 }
 
@@ -823,11 +836,17 @@ static void scan_start(struct mg_sanitize *s, int index, enum pending_kind kind,
     p = g_new0(struct pending_scan, 1);
     p->job.s = s;
     if (kind == PENDING_OUTPUT) {
+        /* what the handler kept byte for byte of what its original's
+         * scan found clean is not scanned again (inner files only) */
         p->job.c = &it->cdr;
-        p->job.flags = MG_AV_SCAN_NO_IMAGE_HASH;
+        p->job.flags = MG_AV_SCAN_NO_IMAGE_HASH | (it->seen != NULL ? MG_AV_SCAN_SKIP_SEEN : 0);
     } else {
         p->job.c = &it->c;
+        if (it->seen == NULL)
+            it->seen = mg_av_seen_new();
+        p->job.flags = MG_AV_SCAN_RECORD;
     }
+    p->job.seen = it->seen;
     p->index = index;
     p->kind = kind;
     p->handler = handler;
@@ -858,22 +877,30 @@ static gssize sniff_content(struct mg_sanitize *s, const struct sz_content *c)
     return n;
 }
 
-static const struct mg_rule *match(struct mg_sanitize *s, struct sz_item *it)
+/* The first rule for the item with that detection and those flags
+ * (envelope(s) must have run: safe in a thread). */
+static const struct mg_rule *match_item(struct mg_sanitize *s, const struct sz_item *it,
+                                        const char *detected, unsigned flags)
 {
     struct mg_rule_subject subj;
 
-    envelope(s);
     memset(&subj, 0, sizeof subj);
-    subj.detected_type = it->detected;
+    subj.detected_type = detected;
     subj.declared_type = it->declared; /* the RFC default when absent */
     subj.filename = it->filename;
     subj.size = it->c.size;
     subj.sender = s->sender;
     subj.recipients = (const char *const *)s->recipients->pdata;
-    subj.flags = it->flags;
+    subj.flags = flags;
     subj.depth = it->arc_depth;
     subj.role = it->role;
     return mg_rules_match(s->o.rules, &subj);
+}
+
+static const struct mg_rule *match(struct mg_sanitize *s, struct sz_item *it)
+{
+    envelope(s);
+    return match_item(s, it, it->detected, it->flags);
 }
 
 static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handler *h);
@@ -911,6 +938,8 @@ static bool classify_overlapped(struct mg_sanitize *s, int index, const struct m
     struct sz_item *it = item_at(s, index);
 
     scan_start(s, index, PENDING_ORIGINAL, NULL);
+    if (s->error != NULL) /* a scan joined to make room failed */
+        return false;
     it->rule = pre;
     it->action = mg_rule_action(pre);
     run_cdr(s, index, h);
@@ -927,6 +956,10 @@ static bool classify_detect(struct mg_sanitize *s, struct sz_item *it)
 
     if (it->detected_done)
         return true;
+    if (prefetch_detected(it)) {
+        it->detected_done = true;
+        return true;
+    }
     if ((n = sniff_content(s, &it->c)) < 0)
         return false;
     {
@@ -1176,14 +1209,17 @@ static void cdr_note(void *u, const char *kind, const char *text)
 static const struct mg_cdr_sink cdr_sink = {cdr_begin, cdr_data, cdr_end, cdr_note};
 
 /*
- * The handler of the next member of an archive starts while the current
- * member is worked on (its output goes to a private temporary file and
- * its records into a list), so that two workers run at once on a
- * machine with two cores. When the pipeline reaches that member and
- * gives it the same handler (classify_overlapped), the recorded run is
- * replayed into the item exactly as a live run would have fed it; any
- * other outcome drops it. Only handlers that rebuild one item (not
- * unpack) run ahead, and only one member ahead.
+ * The next member of an archive is worked on ahead, in a thread, while
+ * the current member is: its detection (libmagic with a cookie of the
+ * thread's own) and, when its rule gives it a handler that rebuilds it
+ * (classify_overlapped; not unpack), its handler's run, with the records
+ * kept in a list and the output bytes in a private temporary file. Two
+ * workers then run at once on a machine with two cores. The thread reads
+ * the member and the pipeline's read-only state, and writes only into
+ * struct sz_prefetch. When the pipeline reaches the member it takes the
+ * detection (classify_detect) and, if it gives the member the same
+ * handler, replays the run into it exactly as a live run would have fed
+ * it (prefetch_replay); otherwise the run is dropped. One member ahead.
  */
 enum { PF_BEGIN, PF_DATA, PF_END, PF_NOTE };
 
@@ -1195,17 +1231,24 @@ struct pf_event {
 };
 
 struct sz_prefetch {
-    const struct mg_cdr_handler *h;
+    struct mg_sanitize *s;
+    struct sz_item *m;
     GThread *thread;
-    GPtrArray *opts; /* NULL-terminated */
-    int in_fd;       /* the item */
-    int data_fd;     /* the outputs' bytes, in order */
+    GMutex lock;
+    GCond cond;
+    bool detect_done; /* under lock: detected and flags are set (or failed) */
+    char *detected;   /* NULL: the member could not be read; classify reads it */
+    unsigned flags;
+    /* the run, when there is one (set by the thread before it ends) */
+    const struct mg_cdr_handler *h;
     struct mg_cdr_limits lim;
+    int data_fd;    /* the outputs' bytes, in order */
     GArray *events; /* of struct pf_event */
     bool write_failed;
     enum mg_cdr_status st;
     char *reason;
     gint64 us;
+    int cancel[2]; /* written to when the run is not wanted any more */
 };
 
 static void pf_add(struct sz_prefetch *p, int kind, const char *a, const char *b, unsigned flags,
@@ -1247,18 +1290,136 @@ static void pf_note(void *u, const char *kind, const char *text)
 
 static const struct mg_cdr_sink pf_sink = {pf_begin, pf_data, pf_end, pf_note};
 
+static GPtrArray *cdr_options(struct mg_sanitize *s, struct sz_item *it,
+                              const struct mg_cdr_handler *h, const struct mg_rule *rule);
+
+/* An O_TMPFILE in the spool directory holding content c, read without
+ * touching the pipeline (safe in a thread); -1 on any failure. */
+static int pf_item_file(struct mg_sanitize *s, const struct sz_content *c)
+{
+    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    char *buf;
+    uint64_t off = 0;
+
+    if (fd < 0)
+        return -1;
+    buf = g_malloc(SZ_BUF);
+    while (off < c->size) {
+        enum mg_verdict v;
+        const char *why;
+        gssize n = content_pread(s, c, off, buf, SZ_BUF, &v, &why);
+        if (n <= 0 || mg_write_all(fd, buf, (size_t)n) != 0)
+            break;
+        off += (uint64_t)n;
+    }
+    g_free(buf);
+    if (off < c->size) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* libmagic cookies for the threads that work ahead, kept for the
+ * process: a new cookie compiles its regular expressions again at its
+ * first use, which cost more than the detection. */
+static GMutex pf_detect_lock;
+static GPtrArray *pf_detect_pool;
+
+static struct mg_detect *pf_detect_take(const char **why)
+{
+    struct mg_detect *d = NULL;
+
+    g_mutex_lock(&pf_detect_lock);
+    if (pf_detect_pool != NULL && pf_detect_pool->len > 0)
+        d = g_ptr_array_steal_index_fast(pf_detect_pool, pf_detect_pool->len - 1);
+    g_mutex_unlock(&pf_detect_lock);
+    return d != NULL ? d : mg_detect_new(why);
+}
+
+static void pf_detect_give(struct mg_detect *d)
+{
+    g_mutex_lock(&pf_detect_lock);
+    if (pf_detect_pool == NULL)
+        pf_detect_pool = g_ptr_array_new();
+    if (pf_detect_pool->len < 16) {
+        g_ptr_array_add(pf_detect_pool, d);
+        d = NULL;
+    }
+    g_mutex_unlock(&pf_detect_lock);
+    mg_detect_free(d);
+}
+
+/* The thread's detection: what classify_detect does, into p. */
+static void pf_detect(struct sz_prefetch *p)
+{
+    struct sz_item *m = p->m;
+    size_t want = (size_t)MIN(m->c.size, (uint64_t)MG_DETECT_SNIFF_BYTES);
+    unsigned char *sniff = g_malloc(MAX(want, (size_t)1));
+    size_t n = 0;
+    const char *why = NULL;
+    struct mg_detect *det;
+
+    while (n < want) {
+        enum mg_verdict v;
+        gssize r = content_pread(p->s, &m->c, n, sniff + n, want - n, &v, &why);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n == want && (det = pf_detect_take(&why)) != NULL) {
+        p->detected = g_ascii_strdown(mg_detect_buffer(det, sniff, n), -1);
+        pf_detect_give(det);
+        p->flags = sz_sniff_flags(sniff, n, p->detected);
+        if (sz_type_mismatch(m->declared_default ? NULL : m->declared, p->detected) ||
+            (m->filename != NULL && sz_extension_mismatch(m->filename, p->detected)))
+            p->flags |= MG_ITEM_MISMATCH;
+        if (m->cdr_flags & MG_CDR_OUT_ENCRYPTED)
+            p->flags |= MG_ITEM_ENCRYPTED;
+    }
+    g_free(sniff);
+}
+
 static gpointer pf_thread(gpointer u)
 {
     struct sz_prefetch *p = u;
-    gint64 t0 = g_get_monotonic_time();
+    struct sz_item *m = p->m;
+    const struct mg_rule *pre;
+    const struct mg_cdr_handler *h;
+    GPtrArray *opts;
+    int in_fd;
+    gint64 t0;
 
-    p->st = mg_cdr_run(p->h, (const char *const *)p->opts->pdata, p->in_fd, &p->lim, &pf_sink, p,
-                       &p->reason);
+    pf_detect(p);
+    g_mutex_lock(&p->lock);
+    p->detect_done = true;
+    g_cond_broadcast(&p->cond);
+    g_mutex_unlock(&p->lock);
+    if (p->detected == NULL)
+        return NULL;
+    /* the rule and handler classify will find (overlapped_handler) */
+    pre = m->role == MG_ROLE_ATTACHMENT ? match_item(p->s, m, p->detected, p->flags) : NULL;
+    h = pre != NULL ? mg_cdr_find(mg_rule_action(pre), p->detected) : NULL;
+    if (h == NULL || h->action == MG_ACTION_UNPACK || p->s->o.av == NULL || is_opaque(m) ||
+        (p->flags & MG_ITEM_ENCRYPTED) || p->lim.deadline_us <= 0)
+        return NULL;
+    p->data_fd = open(p->s->o.spool_dir != NULL ? p->s->o.spool_dir : g_get_tmp_dir(),
+                      O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (p->data_fd < 0 || (in_fd = pf_item_file(p->s, &m->c)) < 0)
+        return NULL; /* the run waits for its turn */
+    opts = cdr_options(p->s, m, h, pre);
+    t0 = g_get_monotonic_time();
+    p->st = mg_cdr_run_cancel(h, (const char *const *)opts->pdata, in_fd, &p->lim, &pf_sink, p,
+                              p->cancel[0], &p->reason);
     p->us = g_get_monotonic_time() - t0;
+    p->h = h;
+    close(in_fd);
+    g_ptr_array_unref(opts);
     return NULL;
 }
 
-/* Waits for the run and frees everything. */
+/* Waits for the thread and frees everything. */
 static void prefetch_drop(struct sz_item *it)
 {
     struct sz_prefetch *p = it->prefetch;
@@ -1266,70 +1427,90 @@ static void prefetch_drop(struct sz_item *it)
     if (p == NULL)
         return;
     it->prefetch = NULL;
-    if (p->thread != NULL)
+    if (p->thread != NULL) {
+        /* not wanted: its worker, if it runs, is killed at once */
+        if (p->cancel[1] >= 0)
+            (void)mg_write_all(p->cancel[1], "x", 1);
         g_thread_join(p->thread);
+    }
+    for (int i = 0; i < 2; i++)
+        if (p->cancel[i] >= 0)
+            close(p->cancel[i]);
     for (guint i = 0; i < p->events->len; i++) {
         struct pf_event *e = &g_array_index(p->events, struct pf_event, i);
         g_free(e->a);
         g_free(e->b);
     }
     g_array_unref(p->events);
-    for (guint i = 0; i + 1 < p->opts->len; i++) {
-        char *kv = g_ptr_array_index(p->opts, i);
-        if (g_str_has_prefix(kv, "password="))
-            explicit_bzero(kv, strlen(kv));
-    }
-    g_ptr_array_unref(p->opts);
-    if (p->in_fd >= 0)
-        close(p->in_fd);
     if (p->data_fd >= 0)
         close(p->data_fd);
+    g_free(p->detected);
     g_free(p->reason);
+    g_mutex_clear(&p->lock);
+    g_cond_clear(&p->cond);
     g_free(p);
 }
 
-static int item_file(struct mg_sanitize *s, const struct sz_content *c);
-static GPtrArray *cdr_options(struct mg_sanitize *s, struct sz_item *it,
-                              const struct mg_cdr_handler *h);
-
-/* Starts the handler of member m (not yet an item of s) ahead, when it
- * will run while its original is scanned. */
+/* Starts the work on member m (not yet an item of s) ahead. */
 static void prefetch_start(struct mg_sanitize *s, struct sz_item *m)
 {
-    const struct mg_rule *pre;
-    const struct mg_cdr_handler *h;
     struct sz_prefetch *p;
-    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
-    int64_t left;
 
-    if (m->prefetch != NULL || s->error != NULL || !classify_detect(s, m))
+    if (m->prefetch != NULL || m->detected_done || s->error != NULL)
         return;
-    if ((h = overlapped_handler(s, m, &pre)) == NULL)
-        return;
-    left = s->o.cdr_budget_us - s->cdr_spent_us;
-    if (left <= 0)
-        return;
+    envelope(s); /* the thread matches rules: sender and recipients first */
     p = g_new0(struct sz_prefetch, 1);
-    p->h = h;
-    p->in_fd = -1;
+    p->s = s;
+    p->m = m;
+    p->data_fd = -1;
+    if (!g_unix_open_pipe(p->cancel, O_CLOEXEC, NULL))
+        p->cancel[0] = p->cancel[1] = -1;
+    g_mutex_init(&p->lock);
+    g_cond_init(&p->cond);
     p->events = g_array_new(FALSE, FALSE, sizeof(struct pf_event));
     p->lim = s->o.cdr;
-    p->lim.deadline_us = MIN(p->lim.deadline_us, left);
-    m->rule = pre; /* the options come from the rule */
-    p->opts = cdr_options(s, m, h);
+    p->lim.deadline_us =
+        MIN(p->lim.deadline_us, MAX(s->o.cdr_budget_us - s->cdr_spent_us, (int64_t)0));
     m->prefetch = p;
-    p->data_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (p->data_fd < 0 || (p->in_fd = item_file(s, &m->c)) < 0) {
-        prefetch_drop(m); /* no O_TMPFILE: the run waits for its turn */
-        return;
-    }
-    p->thread = g_thread_try_new("mugaika-cdr", pf_thread, p, NULL);
+    p->thread = g_thread_try_new("mugaika-ahead", pf_thread, p, NULL);
     if (p->thread == NULL)
         prefetch_drop(m);
 }
 
-/* Replays the run started ahead into r, as mg_cdr_run would have fed
- * it; returns its status and *reason. */
+/* classify_detect's part: the detection made ahead, if any. */
+static bool prefetch_detected(struct sz_item *it)
+{
+    struct sz_prefetch *p = it->prefetch;
+
+    if (p == NULL)
+        return false;
+    g_mutex_lock(&p->lock);
+    while (!p->detect_done)
+        g_cond_wait(&p->cond, &p->lock);
+    g_mutex_unlock(&p->lock);
+    if (p->detected == NULL)
+        return false; /* classify reads it again and reports the error */
+    it->detected = g_strdup(p->detected);
+    it->flags = p->flags;
+    return true;
+}
+
+/* Whether the run made ahead is the one run_cdr is about to start. */
+static bool prefetch_has_run(struct sz_item *it, const struct mg_cdr_handler *h)
+{
+    struct sz_prefetch *p = it->prefetch;
+
+    if (p == NULL)
+        return false;
+    if (p->thread != NULL) {
+        g_thread_join(p->thread);
+        p->thread = NULL;
+    }
+    return p->h == h;
+}
+
+/* Replays the run made ahead into r, as mg_cdr_run would have fed it;
+ * returns its status and *reason. */
 static enum mg_cdr_status prefetch_replay(struct mg_sanitize *s, struct sz_item *it,
                                           struct cdr_run *r, char **reason)
 {
@@ -1339,8 +1520,6 @@ static enum mg_cdr_status prefetch_replay(struct mg_sanitize *s, struct sz_item 
     char *buf = NULL;
     bool ok = true;
 
-    g_thread_join(p->thread);
-    p->thread = NULL;
     s->cdr_spent_us += p->us;
     for (guint i = 0; i < p->events->len && ok; i++) {
         struct pf_event *e = &g_array_index(p->events, struct pf_event, i);
@@ -1455,10 +1634,10 @@ static bool check_output(struct mg_sanitize *s, int index, const struct mg_cdr_h
 
 /* Options for the handler: the item's name, rule options, limits. */
 static GPtrArray *cdr_options(struct mg_sanitize *s, struct sz_item *it,
-                              const struct mg_cdr_handler *h)
+                              const struct mg_cdr_handler *h, const struct mg_rule *rule)
 {
     GPtrArray *o = g_ptr_array_new_with_free_func(g_free);
-    const char *links = mg_rule_option(it->rule, "links");
+    const char *links = mg_rule_option(rule, "links");
 
     if (it->filename != NULL && g_utf8_validate(it->filename, -1, NULL) &&
         strlen(it->filename) < 1024 && strchr(it->filename, '\n') == NULL)
@@ -1500,9 +1679,24 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
     r.members = g_ptr_array_new();
     r.notes = g_ptr_array_new_with_free_func(g_free);
     r.sha = mg_sha256_new();
-    if (it->prefetch != NULL && it->prefetch->h == h && !r.unpack) {
-        /* started ahead (prefetch_start) */
-        st = prefetch_replay(s, it, &r, &reason);
+    if (!r.unpack && prefetch_has_run(it, h)) {
+        /* made ahead (prefetch_start), with a deadline set before the
+         * runs in between were counted: the message's time is applied
+         * here as the live run would have met it */
+        int64_t left = s->o.cdr_budget_us - s->cdr_spent_us;
+        if (left <= 0) {
+            st = MG_CDR_LIMIT;
+            reason = g_strdup("the message's time for rebuilding files is used up");
+            prefetch_drop(it);
+        } else if (it->prefetch->us > left) {
+            st = MG_CDR_TIMEOUT;
+            reason = g_strdup_printf("worker killed after %" G_GINT64_FORMAT " s (deadline)",
+                                     left / G_USEC_PER_SEC);
+            s->cdr_spent_us += left;
+            prefetch_drop(it);
+        } else {
+            st = prefetch_replay(s, it, &r, &reason);
+        }
     } else {
         prefetch_drop(it);
         if ((fd = item_file(s, &it->c)) < 0) {
@@ -1524,7 +1718,7 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
             int64_t left = s->o.cdr_budget_us - s->cdr_spent_us;
             lim.deadline_us = MIN(lim.deadline_us, MAX(left, (int64_t)0));
         }
-        opts = cdr_options(s, it, h);
+        opts = cdr_options(s, it, h, it->rule);
         if (lim.deadline_us <= 0) {
             st = MG_CDR_LIMIT;
             reason = g_strdup("the message's time for rebuilding files is used up");
@@ -2238,6 +2432,7 @@ struct mg_sanitize *mg_sanitize_free(struct mg_sanitize *s)
 {
     if (s == NULL)
         return NULL;
+    s->discarding = true;
     sz_output_scan_join(s); /* a message abandoned half-way */
     if (s->pending != NULL)
         g_ptr_array_unref(s->pending);

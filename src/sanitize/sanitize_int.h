@@ -100,6 +100,7 @@ struct sz_item {
     bool released;                /* encrypted, unpacked with the release's password */
     bool detected_done;           /* detected and flags are set (classify_detect) */
     struct sz_prefetch *prefetch; /* its handler started ahead (sanitize.c), or NULL */
+    struct mg_av_seen *seen;      /* inner files its original scan found clean, or NULL */
 };
 
 /* The pipeline of one message (sanitize.c; the writer in build.c). */
@@ -147,7 +148,8 @@ struct mg_sanitize {
     unsigned html_flags; /* MG_HTML_* of the converted HTML */
     gint64 t_start, t_parsed, t_done;
     gint64 av_us;       /* spent in libclamav (parts, outputs, the rebuilt message) */
-    GPtrArray *pending; /* of struct pending_scan: output scans running (sanitize.c) */
+    GPtrArray *pending; /* of struct pending_scan: scans running (sanitize.c) */
+    bool discarding;    /* being freed: findings of scans joined now are not applied */
 };
 
 void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);

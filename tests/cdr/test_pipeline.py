@@ -16,7 +16,8 @@ documents, pictures and archives attached.
   follows it.
 - Members whose handlers run ahead (two workers at once): the same
   outputs in either order of the members, each member its own; a member
-  whose original scans infected is removed although its handler ran.
+  whose original scans infected is removed although its handler ran; a
+  run made ahead still counts against worker-budget.
 - EICAR inside a zip: removed, the virus named; an encrypted zip:
   held, the notice asks for the password; an archive nested deeper
   than archive-depth: removed; more members than archive-members:
@@ -230,6 +231,42 @@ def main():
           'ahead: each output is its own member\'s, rebuilt', sorted(a1))
     check(all('ahead.zip/c.pdf' in t and 'Mugaika.Test.EICAR' in t for t in (t1, t2)),
           'ahead: the infected member is removed and its virus named', t1)
+
+    # A run made ahead still counts against the message's worker time: with
+    # worker-budget = 1, two pictures that take about a second each to
+    # rebuild (36 Mpx, under max-pixels) use it up, and the small one after
+    # them (already rebuilt ahead) is removed.
+    import struct
+    import zlib
+
+    def png_of(w, h):
+        raw = (b'\0' + bytes(range(256)) * (w * 3 // 256) + bytes(w * 3 % 256)) * h
+
+        def chunk(t, d):
+            return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+        return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+                + chunk(b'IDAT', zlib.compress(raw, 9)) + chunk(b'IEND', b''))
+    slow = png_of(6000, 6000)
+    p = sanitize(mail([('budget.zip', zip_of([('slow1.png', slow), ('slow2.png', slow),
+                                               ('small.png', corpus('corkami', 'mini',
+                                                                    'png.png'))]))]),
+                 conf={'worker-budget': '1'})
+    m = parse(p.stdout)
+    check(p.returncode == 0 and not attachments(m)
+          and 'budget.zip/small.png' in body_text(m),
+          'ahead: a run made ahead is removed when the message\'s worker time is used up',
+          (p.returncode, [a[0] for a in attachments(m)], body_text(m)[:600]))
+    # The small picture's run starts ahead while the budget is still there;
+    # when the slow one before it then uses the budget up (it is removed),
+    # the small one must be removed too, although its run was done.
+    p = sanitize(mail([('budget.zip', zip_of([('slow.png', slow),
+                                               ('small.png', corpus('corkami', 'mini',
+                                                                    'png.png'))]))]),
+                 conf={'worker-budget': '1'})
+    names = [a[0] for a in attachments(parse(p.stdout))]
+    check(p.returncode == 0 and ('slow.png' in names or 'small.png' not in names),
+          'ahead: a run done ahead is not delivered once the time is used up before its turn',
+          names)
 
     # --- what must not cross ------------------------------------------------
     # A handler's output is scanned again (while the next item is worked
