@@ -317,6 +317,10 @@ struct mg_av_seen {
 struct av_cb_ctx {
     struct mg_av_seen *seen;
     unsigned flags;
+    gboolean top_known; /* the first pre-scan call (the outer content) was seen */
+    int top_fd;         /* what libclamav passed for it: -1, or for a map read
+                         * through a handle the handle pointer cut to an int,
+                         * which may happen to be an open descriptor */
 };
 
 struct mg_av_seen *mg_av_seen_new(void)
@@ -405,9 +409,10 @@ static char *av_fd_sha(int fd)
 }
 
 /* Before libclamav scans an inner file: skip it when it was found clean
- * by the recording scan. The outer content has no descriptor here (it
- * is mapped from memory or read through a handle), so it is always
- * scanned. */
+ * by the recording scan. The outer content (the first call) is always
+ * scanned, and its "descriptor" is never read: libclamav passes -1 for a
+ * map of memory and the handle pointer cut to an int for a map read
+ * through a handle, which may happen to be some open descriptor. */
 static cl_error_t av_pre_scan(int fd, const char *type, void *context)
 {
     struct av_cb_ctx *ctx = context;
@@ -415,7 +420,14 @@ static cl_error_t av_pre_scan(int fd, const char *type, void *context)
     gboolean hit;
 
     (void)type;
-    if (ctx == NULL || !(ctx->flags & MG_AV_SCAN_SKIP_SEEN) || (sha = av_fd_sha(fd)) == NULL)
+    if (ctx == NULL)
+        return CL_CLEAN;
+    if (!ctx->top_known) { /* the outer content: always scanned */
+        ctx->top_known = TRUE;
+        ctx->top_fd = fd;
+        return CL_CLEAN;
+    }
+    if (fd == ctx->top_fd || !(ctx->flags & MG_AV_SCAN_SKIP_SEEN) || (sha = av_fd_sha(fd)) == NULL)
         return CL_CLEAN;
     g_mutex_lock(&ctx->seen->lock);
     hit = g_hash_table_contains(ctx->seen->clean, sha);
@@ -434,8 +446,8 @@ static cl_error_t av_post_scan(int fd, int result, const char *virname, void *co
     char *sha;
 
     (void)virname;
-    if (ctx == NULL || !(ctx->flags & MG_AV_SCAN_RECORD) || result != CL_CLEAN ||
-        (sha = av_fd_sha(fd)) == NULL)
+    if (ctx == NULL || !ctx->top_known || fd == ctx->top_fd || !(ctx->flags & MG_AV_SCAN_RECORD) ||
+        result != CL_CLEAN || (sha = av_fd_sha(fd)) == NULL)
         return CL_CLEAN;
     g_mutex_lock(&ctx->seen->lock);
     g_hash_table_add(ctx->seen->clean, sha);
@@ -694,7 +706,7 @@ static enum mg_av_verdict av_scan_map(struct mg_av *av, cl_fmap_t *map, const st
                                       unsigned flags, struct mg_av_seen *seen, char **virname,
                                       GError **err)
 {
-    struct av_cb_ctx ctx = {seen, flags};
+    struct av_cb_ctx ctx = {seen, flags, FALSE, -1};
     struct cl_scan_options o;
     const char *name = NULL;
     unsigned long scanned = 0;

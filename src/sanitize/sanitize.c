@@ -45,6 +45,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -842,9 +843,9 @@ static void scan_start(struct mg_sanitize *s, int index, enum pending_kind kind,
         p->job.flags = MG_AV_SCAN_NO_IMAGE_HASH | (it->seen != NULL ? MG_AV_SCAN_SKIP_SEEN : 0);
     } else {
         p->job.c = &it->c;
-        if (it->seen == NULL)
+        if (handler != NULL && it->seen == NULL)
             it->seen = mg_av_seen_new();
-        p->job.flags = MG_AV_SCAN_RECORD;
+        p->job.flags = it->seen != NULL ? MG_AV_SCAN_RECORD : 0;
     }
     p->job.seen = it->seen;
     p->index = index;
@@ -937,7 +938,12 @@ static bool classify_overlapped(struct mg_sanitize *s, int index, const struct m
 {
     struct sz_item *it = item_at(s, index);
 
-    scan_start(s, index, PENDING_ORIGINAL, NULL);
+    /* inner files are remembered for the output's scan only where the
+     * output is the same kind of container as the original (a document
+     * stays a document, a PDF a PDF): a signature may depend on it */
+    scan_start(s, index, PENDING_ORIGINAL,
+               strcmp(h->name, "ooxml") == 0 || strcmp(h->name, "pdf-disarm") == 0 ? h->name
+                                                                                   : NULL);
     if (s->error != NULL) /* a scan joined to make room failed */
         return false;
     it->rule = pre;
@@ -1381,6 +1387,14 @@ static void pf_detect(struct sz_prefetch *p)
     g_free(sniff);
 }
 
+/* Whether the run was dropped already (prefetch_drop wrote to the pipe). */
+static bool pf_cancelled(struct sz_prefetch *p)
+{
+    struct pollfd pf = {p->cancel[0], POLLIN, 0};
+
+    return p->cancel[0] >= 0 && poll(&pf, 1, 0) > 0;
+}
+
 static gpointer pf_thread(gpointer u)
 {
     struct sz_prefetch *p = u;
@@ -1404,10 +1418,16 @@ static gpointer pf_thread(gpointer u)
     if (h == NULL || h->action == MG_ACTION_UNPACK || p->s->o.av == NULL || is_opaque(m) ||
         (p->flags & MG_ITEM_ENCRYPTED) || p->lim.deadline_us <= 0)
         return NULL;
+    if (pf_cancelled(p))
+        return NULL;
     p->data_fd = open(p->s->o.spool_dir != NULL ? p->s->o.spool_dir : g_get_tmp_dir(),
                       O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (p->data_fd < 0 || (in_fd = pf_item_file(p->s, &m->c)) < 0)
         return NULL; /* the run waits for its turn */
+    if (pf_cancelled(p)) {
+        close(in_fd);
+        return NULL;
+    }
     opts = cdr_options(p->s, m, h, pre);
     t0 = g_get_monotonic_time();
     p->st = mg_cdr_run_cancel(h, (const char *const *)opts->pdata, in_fd, &p->lim, &pf_sink, p,
@@ -1463,7 +1483,7 @@ static void prefetch_start(struct mg_sanitize *s, struct sz_item *m)
     p->s = s;
     p->m = m;
     p->data_fd = -1;
-    if (!g_unix_open_pipe(p->cancel, O_CLOEXEC, NULL))
+    if (!g_unix_open_pipe(p->cancel, FD_CLOEXEC, NULL)) /* GLib 2.74: FD_CLOEXEC only */
         p->cancel[0] = p->cancel[1] = -1;
     g_mutex_init(&p->lock);
     g_cond_init(&p->cond);
