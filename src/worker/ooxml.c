@@ -420,6 +420,7 @@ struct ox {
     bool formulas_gone;  /* Excel: formulas were removed */
     unsigned notes;      /* package-level notes given */
     unsigned skipped;    /* package-level notes past PKG_NOTES */
+    GPtrArray *checks;   /* struct part *: XML parts only to be checked (check_parts) */
 };
 
 /* The editing of one XML part. */
@@ -828,8 +829,8 @@ static void on_start(void *ctx, const xmlChar *local, const xmlChar *prefix, con
  * (Ids of removed relationships) says in *REFS whether an attribute
  * may name one of them. NULL on failure with the reason set
  * (MGW_FAIL). */
-static xmlDoc *xml_run(struct ox *o, const char *what, const unsigned char *buf, size_t len,
-                       bool tree, GHashTable *gone, bool *refs)
+static xmlDoc *xml_run_why(const char *what, const unsigned char *buf, size_t len, bool tree,
+                           GHashTable *gone, bool *refs, char **why)
 {
     struct xml_guard g = {false, gone, NULL, NSG_OTHER, false};
     xmlParserCtxt *c;
@@ -837,12 +838,12 @@ static xmlDoc *xml_run(struct ox *o, const char *what, const unsigned char *buf,
     bool ok;
 
     if (len > INT_MAX) {
-        mgw_reason(o->w, "%s is too large to parse", what);
+        *why = g_strdup_printf("%s is too large to parse", what);
         return NULL;
     }
     c = xmlCreateMemoryParserCtxt((const char *)buf, (int)len);
     if (c == NULL) {
-        mgw_reason(o->w, "%s: cannot start the XML parser", what);
+        *why = g_strdup_printf("%s: cannot start the XML parser", what);
         return NULL;
     }
     xmlCtxtUseOptions(c, XML_OPTS);
@@ -859,17 +860,18 @@ static xmlDoc *xml_run(struct ox *o, const char *what, const unsigned char *buf,
     xmlParseDocument(c);
     ok = !g.doctype && c->wellFormed && c->nsWellFormed;
     if (g.doctype)
-        mgw_reason(o->w, "%s has a DOCTYPE", what);
+        *why = g_strdup_printf("%s has a DOCTYPE", what);
     else if (!ok)
-        mgw_reason(o->w, "%s is not well-formed XML: %s", what,
-                   c->lastError.message != NULL ? g_strchomp(c->lastError.message) : "?");
+        *why =
+            g_strdup_printf("%s is not well-formed XML: %s", what,
+                            c->lastError.message != NULL ? g_strchomp(c->lastError.message) : "?");
     if (tree && ok && c->myDoc != NULL && xmlDocGetRootElement(c->myDoc) != NULL) {
         doc = c->myDoc;
         c->myDoc = NULL;
     } else if (!tree && ok) {
         doc = (xmlDoc *)1;
     } else if (ok) {
-        mgw_reason(o->w, "%s has no root element", what);
+        *why = g_strdup_printf("%s has no root element", what);
     }
     if (c->myDoc != NULL)
         xmlFreeDoc(c->myDoc);
@@ -877,6 +879,19 @@ static xmlDoc *xml_run(struct ox *o, const char *what, const unsigned char *buf,
     xmlFreeParserCtxt(c);
     if (refs != NULL)
         *refs = g.refs;
+    return doc;
+}
+
+/* xml_run_why for the handler's thread: the reason goes to the worker. */
+static xmlDoc *xml_run(struct ox *o, const char *what, const unsigned char *buf, size_t len,
+                       bool tree, GHashTable *gone, bool *refs)
+{
+    char *why = NULL;
+    xmlDoc *doc = xml_run_why(what, buf, len, tree, gone, refs, &why);
+
+    if (doc == NULL)
+        mgw_reason(o->w, "%s", why != NULL ? why : "XML parse failed");
+    g_free(why);
     return doc;
 }
 
@@ -2537,6 +2552,24 @@ static bool wants_scan(struct ox *o, const struct part *p)
     return false;
 }
 
+/* Whether an attribute of the part may name a removed relationship: its
+ * Id appears in the bytes, or a character reference could spell it (a
+ * DOCTYPE, and so any other entity, is refused). A "no" spares the
+ * parse that looks at every attribute. */
+static bool may_name_gone(const struct part *p)
+{
+    GHashTableIter it;
+    gpointer id;
+
+    if (odd_encoding(p) || has_bytes(p, "&#"))
+        return true;
+    g_hash_table_iter_init(&it, p->gone);
+    while (g_hash_table_iter_next(&it, &id, NULL))
+        if (has_bytes(p, id))
+            return true;
+    return false;
+}
+
 static enum mgw_status edit_part(struct ox *o, struct part *p, xmlDoc *doc)
 {
     struct edit e;
@@ -2593,6 +2626,10 @@ static enum mgw_status edit_parts(struct ox *o)
         xml = is_xml_type(p->ctype);
         vml = is_vml(p);
         edit = xml && wants_scan(o, p);
+        if (!edit && (xml || vml) && has_gone(p) && !may_name_gone(p)) {
+            g_ptr_array_add(o->checks, p); /* no attribute can name them */
+            continue;
+        }
         if (!edit && (xml || vml) && has_gone(p)) {
             if (xml_run(o, p->name, p->data, p->len, false, p->gone, &edit) == NULL)
                 return MGW_FAIL;
@@ -2608,8 +2645,8 @@ static enum mgw_status edit_parts(struct ox *o)
             xmlFreeDoc(doc);
             if (st != MGW_OK)
                 return st;
-        } else if (xml && xml_parse(o, p->name, p->data, p->len, false) == NULL) {
-            return MGW_FAIL;
+        } else if (xml) {
+            g_ptr_array_add(o->checks, p); /* checked while the package is written */
         }
     }
     return MGW_OK;
@@ -2783,37 +2820,18 @@ static enum mgw_status disarm(struct ox *o)
 /* ---------------------------------------------------------------- */
 /* writing */
 
-struct sink {
-    struct mgw *w;
-    GByteArray *buf;
-    bool broken;
-};
-
-static bool sink_flush(struct sink *s)
-{
-    if (!s->broken && s->buf->len > 0 && !mgw_out_write(s->w, s->buf->data, s->buf->len))
-        s->broken = true;
-    g_byte_array_set_size(s->buf, 0);
-    return !s->broken;
-}
-
+/* The package is built in memory and sent only once the checks made
+ * beside it have passed (write_and_check): a run that fails sends no
+ * output. It is about the size of the item, already held in memory. */
 static la_ssize_t sink_write(struct archive *a, void *data, const void *buf, size_t len)
 {
-    struct sink *s = data;
+    GByteArray *zip = data;
 
     (void)a;
-    if (s->broken || len > G_MAXUINT - MGW_DATA_MAX)
+    if (len > G_MAXUINT - zip->len)
         return -1;
-    g_byte_array_append(s->buf, buf, (guint)len);
-    if (s->buf->len >= MGW_DATA_MAX && !sink_flush(s))
-        return -1;
+    g_byte_array_append(zip, buf, (guint)len);
     return (la_ssize_t)len;
-}
-
-static int sink_close(struct archive *a, void *data)
-{
-    (void)a;
-    return sink_flush(data) ? ARCHIVE_OK : ARCHIVE_FATAL;
 }
 
 static bool write_member(struct archive *a, const struct part *p)
@@ -2855,11 +2873,9 @@ static char *out_name(struct ox *o)
     return g_strdup(name);
 }
 
-static enum mgw_status write_package(struct ox *o)
+static enum mgw_status write_package(struct ox *o, GByteArray *zip)
 {
-    struct sink s = {o->w, g_byte_array_new(), false};
     struct archive *a = archive_write_new();
-    char *name = out_name(o);
     bool ok;
 
     archive_write_set_format_zip(a);
@@ -2867,8 +2883,7 @@ static enum mgw_status write_package(struct ox *o)
      * document (a 1.4 MB main part: 60%), for 10-20% larger output */
     archive_write_set_options(a, "zip:compression=deflate,zip:compression-level=1");
     archive_write_set_bytes_per_block(a, 0);
-    ok = mgw_out_begin(o->w, name, o->fmt->mime, 0) &&
-         archive_write_open(a, &s, NULL, sink_write, sink_close) == ARCHIVE_OK;
+    ok = archive_write_open(a, zip, NULL, sink_write, NULL) == ARCHIVE_OK;
     ok = ok && write_member(a, o->types);
     for (guint i = 0; ok && i < o->parts->len; i++) {
         struct part *p = g_ptr_array_index(o->parts, i);
@@ -2877,11 +2892,71 @@ static enum mgw_status write_package(struct ox *o)
     }
     ok = ok && archive_write_close(a) == ARCHIVE_OK;
     if (!ok)
-        mgw_reason(o->w, "cannot write the package: %s", s.broken ? "output closed" : arc_err(a));
+        mgw_reason(o->w, "cannot write the package: %s", arc_err(a));
     archive_write_free(a);
-    g_byte_array_free(s.buf, TRUE);
+    return ok ? MGW_OK : MGW_FAIL;
+}
+
+static enum mgw_status send_package(struct ox *o, const GByteArray *zip)
+{
+    char *name = out_name(o);
+    bool ok = mgw_out_begin(o->w, name, o->fmt->mime, 0) &&
+              mgw_out_write(o->w, zip->data, zip->len) && mgw_out_end(o->w);
+
+    if (!ok)
+        mgw_reason(o->w, "cannot write the package: output closed");
     g_free(name);
-    return ok && mgw_out_end(o->w) ? MGW_OK : MGW_FAIL;
+    return ok ? MGW_OK : MGW_FAIL;
+}
+
+/*
+ * The XML parts that only need to be checked (well-formed, no DOCTYPE)
+ * are checked in a second thread while the package is written: both
+ * cost about the same on a large document (libxml2's parse, zlib's
+ * deflate), and the machine has more than one core. The package is sent
+ * only when every check passed.
+ * Nothing the thread reads changes while it runs: the kept parts' bytes
+ * are final once disarm has decided.
+ */
+struct check_job {
+    GPtrArray *parts; /* of struct part * */
+    char *why;        /* the first failure */
+};
+
+static gpointer check_parts(gpointer u)
+{
+    struct check_job *j = u;
+
+    for (guint i = 0; i < j->parts->len && j->why == NULL; i++) {
+        const struct part *p = g_ptr_array_index(j->parts, i);
+        if (xml_run_why(p->name, p->data, p->len, false, NULL, NULL, &j->why) == NULL &&
+            j->why == NULL)
+            j->why = g_strdup_printf("%s: XML parse failed", p->name);
+    }
+    return NULL;
+}
+
+static enum mgw_status write_and_check(struct ox *o)
+{
+    struct check_job j = {o->checks, NULL};
+    GThread *t = o->checks->len > 0 ? g_thread_try_new("ooxml-check", check_parts, &j, NULL) : NULL;
+    GByteArray *zip = g_byte_array_new();
+    enum mgw_status st;
+
+    if (t == NULL)
+        check_parts(&j); /* nothing to check, or no thread: first */
+    st = j.why == NULL ? write_package(o, zip) : MGW_FAIL;
+    if (t != NULL)
+        g_thread_join(t);
+    if (j.why != NULL) {
+        mgw_reason(o->w, "%s", j.why);
+        st = MGW_FAIL;
+    }
+    if (st == MGW_OK)
+        st = send_package(o, zip);
+    g_free(j.why);
+    g_byte_array_free(zip, TRUE);
+    return st;
 }
 
 enum mgw_status mgw_ooxml(struct mgw *w)
@@ -2914,6 +2989,7 @@ enum mgw_status mgw_ooxml(struct mgw *w)
     o.by_key = g_hash_table_new(g_str_hash, g_str_equal);
     o.defaults = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     o.overrides = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    o.checks = g_ptr_array_new();
     o.pkg.name = g_strdup("");
     o.pkg.key = g_strdup("");
     st = read_zip(&o, buf, len);
@@ -2927,8 +3003,9 @@ enum mgw_status mgw_ooxml(struct mgw *w)
     if (st == MGW_OK)
         st = disarm(&o);
     if (st == MGW_OK)
-        st = write_package(&o);
+        st = write_and_check(&o);
     g_hash_table_unref(o.by_key);
+    g_ptr_array_unref(o.checks);
     g_ptr_array_free(o.parts, TRUE);
     part_fini(&o.pkg);
     g_hash_table_unref(o.defaults);
