@@ -7,7 +7,7 @@
  * SYNOPSIS
  *	cdr_run [--dir DIR] [--deadline-ms N] [--cpu N] [--as BYTES]
  *		[--max-output BYTES] [--max-outputs N] [--deny-capset 1]
- *		PROGRAM HANDLER FILE [KEY=VALUE...]
+ *		[--cancel-ms N] PROGRAM HANDLER FILE [KEY=VALUE...]
  * DESCRIPTION
  *	Prints one JSON object: {"status", "reason", "ms", "outputs":
  *	[{"name", "type", "flags", "size", "sha256"}], "notes": [...]}.
@@ -15,7 +15,9 @@
  *	search). --deny-capset 1 runs the worker as a systemd unit with
  *	SystemCallFilter=~@privileged would: cdr_run drops every
  *	capability it has, then loads a seccomp filter that fails capset
- *	with EPERM, which the worker inherits. Exit 0 whatever the status;
+ *	with EPERM, which the worker inherits. --cancel-ms N runs it
+ *	through mg_cdr_run_cancel with a pipe written to after N ms (a run
+ *	made ahead that is dropped). Exit 0 whatever the status;
  *	64 on usage errors, 78 when the workers are not found, 71 when the
  *	filter cannot be loaded.
  */
@@ -117,8 +119,20 @@ static bool deny_capset(void)
     return ok;
 }
 
+static gpointer cancel_later(gpointer u)
+{
+    int *p = u;
+
+    g_usleep((gulong)p[2] * 1000);
+    if (write(p[1], "x", 1) != 1)
+        perror("cdr_run: cancel");
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
+    int cancel[3] = {-1, -1, -1};
+    GThread *canceller = NULL;
     struct mg_cdr_limits lim;
     struct mg_cdr_handler h;
     const char *dir = NULL;
@@ -146,6 +160,8 @@ int main(int argc, char **argv)
             lim.max_output = v;
         else if (strcmp(argv[i], "--max-outputs") == 0)
             lim.max_outputs = (unsigned)v;
+        else if (strcmp(argv[i], "--cancel-ms") == 0)
+            cancel[2] = (int)v;
         else if (strcmp(argv[i], "--deny-capset") == 0 && v == 1) {
             if (!deny_capset()) {
                 fprintf(stderr, "cdr_run: cannot deny capset: %s\n", g_strerror(errno));
@@ -156,8 +172,8 @@ int main(int argc, char **argv)
     }
     if (argc - i < 3) {
         fprintf(stderr, "usage: cdr_run [--dir DIR] [--deadline-ms N] [--cpu N] [--as BYTES] "
-                        "[--max-output N] [--max-outputs N] [--deny-capset 1] PROGRAM HANDLER FILE "
-                        "[KEY=VALUE...]\n");
+                        "[--max-output N] [--max-outputs N] [--deny-capset 1] [--cancel-ms N] "
+                        "PROGRAM HANDLER FILE [KEY=VALUE...]\n");
         return 64;
     }
     if (!mg_cdr_init(dir, &e)) {
@@ -177,8 +193,21 @@ int main(int argc, char **argv)
     o.notes = g_ptr_array_new_with_free_func(g_free);
     json_builder_begin_array(o.b);
     t0 = g_get_monotonic_time();
-    st = mg_cdr_run(&h, (const char *const *)(argv + i + 3), fd, &lim, &sink, &o, &reason);
+    if (cancel[2] >= 0) {
+        if (pipe(cancel) != 0) {
+            perror("cdr_run: pipe");
+            return 71;
+        }
+        canceller = g_thread_new("cancel", cancel_later, cancel);
+    }
+    st = mg_cdr_run_cancel(&h, (const char *const *)(argv + i + 3), fd, &lim, &sink, &o, cancel[0],
+                           &reason);
     close(fd);
+    if (canceller != NULL) {
+        g_thread_join(canceller);
+        close(cancel[0]);
+        close(cancel[1]);
+    }
     if (o.open) {
         /* the run stopped inside an output: close the record */
         json_builder_end_object(o.b);

@@ -224,6 +224,10 @@ def main():
           'CPU spin -> killed by RLIMIT_CPU', r)
     r = cdr_run('mugaika-worker', 'selftest', item, ['do=sleep'], ['--deadline-ms', '1000'])
     check(r['status'] == 'timeout' and 0.9 < r['wall'] < 10, 'sleep -> timeout at the deadline', r)
+    # a run made ahead and then dropped: killed when its cancel pipe is written
+    r = cdr_run('mugaika-worker', 'selftest', item, ['do=sleep'], ['--cancel-ms', '300'])
+    check(r['status'] == 'error' and 'no longer wanted' in (r['reason'] or '')
+          and r['wall'] < 20, 'cancelled -> the worker is killed at once', r)
     if asan:
         # AddressSanitizer reserves terabytes of shadow memory, so the worker
         # sets no RLIMIT_AS in that build (sandbox.c); the gcc build checks it
