@@ -80,8 +80,11 @@ def sanitize(data, conf=None, lang='en', timeout=120):
             f.write('[mugaika]\n' + ''.join('%s = %s\n' % kv for kv in conf.items()))
         cmd += ['--config', cfg]
     t0 = time.monotonic()
+    # a GLib critical (a misused call, as once g_unix_open_pipe's flags)
+    # aborts the run instead of passing unseen on stderr
+    env = dict(os.environ, G_DEBUG='fatal-criticals')
     p = subprocess.run(cmd + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout)
+                       timeout=timeout, env=env)
     p.wall = time.monotonic() - t0
     return p
 
