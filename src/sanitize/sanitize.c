@@ -1299,30 +1299,47 @@ static const struct mg_cdr_sink pf_sink = {pf_begin, pf_data, pf_end, pf_note};
 static GPtrArray *cdr_options(struct mg_sanitize *s, struct sz_item *it,
                               const struct mg_cdr_handler *h, const struct mg_rule *rule);
 
-/* An O_TMPFILE in the spool directory holding content c, read without
- * touching the pipeline (safe in a thread); -1 on any failure. */
+/* Copies content c into fd without touching the pipeline (safe in a
+ * thread); false with *v and *why (static) on failure. */
+static bool copy_content(const struct mg_sanitize *s, const struct sz_content *c, int fd,
+                         enum mg_verdict *v, const char **why)
+{
+    char *buf = g_malloc(SZ_BUF);
+    uint64_t off = 0;
+    int e;
+
+    while (off < c->size) {
+        gssize n = content_pread(s, c, off, buf, SZ_BUF, v, why);
+        if (n <= 0) {
+            if (n == 0) {
+                *v = MG_VERDICT_TEMPFAIL;
+                *why = "short read";
+            }
+            break;
+        }
+        if ((e = mg_write_all(fd, buf, (size_t)n)) != 0) {
+            *v = MG_VERDICT_TEMPFAIL;
+            *why = g_strerror(e);
+            break;
+        }
+        off += (uint64_t)n;
+    }
+    g_free(buf);
+    return off == c->size;
+}
+
+/* An O_TMPFILE in the spool directory holding content c (safe in a
+ * thread); -1 on any failure. */
 static int pf_item_file(struct mg_sanitize *s, const struct sz_content *c)
 {
     const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    char *buf;
-    uint64_t off = 0;
+    enum mg_verdict v;
+    const char *why;
 
-    if (fd < 0)
-        return -1;
-    buf = g_malloc(SZ_BUF);
-    while (off < c->size) {
-        enum mg_verdict v;
-        const char *why;
-        gssize n = content_pread(s, c, off, buf, SZ_BUF, &v, &why);
-        if (n <= 0 || mg_write_all(fd, buf, (size_t)n) != 0)
-            break;
-        off += (uint64_t)n;
-    }
-    g_free(buf);
-    if (off < c->size) {
+    if (fd >= 0 && !copy_content(s, c, fd, &v, &why)) {
         close(fd);
-        return -1;
+        fd = -1;
     }
     return fd;
 }
@@ -1590,39 +1607,13 @@ static enum mg_cdr_status prefetch_replay(struct mg_sanitize *s, struct sz_item 
 static int item_file(struct mg_sanitize *s, const struct sz_content *c)
 {
     int fd = sz_tmpfile(s, "item");
-    char *buf;
-    uint64_t off = 0;
+    enum mg_verdict v = MG_VERDICT_TEMPFAIL;
+    const char *why = NULL;
 
-    if (fd < 0)
-        return -1;
-    buf = g_malloc(SZ_BUF);
-    while (off < c->size) {
-        gssize n = sz_content_read(s, c, off, buf, SZ_BUF);
-        const char *p = buf;
-        if (n <= 0)
-            break;
-        off += (uint64_t)n;
-        while (n > 0) {
-            ssize_t w = write(fd, p, (size_t)n);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                sz_fail(s, MG_VERDICT_TEMPFAIL, "spool write: %s", g_strerror(errno));
-                n = -1;
-                break;
-            }
-            p += w;
-            n -= w;
-        }
-        if (n < 0)
-            break;
-    }
-    g_free(buf);
-    if (off < c->size || s->error != NULL) {
-        if (s->error == NULL)
-            sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: short");
+    if (fd >= 0 && !copy_content(s, c, fd, &v, &why)) {
+        sz_fail(s, v, "spool: %s", why != NULL ? why : "copy failed");
         close(fd);
-        return -1;
+        fd = -1;
     }
     return fd;
 }
