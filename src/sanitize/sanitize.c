@@ -104,7 +104,9 @@ void sz_fail(struct mg_sanitize *s, enum mg_verdict v, const char *fmt, ...)
 
 /* --- spool -------------------------------------------------------------- */
 
-int sz_tmpfile(struct mg_sanitize *s, const char *name)
+/* sz_tmpfile without touching the pipeline (safe in a thread): -1 and
+ * errno on failure. */
+static int spool_tmpfile(const struct mg_sanitize *s, const char *name)
 {
     const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -118,8 +120,16 @@ int sz_tmpfile(struct mg_sanitize *s, const char *name)
         g_free(path);
         g_free(tmpl);
     }
+    return fd;
+}
+
+int sz_tmpfile(struct mg_sanitize *s, const char *name)
+{
+    int fd = spool_tmpfile(s, name);
+
     if (fd < 0)
-        sz_fail(s, MG_VERDICT_TEMPFAIL, "spool directory %s: %s", dir, g_strerror(errno));
+        sz_fail(s, MG_VERDICT_TEMPFAIL, "spool directory %s: %s",
+                s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir(), g_strerror(errno));
     return fd;
 }
 
@@ -843,8 +853,6 @@ static void scan_start(struct mg_sanitize *s, int index, enum pending_kind kind,
         p->job.flags = MG_AV_SCAN_NO_IMAGE_HASH | (it->seen != NULL ? MG_AV_SCAN_SKIP_SEEN : 0);
     } else {
         p->job.c = &it->c;
-        if (handler != NULL && it->seen == NULL)
-            it->seen = mg_av_seen_new();
         p->job.flags = it->seen != NULL ? MG_AV_SCAN_RECORD : 0;
     }
     p->job.seen = it->seen;
@@ -863,19 +871,44 @@ static void output_scan_start(struct mg_sanitize *s, int index, const char *hand
 }
 
 /* Reads the first MG_DETECT_SNIFF_BYTES of c into s->sniff. */
-static gssize sniff_content(struct mg_sanitize *s, const struct sz_content *c)
+static gssize sniff_read(const struct mg_sanitize *s, const struct sz_content *c,
+                         unsigned char *buf, enum mg_verdict *v, const char **why)
 {
-    gssize n = 0;
+    size_t want = (size_t)MIN(c->size, (uint64_t)MG_DETECT_SNIFF_BYTES), n = 0;
 
-    while ((uint64_t)n < MIN(c->size, (uint64_t)MG_DETECT_SNIFF_BYTES)) {
-        gssize r =
-            sz_content_read(s, c, (uint64_t)n, s->sniff + n,
-                            (size_t)(MIN(c->size, (uint64_t)MG_DETECT_SNIFF_BYTES) - (uint64_t)n));
+    while (n < want) {
+        gssize r = content_pread(s, c, n, buf + n, want - n, v, why);
         if (r <= 0)
             return -1;
-        n += r;
+        n += (size_t)r;
     }
+    return (gssize)n;
+}
+
+static gssize sniff_content(struct mg_sanitize *s, const struct sz_content *c)
+{
+    enum mg_verdict v = MG_VERDICT_INTERNAL;
+    const char *why = NULL;
+    gssize n = sniff_read(s, c, s->sniff, &v, &why);
+
+    if (n < 0 && why != NULL)
+        sz_fail(s, v, "%s%s", v == MG_VERDICT_TEMPFAIL ? "spool read: " : "", why);
     return n;
+}
+
+/* The findings of the first bytes: sz_sniff_flags, a type that is not
+ * the declared one or the name's, and an encrypted archive member. */
+static unsigned item_flags(const struct sz_item *it, const unsigned char *sniff, size_t n,
+                           const char *detected)
+{
+    unsigned flags = sz_sniff_flags(sniff, n, detected);
+
+    if (sz_type_mismatch(it->declared_default ? NULL : it->declared, detected) ||
+        (it->filename != NULL && sz_extension_mismatch(it->filename, detected)))
+        flags |= MG_ITEM_MISMATCH;
+    if (it->cdr_flags & MG_CDR_OUT_ENCRYPTED)
+        flags |= MG_ITEM_ENCRYPTED;
+    return flags;
 }
 
 /* The first rule for the item with that detection and those flags
@@ -941,9 +974,9 @@ static bool classify_overlapped(struct mg_sanitize *s, int index, const struct m
     /* inner files are remembered for the output's scan only where the
      * output is the same kind of container as the original (a document
      * stays a document, a PDF a PDF): a signature may depend on it */
-    scan_start(s, index, PENDING_ORIGINAL,
-               strcmp(h->name, "ooxml") == 0 || strcmp(h->name, "pdf-disarm") == 0 ? h->name
-                                                                                   : NULL);
+    if (it->seen == NULL && (strcmp(h->name, "ooxml") == 0 || strcmp(h->name, "pdf-disarm") == 0))
+        it->seen = mg_av_seen_new();
+    scan_start(s, index, PENDING_ORIGINAL, NULL);
     if (s->error != NULL) /* a scan joined to make room failed */
         return false;
     it->rule = pre;
@@ -952,8 +985,6 @@ static bool classify_overlapped(struct mg_sanitize *s, int index, const struct m
     return s->error == NULL;
 }
 
-/* Detection, flags, AV, the rule, forced outcomes and the handler of a
- * complete leaf: a part of the mail, or a member of an archive. */
 /* Detection and flags of a complete leaf (once: a member whose handler
  * was started ahead has them already). */
 static bool classify_detect(struct mg_sanitize *s, struct sz_item *it)
@@ -980,31 +1011,38 @@ static bool classify_detect(struct mg_sanitize *s, struct sz_item *it)
             t = mg_detect_buffer(s->o.detect, s->sniff, (size_t)n);
         it->detected = g_ascii_strdown(t, -1);
     }
-    it->flags = sz_sniff_flags(s->sniff, (size_t)n, it->detected);
-    if (sz_type_mismatch(it->declared_default ? NULL : it->declared, it->detected) ||
-        (it->filename != NULL && sz_extension_mismatch(it->filename, it->detected)))
-        it->flags |= MG_ITEM_MISMATCH;
-    if (it->cdr_flags & MG_CDR_OUT_ENCRYPTED)
-        it->flags |= MG_ITEM_ENCRYPTED;
+    it->flags = item_flags(it, s->sniff, (size_t)n, it->detected);
     it->detected_done = true;
     return true;
 }
 
 /* The handler that runs while the item's original is scanned
- * (classify_overlapped), or NULL; *pre is the rule matched. */
-static const struct mg_cdr_handler *overlapped_handler(struct mg_sanitize *s, struct sz_item *it,
-                                                       const struct mg_rule **pre)
+ * (classify_overlapped), for that detection and those flags, or NULL;
+ * *pre is the rule matched (envelope(s) must have run: safe in a
+ * thread). */
+static const struct mg_cdr_handler *overlap_handler(struct mg_sanitize *s, const struct sz_item *it,
+                                                    const char *detected, unsigned flags,
+                                                    const struct mg_rule **pre)
 {
     const struct mg_cdr_handler *h;
 
-    *pre = it->role == MG_ROLE_ATTACHMENT ? match(s, it) : NULL;
-    h = *pre != NULL ? mg_cdr_find(mg_rule_action(*pre), it->detected) : NULL;
+    *pre = it->role == MG_ROLE_ATTACHMENT ? match_item(s, it, detected, flags) : NULL;
+    h = *pre != NULL ? mg_cdr_find(mg_rule_action(*pre), detected) : NULL;
     if (h != NULL && h->action != MG_ACTION_UNPACK && s->o.av != NULL && !is_opaque(it) &&
-        !(it->flags & MG_ITEM_ENCRYPTED))
+        !(flags & MG_ITEM_ENCRYPTED))
         return h;
     return NULL;
 }
 
+static const struct mg_cdr_handler *overlapped_handler(struct mg_sanitize *s, struct sz_item *it,
+                                                       const struct mg_rule **pre)
+{
+    envelope(s);
+    return overlap_handler(s, it, it->detected, it->flags, pre);
+}
+
+/* Detection, flags, AV, the rule, forced outcomes and the handler of a
+ * complete leaf: a part of the mail, or a member of an archive. */
 static bool classify(struct mg_sanitize *s, int index)
 {
     struct sz_item *it = item_at(s, index);
@@ -1332,8 +1370,7 @@ static bool copy_content(const struct mg_sanitize *s, const struct sz_content *c
  * thread); -1 on any failure. */
 static int pf_item_file(struct mg_sanitize *s, const struct sz_content *c)
 {
-    const char *dir = s->o.spool_dir != NULL ? s->o.spool_dir : g_get_tmp_dir();
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int fd = spool_tmpfile(s, "item");
     enum mg_verdict v;
     const char *why;
 
@@ -1377,29 +1414,16 @@ static void pf_detect_give(struct mg_detect *d)
 /* The thread's detection: what classify_detect does, into p. */
 static void pf_detect(struct sz_prefetch *p)
 {
-    struct sz_item *m = p->m;
-    size_t want = (size_t)MIN(m->c.size, (uint64_t)MG_DETECT_SNIFF_BYTES);
-    unsigned char *sniff = g_malloc(MAX(want, (size_t)1));
-    size_t n = 0;
+    unsigned char *sniff = g_malloc(MG_DETECT_SNIFF_BYTES);
+    enum mg_verdict v;
     const char *why = NULL;
     struct mg_detect *det;
+    gssize n = sniff_read(p->s, &p->m->c, sniff, &v, &why);
 
-    while (n < want) {
-        enum mg_verdict v;
-        gssize r = content_pread(p->s, &m->c, n, sniff + n, want - n, &v, &why);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    if (n == want && (det = pf_detect_take(&why)) != NULL) {
-        p->detected = g_ascii_strdown(mg_detect_buffer(det, sniff, n), -1);
+    if (n >= 0 && (det = pf_detect_take(&why)) != NULL) {
+        p->detected = g_ascii_strdown(mg_detect_buffer(det, sniff, (size_t)n), -1);
         pf_detect_give(det);
-        p->flags = sz_sniff_flags(sniff, n, p->detected);
-        if (sz_type_mismatch(m->declared_default ? NULL : m->declared, p->detected) ||
-            (m->filename != NULL && sz_extension_mismatch(m->filename, p->detected)))
-            p->flags |= MG_ITEM_MISMATCH;
-        if (m->cdr_flags & MG_CDR_OUT_ENCRYPTED)
-            p->flags |= MG_ITEM_ENCRYPTED;
+        p->flags = item_flags(p->m, sniff, (size_t)n, p->detected);
     }
     g_free(sniff);
 }
@@ -1429,16 +1453,13 @@ static gpointer pf_thread(gpointer u)
     g_mutex_unlock(&p->lock);
     if (p->detected == NULL)
         return NULL;
-    /* the rule and handler classify will find (overlapped_handler) */
-    pre = m->role == MG_ROLE_ATTACHMENT ? match_item(p->s, m, p->detected, p->flags) : NULL;
-    h = pre != NULL ? mg_cdr_find(mg_rule_action(pre), p->detected) : NULL;
-    if (h == NULL || h->action == MG_ACTION_UNPACK || p->s->o.av == NULL || is_opaque(m) ||
-        (p->flags & MG_ITEM_ENCRYPTED) || p->lim.deadline_us <= 0)
+    /* the handler classify will find (overlapped_handler) */
+    h = overlap_handler(p->s, m, p->detected, p->flags, &pre);
+    if (h == NULL || p->lim.deadline_us <= 0)
         return NULL;
     if (pf_cancelled(p))
         return NULL;
-    p->data_fd = open(p->s->o.spool_dir != NULL ? p->s->o.spool_dir : g_get_tmp_dir(),
-                      O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    p->data_fd = spool_tmpfile(p->s, "ahead");
     if (p->data_fd < 0 || (in_fd = pf_item_file(p->s, &m->c)) < 0)
         return NULL; /* the run waits for its turn */
     if (pf_cancelled(p)) {
