@@ -381,6 +381,8 @@ unsigned mg_av_seen_skipped(struct mg_av_seen *seen)
 
 /* The SHA-256 (hex, g_free) of the file behind an inner file's
  * descriptor, or NULL when it is small or cannot be read whole. */
+static gssize av_fd_read(void *handle, void *buf, size_t len, uint64_t off);
+
 static char *av_fd_sha(int fd)
 {
     struct stat st;
@@ -393,9 +395,7 @@ static char *av_fd_sha(int fd)
     h = mg_sha256_new();
     buf = g_malloc(AV_SEEN_BUF);
     while (off < st.st_size) {
-        ssize_t n = pread(fd, buf, AV_SEEN_BUF, off);
-        if (n < 0 && errno == EINTR)
-            continue;
+        gssize n = av_fd_read(&fd, buf, AV_SEEN_BUF, (uint64_t)off);
         if (n <= 0)
             break;
         mg_sha256_update(h, buf, (size_t)n);
