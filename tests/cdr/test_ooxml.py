@@ -1073,6 +1073,118 @@ def test_limits():
     check(r.status == 'ok', 'the same package within max-total: ok', r.reason)
 
 
+def plain_docx(styles, more=()):
+    """A docx with nothing to remove: its styles part is only checked."""
+    return make_zip([
+        ('[Content_Types].xml', types_xml(
+            [('png', 'image/png')],
+            [('/word/document.xml', OXML + 'wordprocessingml.document.main+xml'),
+             ('/word/styles.xml', OXML + 'wordprocessingml.styles+xml')])),
+        ('_rels/.rels', root_rels('word/document.xml')),
+        ('word/document.xml', WDOC % wp(wr('plain words'))),
+        ('word/_rels/document.xml.rels', rels_xml([('rId1', 'styles', 'styles.xml')] + [
+            ('rId%d' % (i + 2), 'image', n.split('/', 1)[1]) for i, (n, _) in enumerate(more)])),
+        ('word/styles.xml', styles),
+    ] + list(more))
+
+
+def test_checks():
+    """The XML parts that are only checked: checked in a thread while
+    the package is read (UTF-8), or at the end (other encodings), with
+    the same verdicts; a failure elsewhere while a large part is being
+    checked ends the run cleanly."""
+    good = '<w:styles xmlns:w="%s"><w:docDefaults/></w:styles>' % W_NS[0]
+    bad = '<w:styles xmlns:w="%s"><w:docDefaults></w:styles>' % W_NS[0]
+    r = worker(data=plain_docx(good), name='a.docx')
+    if one_output(r, 'a plain docx'):
+        check(not check_package(plain_docx(good), r.outputs[0], 'a.docx'), 'a plain docx: clean output',
+              '; '.join(check_package(plain_docx(good), r.outputs[0], 'a.docx')))
+    r = worker(data=plain_docx(bad))
+    check(r.status == 'fail' and 'styles.xml' in (r.reason or '') and 'well-formed' in r.reason and
+          not r.outputs, 'a malformed part that is only checked fails', r.reason)
+    r = worker(data=plain_docx(b'\xef\xbb\xbf\n ' + bad.encode()))
+    check(r.status == 'fail' and 'well-formed' in (r.reason or ''),
+          'the same after a byte order mark and white space fails', r.reason)
+    dt = '<!DOCTYPE w:styles [<!ENTITY a "b">]>' + good
+    r = worker(data=plain_docx(dt))
+    check(r.status == 'fail' and 'DOCTYPE' in (r.reason or ''), 'a DOCTYPE in a part only checked fails',
+          r.reason)
+    u16 = '<?xml version="1.0" encoding="UTF-16"?>'
+    r = worker(data=plain_docx((u16 + good).encode('utf-16')), name='b.docx')
+    check(r.status == 'ok' and len(r.outputs) == 1, 'a well-formed UTF-16 part: ok', r.reason)
+    r = worker(data=plain_docx((u16 + bad).encode('utf-16')))
+    check(r.status == 'fail' and 'well-formed' in (r.reason or ''), 'a malformed UTF-16 part fails',
+          r.reason)
+    # a large part being checked when the package turns out to have no
+    # main part: the run fails at once, without waiting for the check
+    big = '<w:styles xmlns:w="%s">%s</w:styles>' % (W_NS[0], '<w:style w:styleId="s">日本語の段落</w:style>' * 300000)
+    z = zipfile.ZipFile(io.BytesIO(plain_docx(big)))
+    members = [(n, z.read(n)) for n in z.namelist() if n != '_rels/.rels']
+    t0 = time.monotonic()
+    r = worker(data=make_zip(members))
+    check(r.status == 'fail' and 'main' in (r.reason or '') and r.returncode == 0,
+          'no main part while a large part is checked: fail', '%s %s rc=%s' % (r.status, r.reason,
+                                                                              r.returncode))
+    check(time.monotonic() - t0 < 20, 'no main part while a large part is checked: in bounded time')
+
+
+def test_zip_written():
+    """The zip written: every member deflated, UTF-8 names flagged as
+    such, sizes and CRC in a data descriptor after the data (libclamav
+    scans again a member whose local header carries them) that agrees
+    with the central directory, and every member dated 2000-01-01."""
+    name = 'word/media/写真 1.png'
+    data = plain_docx('<w:styles xmlns:w="%s"/>' % W_NS[0], more=[(name, PNG)])
+    r = worker(data=data, name='c.docx')
+    if not one_output(r, 'a docx with a Japanese member name'):
+        return
+    out = bytes(r.outputs[0].data)
+    z = zipfile.ZipFile(io.BytesIO(out))
+    check(z.testzip() is None, 'written zip: every CRC is right')
+    check(name in z.namelist() and z.read(name) == PNG, 'written zip: the UTF-8 name reads back',
+          z.namelist())
+    bad = []
+    for i in z.infolist():
+        lh = out[i.header_offset:i.header_offset + 30]
+        sig, ver, flags, method, tm, dt, crc, csize, usize, nlen, xlen = struct.unpack('<IHHHHHIIIHH', lh)
+        if sig != 0x04034b50 or method != 8 or i.compress_type != 8:
+            bad.append('%s: not deflated' % i.filename)
+        if (flags & 0x800 != 0) != any(ord(c) > 127 for c in i.filename) or flags != i.flag_bits:
+            bad.append('%s: flags %#x / %#x' % (i.filename, flags, i.flag_bits))
+        desc = out[i.header_offset + 30 + nlen + i.compress_size:][:16]
+        if not flags & 8 or (crc, csize, usize) != (0, 0, 0) or xlen != 0 or \
+                desc != struct.pack('<IIII', 0x08074b50, i.CRC, i.compress_size, i.file_size):
+            bad.append('%s: no data descriptor agreeing with the directory' % i.filename)
+        if i.date_time != (2000, 1, 1, 0, 0, 0) or (i.external_attr >> 16) != 0o100644:
+            bad.append('%s: %s %o' % (i.filename, i.date_time, i.external_attr >> 16))
+    check(not bad, 'written zip: local headers, flags, dates and modes', '; '.join(bad))
+    # read by libarchive too: the archive handler unpacks it
+    u = run(A.worker, 'archive', data=out, opts={'name': 'c.zip'}, timeout=120)
+    got = {(o.name or '').split('/')[-1]: bytes(o.data) for o in u.outputs}
+    check(u.status == 'ok' and got.get('写真 1.png') == PNG and len(got) == len(z.namelist()),
+          'written zip: libarchive reads every member', '%s %s %s' % (u.status, u.reason, sorted(got)))
+
+
+def test_ratio():
+    """max-ratio applies past 16 MiB expanded: a package with a few MB
+    that deflate a thousand times is kept (a blank drawing does that),
+    one with 20 MB of them is a limit."""
+    small = plain_docx('<w:styles xmlns:w="%s"/>' % W_NS[0],
+                       more=[('word/media/blank.png', bytes(3 << 20))])
+    check(len(small) * 100 < 3 << 20, 'the 3 MB package deflates more than 100 times', len(small))
+    r = worker(data=small)
+    check(r.status == 'ok' and len(r.outputs) == 1, 'a 3 MB part deflated 1000 times: ok', r.reason)
+    if r.status == 'ok':
+        again = worker(data=r.outputs[0].data)
+        check(again.status == 'ok' and again.outputs[0].data == r.outputs[0].data,
+              'its output disarmed again gives itself', again.reason)
+    large = plain_docx('<w:styles xmlns:w="%s"/>' % W_NS[0],
+                       more=[('word/media/blank.png', bytes(20 << 20))])
+    r = worker(data=large)
+    check(r.status == 'limit' and 'expands more than 100 times' in (r.reason or '') and not r.outputs,
+          'a 20 MB part deflated 1000 times: limit', r.reason)
+
+
 def main():
     global A, CORPUS
     A = args()
@@ -1090,6 +1202,9 @@ def main():
     test_crafted_pptx()
     test_refusals()
     test_limits()
+    test_checks()
+    test_zip_written()
+    test_ratio()
     done()
 
 
