@@ -101,6 +101,7 @@ struct sz_item {
     bool detected_done;           /* detected and flags are set (classify_detect) */
     struct sz_prefetch *prefetch; /* its handler started ahead (sanitize.c), or NULL */
     struct mg_av_seen *seen;      /* inner files its original scan found clean, or NULL */
+    struct pending_scan *arc_job; /* an archive's scan while it is unpacked (sanitize.c) */
 };
 
 /* The pipeline of one message (sanitize.c; the writer in build.c). */

@@ -18,6 +18,10 @@ documents, pictures and archives attached.
   outputs in either order of the members, each member its own; a member
   whose original scans infected is removed although its handler ran; a
   run made ahead still counts against worker-budget.
+- An archive is scanned while it is unpacked: when that scan alone finds
+  EICAR (in the zip comment), the archive goes with everything made of
+  its members, as if it had been scanned first; nested, only the inner
+  archive goes.
 - EICAR inside a zip: removed, the virus named; an encrypted zip:
   held, the notice asks for the password; an archive nested deeper
   than archive-depth: removed; more members than archive-members:
@@ -234,6 +238,47 @@ def main():
           'ahead: each output is its own member\'s, rebuilt', sorted(a1))
     check(all('ahead.zip/c.pdf' in t and 'Mugaika.Test.EICAR' in t for t in (t1, t2)),
           'ahead: the infected member is removed and its virus named', t1)
+
+    # --- an archive scanned while it is unpacked ----------------------------
+    # The shallow scan of an archive runs while its members are unpacked
+    # and worked on. EICAR in the zip's comment is found by that scan
+    # alone (no member holds it): the archive is removed as infected with
+    # everything made of its members (documents disarmed, pictures
+    # rebuilt, scans still running), exactly as if it had been scanned
+    # first; an attachment after it, and the same zip without the
+    # comment, are delivered as usual. Nested, the inner zip alone goes.
+    def commented(members, comment):
+        b = io.BytesIO()
+        with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as z:
+            for n, d in members:
+                z.writestr(n, d)
+            z.comment = comment
+        return b.getvalue()
+    late = ahead[:2] + ahead[3:]
+    p = sanitize(mail([('late.zip', commented(late, b'note ' + EICAR)), ('after.txt', b'after\n')]))
+    m = parse(p.stdout)
+    names, text = [a[0] for a in attachments(m)], body_text(m)
+    check(p.returncode == 0 and names == ['after.txt'] and 'late.zip' in text
+          and 'Mugaika.Test.EICAR' in text and EICAR not in p.stdout,
+          'archive found infected by its own scan after its members were worked on: removed with '
+          'all of them, the virus named, the next attachment delivered', (names, text[:400]))
+    check('late.zip/' not in text and 'X-Mugaika-Result' in p.stdout.decode('utf-8', 'replace')
+          and 'members' not in str(m['X-Mugaika-Result']),
+          'archive found infected late: its members leave no trace in the notice', text[:400])
+    p = sanitize(mail([('late.zip', commented(late, b'just a note')), ('after.txt', b'after\n')]))
+    names = sorted(a[0] for a in attachments(parse(p.stdout)))
+    check(p.returncode == 0 and names == ['a.docx', 'after.txt', 'b.pdf', 'd.jpg', 'e.txt', 'f.docx',
+                                          'g.png'],
+          'the same archive with a clean comment: every member delivered', names)
+    p = sanitize(mail([('outer.zip', zip_of([('x.txt', b'first\n'),
+                                             ('in.zip', commented([('y.txt', b'inner\n')], EICAR)),
+                                             ('z.txt', b'last\n')]))]))
+    m = parse(p.stdout)
+    atts, text = attachments(m), body_text(m)
+    check(p.returncode == 0 and sorted(a[0] for a in atts) == ['x.txt', 'z.txt']
+          and 'outer.zip/in.zip' in text and 'Mugaika.Test.EICAR' in text,
+          'a nested archive found infected late: it alone goes, its siblings stay',
+          ([a[0] for a in atts], text[:400]))
 
     # A run made ahead still counts against the message's worker time: with
     # worker-budget = 1, two pictures that take about a second each to
