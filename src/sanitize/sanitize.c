@@ -657,6 +657,12 @@ static bool scan_found(struct mg_sanitize *s, struct sz_item *it, enum mg_av_ver
         /* libclamav could not look at all of it: never passes */
         it->unscanned = true;
         g_free(vir);
+    } else if (v == MG_AV_INFECTED && it->virus != NULL) {
+        /* a second scan of it found it too (an archive scanned whole
+         * after its handler gave up, then its own scan joined): the
+         * first name stays */
+        it->flags |= MG_ITEM_INFECTED;
+        g_free(vir);
     } else if (v == MG_AV_INFECTED) {
         it->flags |= MG_ITEM_INFECTED;
         it->virus = vir;
@@ -747,6 +753,11 @@ struct pending_scan {
     int index;
     enum pending_kind kind;
     const char *handler; /* static */
+    /* an archive's scan (arc_scan_start): what its unpacking changes and a
+     * late finding restores, as if the scan had come first */
+    unsigned flags0, arc_members0;
+    bool unscanned0, released0;
+    uint64_t arc_bytes0;
 };
 
 static void cdr_reset(struct mg_sanitize *s, struct sz_item *it);
@@ -852,7 +863,9 @@ static void scan_start(struct mg_sanitize *s, int index, enum pending_kind kind,
      * otherwise hold the pipeline while the scans after it are done) */
     for (guint i = 0; s->pending->len >= SZ_SCANS && i < s->pending->len;) {
         struct pending_scan *q = g_ptr_array_index(s->pending, i);
-        if (g_atomic_int_get(&q->job.done))
+        /* not this item's own: its finding could decide it again from
+         * inside its handler's run (check_output) */
+        if (q->index != index && g_atomic_int_get(&q->job.done))
             pending_finish(s, g_ptr_array_steal_index(s->pending, i));
         else
             i++;
@@ -914,6 +927,11 @@ static bool arc_scan_start(struct mg_sanitize *s, int index)
     p->job.flags = MG_AV_SCAN_SHALLOW;
     p->index = index;
     p->kind = PENDING_ORIGINAL;
+    p->flags0 = it->flags;
+    p->unscanned0 = it->unscanned;
+    p->released0 = it->released;
+    p->arc_members0 = s->arc_members;
+    p->arc_bytes0 = s->arc_bytes;
     p->thread = g_thread_try_new("mugaika-scan", scan_job_run, &p->job, NULL);
     if (p->thread == NULL) {
         g_free(p);
@@ -959,12 +977,17 @@ static void pending_discard_after(struct mg_sanitize *s, int index)
 
 /* The archive's scan joined and applied (see arc_scan_start); *again:
  * the scan found something new, what was made of the archive is gone
- * and it must be decided again. False when the message fails. */
+ * and it must be decided again. False when the message fails.
+ * The archive is then as it was before its unpacking, plus the scan's
+ * finding: flags and "released" set by the run go, and the message's
+ * archive totals lose its members (a later archive keeps its room).
+ * The time its workers took stays spent: worker-budget bounds the time
+ * a message holds the gateway. */
 static bool arc_scan_join(struct mg_sanitize *s, int index, bool *again)
 {
     struct sz_item *it = item_at(s, index);
     struct pending_scan *p = it->arc_job;
-    unsigned flags = it->flags;
+    unsigned flags = it->flags, found;
     bool unscanned = it->unscanned, ok;
 
     *again = false;
@@ -980,9 +1003,11 @@ static bool arc_scan_join(struct mg_sanitize *s, int index, bool *again)
     } else {
         ok = scan_found(s, it, p->job.v, p->job.vir, p->job.e) && s->error == NULL;
     }
-    g_free(p);
-    if (!ok || ((it->flags & ~flags) == 0 && it->unscanned == unscanned))
+    found = it->flags & ~flags;
+    if (!ok || (found == 0 && it->unscanned == unscanned)) {
+        g_free(p);
         return ok;
+    }
     pending_discard_after(s, index);
     for (guint i = (guint)index + 1; i < s->items->len; i++) {
         struct sz_item *m = g_ptr_array_index(s->items, i);
@@ -993,6 +1018,12 @@ static bool arc_scan_join(struct mg_sanitize *s, int index, bool *again)
     it = item_at(s, index);
     cdr_reset(s, it);
     it->members = 0;
+    it->flags = p->flags0 | found;
+    it->unscanned = p->unscanned0 || it->unscanned != unscanned;
+    it->released = p->released0;
+    s->arc_members = p->arc_members0;
+    s->arc_bytes = p->arc_bytes0;
+    g_free(p);
     *again = true;
     return true;
 }

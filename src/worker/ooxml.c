@@ -2916,8 +2916,8 @@ static bool zip_add(struct zip_out *z, const char *name, const unsigned char *d,
     unsigned char *h, *c;
 
     if (nlen > 0xFFFF || z->count >= 0xFFFF || len >= 0xFFFFFFFFu || at >= 0xFFFFFFFFu ||
-        bound > G_MAXUINT - at - ZIP_LOCAL_LEN - nlen - ZIP_DESC_LEN ||
-        z->dir->len > G_MAXUINT - ZIP_DIR_LEN - nlen)
+        (uint64_t)at + ZIP_LOCAL_LEN + nlen + bound + ZIP_DESC_LEN > G_MAXUINT ||
+        (uint64_t)z->dir->len + ZIP_DIR_LEN + nlen > G_MAXUINT)
         return false;
     crc = (uint32_t)libdeflate_crc32(0, d, len);
     g_byte_array_set_size(z->zip, (guint)(at + ZIP_LOCAL_LEN + nlen + bound));
@@ -2974,7 +2974,7 @@ static bool zip_finish(struct zip_out *z)
     guint at = z->zip->len;
     unsigned char *e;
 
-    if (at >= 0xFFFFFFFFu || z->dir->len > G_MAXUINT - at - ZIP_END_LEN)
+    if (at >= 0xFFFFFFFFu || (uint64_t)at + z->dir->len + ZIP_END_LEN > G_MAXUINT)
         return false;
     g_byte_array_append(z->zip, z->dir->data, z->dir->len);
     g_byte_array_set_size(z->zip, z->zip->len + ZIP_END_LEN);
