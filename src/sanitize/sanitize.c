@@ -941,18 +941,29 @@ static bool arc_scan_start(struct mg_sanitize *s, int index)
     return true;
 }
 
-/* Waits for the archive's scan and forgets its result (the item goes). */
+/* Waits for a scan and frees it without applying its result; the time
+ * it took. */
+static gint64 pending_forget(struct pending_scan *p)
+{
+    gint64 us;
+
+    if (p->thread != NULL)
+        g_thread_join(p->thread);
+    us = p->job.us;
+    g_clear_error(&p->job.e);
+    g_free(p->job.vir);
+    g_free(p);
+    return us;
+}
+
+/* The archive's scan, when the item goes. */
 static void arc_scan_discard(struct sz_item *it)
 {
     struct pending_scan *p = it->arc_job;
 
-    if (p == NULL)
-        return;
     it->arc_job = NULL;
-    g_thread_join(p->thread);
-    g_clear_error(&p->job.e);
-    g_free(p->job.vir);
-    g_free(p);
+    if (p != NULL)
+        (void)pending_forget(p);
 }
 
 /* Joins, without applying them, the scans still running of the items
@@ -966,12 +977,7 @@ static void pending_discard_after(struct mg_sanitize *s, int index)
             continue;
         }
         g_ptr_array_remove_index(s->pending, i);
-        if (p->thread != NULL)
-            g_thread_join(p->thread);
-        s->av_us += p->job.us;
-        g_clear_error(&p->job.e);
-        g_free(p->job.vir);
-        g_free(p);
+        s->av_us += pending_forget(p);
     }
 }
 
