@@ -984,9 +984,10 @@ static void pending_discard_after(struct mg_sanitize *s, int index)
 /* The archive's scan joined and applied (see arc_scan_start); *again:
  * the scan found something new, what was made of the archive is gone
  * and it must be decided again. False when the message fails.
- * The archive is then as it was before its unpacking, plus the scan's
- * finding: flags and "released" set by the run go, and the message's
- * archive totals lose its members (a later archive keeps its room).
+ * The archive is then as it was before its unpacking, plus what scans
+ * of it found: flags and "released" set by the run go, and the
+ * message's archive totals lose its members (a later archive keeps its
+ * room).
  * The time its workers took stays spent: worker-budget bounds the time
  * a message holds the gateway. */
 static bool arc_scan_join(struct mg_sanitize *s, int index, bool *again)
@@ -1024,8 +1025,10 @@ static bool arc_scan_join(struct mg_sanitize *s, int index, bool *again)
     it = item_at(s, index);
     cdr_reset(s, it);
     it->members = 0;
-    it->flags = p->flags0 | found;
-    it->unscanned = p->unscanned0 || it->unscanned != unscanned;
+    /* what the run set goes; what a scan of the original found stays
+     * (INFECTED and unscanned come from scans only: the whole scan made
+     * after a handler that gave up may have found them) */
+    it->flags = p->flags0 | found | (flags & MG_ITEM_INFECTED);
     it->released = p->released0;
     s->arc_members = p->arc_members0;
     s->arc_bytes = p->arc_bytes0;

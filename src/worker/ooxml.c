@@ -2850,7 +2850,8 @@ static enum mgw_status disarm(struct ox *o)
  * and gives a smaller stream). What is written is a plain zip: for each
  * member a local header, the deflated data and a data descriptor, then
  * the central directory (no extra field, no zip64: a package past 4 GiB
- * or 65,535 members fails; max-total is far below). Every member is
+ * or 65,534 members fails, 65,535 being zip64's mark; max-total and
+ * max-members are far below). Every member is
  * dated 2000-01-01 00:00 and marked as a regular file of mode 0644;
  * names with bytes past ASCII get the UTF-8 flag (bit 11).
  * The sizes and CRC go in a data descriptor (bit 3), as libarchive and
@@ -2915,7 +2916,7 @@ static bool zip_add(struct zip_out *z, const char *name, const unsigned char *d,
     uint32_t crc;
     unsigned char *h, *c;
 
-    if (nlen > 0xFFFF || z->count >= 0xFFFF || len >= 0xFFFFFFFFu || at >= 0xFFFFFFFFu ||
+    if (nlen > 0xFFFF || z->count >= 0xFFFE || len >= 0xFFFFFFFFu || at >= 0xFFFFFFFFu ||
         (uint64_t)at + ZIP_LOCAL_LEN + nlen + bound + ZIP_DESC_LEN > G_MAXUINT ||
         (uint64_t)z->dir->len + ZIP_DIR_LEN + nlen > G_MAXUINT)
         return false;
