@@ -735,13 +735,12 @@ static gpointer scan_job_run(gpointer u)
  * original while its handler runs and after (classify_overlapped), and
  * the scan of a handler's output (check_output). At most SZ_SCANS run
  * at a time (to make room, the scans that are over are joined, else the
- * oldest); an item's scans are
- * joined before its handler work is reset, and all of them at the end
- * of the message, before anything reads the outcome. A finding is then
- * applied exactly as if it had been made at once: an infected output
- * drops the item; a finding in the original (infected, encrypted, not
- * fully scanned) throws the handler's work away and the item is
- * decided again.
+ * oldest); an item's scans are joined before its handler work is reset,
+ * and all of them at the end of the message, before anything reads the
+ * outcome. A finding is then applied exactly as if it had been made at
+ * once: an infected output drops the item; a finding in the original
+ * (infected, encrypted, not fully scanned) throws the handler's work
+ * away and the item is decided again.
  */
 #define SZ_SCANS 16
 
@@ -756,7 +755,7 @@ struct pending_scan {
     /* an archive's scan (arc_scan_start): what its unpacking changes and a
      * late finding restores, as if the scan had come first */
     unsigned flags0, arc_members0;
-    bool unscanned0, released0;
+    bool released0;
     uint64_t arc_bytes0;
 };
 
@@ -928,7 +927,6 @@ static bool arc_scan_start(struct mg_sanitize *s, int index)
     p->index = index;
     p->kind = PENDING_ORIGINAL;
     p->flags0 = it->flags;
-    p->unscanned0 = it->unscanned;
     p->released0 = it->released;
     p->arc_members0 = s->arc_members;
     p->arc_bytes0 = s->arc_bytes;
