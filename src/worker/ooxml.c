@@ -133,13 +133,13 @@
 #include "worker/handlers.h"
 
 #define MIB            (1024u * 1024u)
-#define RATIO_FROM     (16u * MIB) /* max-ratio applies past this many bytes expanded */
-#define PKG_NOTES      100         /* notes about parts and relationships before they are counted */
-#define NOTES_PER_PART 20          /* notes of one part before they are only counted */
-#define FIELD_DEPTH    64          /* nested Word fields */
-#define QUOTE_MAX      80          /* characters of a formula or field quoted in a note */
-#define CHUNK_TEXT_MAX MIB         /* text taken from one altChunk */
-#define OUT_MTIME      946684800   /* 2000-01-01: every member gets this time */
+#define PKG_NOTES      100 /* notes about parts and relationships before they are counted */
+#define NOTES_PER_PART 20  /* notes of one part before they are only counted */
+#define FIELD_DEPTH    64  /* nested Word fields */
+#define QUOTE_MAX      80  /* characters of a formula or field quoted in a note */
+#define CHUNK_TEXT_MAX MIB /* text taken from one altChunk */
+
+#define RATIO_FROM (16u * MIB) /* max-ratio applies past this many bytes expanded */
 
 #define XML_OPTS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 
@@ -2872,7 +2872,7 @@ static enum mgw_status disarm(struct ox *o)
 #define ZIP_SIZES_LATE 0x0008u                   /* general purpose flag bit 3 */
 #define ZIP_UTF8       0x0800u                   /* general purpose flag bit 11 */
 #define ZIP_DEFLATED   8u
-#define ZIP_DOS_DATE   ((20u << 9) | (1u << 5) | 1u)        /* OUT_MTIME: 2000-01-01 */
+#define ZIP_DOS_DATE   ((20u << 9) | (1u << 5) | 1u)        /* 2000-01-01, every member's date */
 #define ZIP_FILE_MODE  ((uint32_t)(0100000u | 0644u) << 16) /* S_IFREG | 0644 */
 #define ZIP_LOCAL_LEN  30u
 #define ZIP_DESC_LEN   16u
