@@ -785,6 +785,20 @@ static void output_found(struct mg_sanitize *s, struct pending_scan *p, struct s
     g_free(p->job.vir);
 }
 
+/* A joined scan of the item's original applied to it (scan_found);
+ * false when the message fails (a spool read or the engine failed). */
+static bool original_scan_found(struct mg_sanitize *s, struct pending_scan *p, struct sz_item *it)
+{
+    if (p->job.read_why != NULL) {
+        g_clear_error(&p->job.e);
+        g_free(p->job.vir);
+        sz_fail(s, p->job.read_v, "virus scan of part %s: spool read: %s", it->path,
+                p->job.read_why);
+        return false;
+    }
+    return scan_found(s, it, p->job.v, p->job.vir, p->job.e) && s->error == NULL;
+}
+
 /* The finding of an original scanned while its handler ran. */
 static void original_found(struct mg_sanitize *s, struct pending_scan *p, int index)
 {
@@ -792,14 +806,7 @@ static void original_found(struct mg_sanitize *s, struct pending_scan *p, int in
     unsigned flags = it->flags;
     bool unscanned = it->unscanned;
 
-    if (p->job.read_why != NULL) {
-        g_clear_error(&p->job.e);
-        g_free(p->job.vir);
-        sz_fail(s, p->job.read_v, "virus scan of part %s: spool read: %s", it->path,
-                p->job.read_why);
-        return;
-    }
-    if (!scan_found(s, it, p->job.v, p->job.vir, p->job.e) || s->error != NULL)
+    if (!original_scan_found(s, p, it))
         return;
     if ((it->flags & ~flags) == 0 && it->unscanned == unscanned) {
         if ((it->action != MG_ACTION_KEEP && it->action != MG_ACTION_TEXT) || it->cdr_ready)
@@ -999,15 +1006,7 @@ static bool arc_scan_join(struct mg_sanitize *s, int index, bool *again)
     it->arc_job = NULL;
     g_thread_join(p->thread);
     s->av_us += p->job.us;
-    if (p->job.read_why != NULL) {
-        g_clear_error(&p->job.e);
-        g_free(p->job.vir);
-        sz_fail(s, p->job.read_v, "virus scan of part %s: spool read: %s", it->path,
-                p->job.read_why);
-        ok = false;
-    } else {
-        ok = scan_found(s, it, p->job.v, p->job.vir, p->job.e) && s->error == NULL;
-    }
+    ok = original_scan_found(s, p, it);
     found = it->flags & ~flags;
     if (!ok || (found == 0 && it->unscanned == unscanned)) {
         g_free(p);
