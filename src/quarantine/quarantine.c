@@ -28,14 +28,16 @@
  *	files in tmp/ older than one hour (left by a crash).
  *	mg_quarantine_open_existing creates nothing and removes nothing.
  *
- *	A write streams the original through zlib (gzip, level 1: mail is
- *	mostly base64 and text, which level 1 already shrinks well, at
- *	several times the speed of level 6; after the first MiB, Huffman
- *	coding only when LZ77 gained little, as for base64 of compressed
- *	files) and
- *	SHA-256 into tmp/<random> (O_EXCL, 0600). Memory stays bounded
- *	(one 64 KiB output buffer and the deflate state) whatever the
- *	size. Past its first MiB (QW_THREAD_AT), an original is hashed
+ *	A write hashes the original (SHA-256) and compresses it into
+ *	tmp/<random> (O_EXCL, 0600) as a gzip file of one member per
+ *	256 KiB of input (GZ_BLOCK), each deflated whole by libdeflate at
+ *	level 1; gzip -d and zlib read the members as one stream. Mail is
+ *	mostly base64 and text, which level 1 shrinks about as well as
+ *	the higher levels, and libdeflate does it in half the time of
+ *	zlib's level 1 (Huffman coding alone on base64, which LZ77 does
+ *	not help). Memory stays bounded (one block, its compressed bound
+ *	and the compressor) whatever the size. Past its first MiB
+ *	(QW_THREAD_AT), an original is hashed
  *	and compressed by a thread of its own, so that a large mail is
  *	stored while the caller parses and scans it: feed copies into
  *	256 KiB chunks and waits while 4 MiB are queued (memory stays
@@ -87,6 +89,7 @@
 #include "core/sha256.h"
 
 #include <glib.h>
+#include <libdeflate.h>
 #include <sqlite3.h>
 #include <zlib.h>
 
@@ -94,9 +97,8 @@
 
 #define CHUNK          65536
 #define GZ_LEVEL       1
-#define GZ_PROBE       (1u << 20) /* input judged for the strategy (below) */
-#define GZ_HUFF_RATIO  55         /* percent: above, LZ77 matching is not worth its time */
-#define QW_THREAD_AT   (1u << 20) /* fed past this, a thread compresses */
+#define GZ_BLOCK       (256u * 1024) /* input bytes per gzip member */
+#define QW_THREAD_AT   (1u << 20)    /* fed past this, a thread compresses */
 #define QW_CHUNK       (256u * 1024)
 #define QW_MAX_QUEUED  (16u) /* chunks waiting for the thread (4 MiB) */
 #define BUSY_MS        10000
@@ -165,13 +167,15 @@ struct mg_qwrite {
     struct mg_quarantine *q;
     char *tmp_path; /* NULL once removed or renamed */
     int fd;
-    z_stream z;
-    bool z_ready;
+    struct libdeflate_compressor *dc;
     struct mg_sha256 *sum;
     uint64_t size;
-    bool probed;        /* the strategy was chosen (GZ_PROBE) */
-    unsigned char *out; /* CHUNK bytes of deflate output */
-    GError *failed;     /* sticky: a feed failed */
+    unsigned char *blk; /* input of the next member, grown up to GZ_BLOCK */
+    size_t blk_len, blk_cap;
+    unsigned char *out; /* a member, out_cap bytes (libdeflate's bound) */
+    size_t out_cap;
+    bool member;    /* one member written at least */
+    GError *failed; /* sticky: a feed failed */
 
     /* the compressing thread (started past QW_THREAD_AT) */
     GThread *thread;
@@ -593,13 +597,14 @@ static void qwrite_free(struct mg_qwrite *w)
 {
     qwrite_stop(w);
     qwrite_discard(w);
-    if (w->z_ready)
-        deflateEnd(&w->z);
+    if (w->dc != NULL)
+        libdeflate_free_compressor(w->dc);
     if (w->sum != NULL)
         mg_sha256_free(w->sum);
     if (w->failed != NULL)
         g_error_free(w->failed);
     g_free(w->out);
+    g_free(w->blk);
     g_free(w->chunk);
     g_mutex_clear(&w->mu);
     g_cond_clear(&w->cond);
@@ -629,61 +634,39 @@ struct mg_qwrite *mg_quarantine_write_begin(struct mg_quarantine *q, GError **er
             return NULL;
         }
     }
-    /* windowBits 15 + 16: a gzip header and trailer */
-    if (deflateInit2(&w->z, GZ_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-        g_set_error(err, MG_QUARANTINE_ERROR, MG_QUARANTINE_ERROR_IO, "%s: deflateInit failed",
-                    w->tmp_path);
+    if ((w->dc = libdeflate_alloc_compressor(GZ_LEVEL)) == NULL) {
+        g_set_error(err, MG_QUARANTINE_ERROR, MG_QUARANTINE_ERROR_IO,
+                    "%s: no memory for the compressor", w->tmp_path);
         qwrite_free(w);
         return NULL;
     }
-    w->z_ready = true;
     w->sum = mg_sha256_new();
-    w->out = g_malloc(CHUNK);
     return w;
 }
 
-/* Deflates z.next_in/avail_in with flush, writing every full buffer. */
-static bool deflate_run(struct mg_qwrite *w, int flush, GError **err)
+/* Writes n bytes of input (n <= GZ_BLOCK) as one gzip member. */
+static bool write_member(struct mg_qwrite *w, const unsigned char *p, size_t n, GError **err)
 {
-    int zr, e;
+    size_t bound = libdeflate_gzip_compress_bound(w->dc, n), m;
+    int e;
 
-    do {
-        w->z.next_out = w->out;
-        w->z.avail_out = CHUNK;
-        zr = deflate(&w->z, flush);
-        if (zr == Z_STREAM_ERROR) {
-            g_set_error(err, MG_QUARANTINE_ERROR, MG_QUARANTINE_ERROR_IO, "%s: deflate failed",
-                        w->tmp_path);
-            return false;
-        }
-        if ((e = mg_write_all(w->fd, w->out, CHUNK - w->z.avail_out)) != 0) {
-            set_os_error(err, w->tmp_path, "write", e);
-            return false;
-        }
-    } while (w->z.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
-    return true;
-}
-
-/* Switches the stream to Huffman coding only, at a block boundary;
- * whatever deflateParams itself emits is written too. */
-static bool huffman_only(struct mg_qwrite *w, GError **err)
-{
-    int zr, e;
-
-    if (!deflate_run(w, Z_BLOCK, err))
+    if (bound > w->out_cap) {
+        g_free(w->out);
+        w->out = g_malloc(bound);
+        w->out_cap = bound;
+    }
+    m = libdeflate_gzip_compress(w->dc, p != NULL ? p : (const unsigned char *)"", n, w->out,
+                                 w->out_cap);
+    if (m == 0) {
+        g_set_error(err, MG_QUARANTINE_ERROR, MG_QUARANTINE_ERROR_IO, "%s: deflate failed",
+                    w->tmp_path);
         return false;
-    w->z.next_out = w->out;
-    w->z.avail_out = CHUNK;
-    zr = deflateParams(&w->z, GZ_LEVEL, Z_HUFFMAN_ONLY);
-    if ((e = mg_write_all(w->fd, w->out, CHUNK - w->z.avail_out)) != 0) {
+    }
+    if ((e = mg_write_all(w->fd, w->out, m)) != 0) {
         set_os_error(err, w->tmp_path, "write", e);
         return false;
     }
-    if (zr != Z_OK) {
-        g_set_error(err, MG_QUARANTINE_ERROR, MG_QUARANTINE_ERROR_IO,
-                    "%s: deflateParams failed (%d)", w->tmp_path, zr);
-        return false;
-    }
+    w->member = true;
     return true;
 }
 
@@ -696,30 +679,42 @@ static void qwrite_fail(struct mg_qwrite *w, GError **err)
     qwrite_discard(w);
 }
 
-/* Hashes and compresses len bytes in this thread. */
+/* Hashes len bytes and compresses every full block, in this thread.
+ * Whole blocks of the caller's buffer are compressed in place; the
+ * rest waits in blk, which grows only as far as the input goes (small
+ * mail needs no 256 KiB buffer). */
 static bool qwrite_consume(struct mg_qwrite *w, const void *buf, size_t len, GError **err)
 {
     const unsigned char *p = buf;
 
+    mg_sha256_update(w->sum, p, len);
     while (len > 0) {
-        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-        mg_sha256_update(w->sum, p, n);
-        w->z.next_in = (Bytef *)p;
-        w->z.avail_in = n;
-        if (!deflate_run(w, Z_NO_FLUSH, err))
-            return false;
+        size_t n;
+
+        if (w->blk_len == 0 && len >= GZ_BLOCK) {
+            if (!write_member(w, p, GZ_BLOCK, err))
+                return false;
+            p += GZ_BLOCK;
+            len -= GZ_BLOCK;
+            continue;
+        }
+        n = MIN(len, GZ_BLOCK - w->blk_len);
+        if (w->blk_len + n > w->blk_cap) {
+            size_t cap = MAX(w->blk_cap, 16384);
+            while (cap < w->blk_len + n)
+                cap *= 2;
+            w->blk_cap = MIN(cap, GZ_BLOCK);
+            w->blk = g_realloc(w->blk, w->blk_cap);
+        }
+        memcpy(w->blk + w->blk_len, p, n);
+        w->blk_len += n;
         p += n;
         len -= n;
-    }
-    if (!w->probed && w->z.total_in >= GZ_PROBE) {
-        /* Mail that is mostly base64 of compressed data (archives,
-         * Office files, PDFs, pictures) gains almost nothing from
-         * LZ77 matching, which costs two thirds of the time: once the
-         * first MiB shows it, the rest is Huffman-coded only (smaller
-         * for base64, three times faster). Text and HTML keep level 1. */
-        w->probed = true;
-        if (w->z.total_out * 100 > w->z.total_in * GZ_HUFF_RATIO && !huffman_only(w, err))
-            return false;
+        if (w->blk_len == GZ_BLOCK) {
+            if (!write_member(w, w->blk, GZ_BLOCK, err))
+                return false;
+            w->blk_len = 0;
+        }
     }
     return true;
 }
@@ -987,9 +982,8 @@ bool mg_qwrite_commit(struct mg_qwrite *w, struct mg_qrecord *rec, GError **err)
         g_propagate_error(err, g_error_copy(w->failed));
         goto out;
     }
-    w->z.next_in = NULL;
-    w->z.avail_in = 0;
-    if (!deflate_run(w, Z_FINISH, err))
+    /* the last, partial block; an empty original is one empty member */
+    if ((w->blk_len > 0 || !w->member) && !write_member(w, w->blk, w->blk_len, err))
         goto out;
     if (fsync(w->fd) != 0) {
         set_os_error(err, w->tmp_path, "fsync", errno);
@@ -1115,6 +1109,9 @@ static ssize_t read_some(struct inflate_job *j, GError **err)
     return n;
 }
 
+/* The object is one or more gzip members (the writer makes one per
+ * GZ_BLOCK; objects written before that are one member): each ends in
+ * Z_STREAM_END, and whatever follows must be another whole member. */
 static bool inflate_all(struct inflate_job *j, GError **err)
 {
     z_stream z;
@@ -1140,8 +1137,22 @@ static bool inflate_all(struct inflate_job *j, GError **err)
         zr = inflate(&z, Z_NO_FLUSH);
         if (!emit(j, CHUNK - z.avail_out, err))
             goto out;
-        if (zr == Z_STREAM_END)
-            break;
+        if (zr == Z_STREAM_END) {
+            if (z.avail_in == 0 && !eof) {
+                if ((n = read_some(j, err)) < 0)
+                    goto out;
+                eof = n == 0;
+                z.next_in = j->ibuf;
+                z.avail_in = (uInt)n;
+            }
+            if (z.avail_in == 0)
+                break; /* the last member */
+            if (inflateReset(&z) != Z_OK) {
+                set_corrupt(err, j->id, j->path, "inflateReset failed");
+                goto out;
+            }
+            continue;
+        }
         if (zr == Z_BUF_ERROR && eof && z.avail_in == 0) {
             set_corrupt(err, j->id, j->path, "truncated");
             goto out;
@@ -1150,15 +1161,6 @@ static bool inflate_all(struct inflate_job *j, GError **err)
             set_corrupt(err, j->id, j->path, z.msg != NULL ? z.msg : "not gzip data");
             goto out;
         }
-    }
-    if (z.avail_in == 0 && !eof && (n = read_some(j, err)) != 0) {
-        if (n < 0)
-            goto out;
-        z.avail_in = (uInt)n;
-    }
-    if (z.avail_in != 0) {
-        set_corrupt(err, j->id, j->path, "data after the gzip stream");
-        goto out;
     }
     ok = true;
 out:

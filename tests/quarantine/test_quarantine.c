@@ -24,6 +24,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <sqlite3.h>
+#include <zlib.h>
 
 #include <mugaika/quarantine.h>
 
@@ -343,10 +344,10 @@ static size_t stored_size(const void *data, size_t len)
     return (size_t)st.st_size;
 }
 
-/* After the first MiB, base64 of random data is Huffman-coded only
- * (smaller than level 1 gets: under 76.5 %), text keeps LZ77 (under
- * 20 %); both export exactly. */
-static void test_strategy(void)
+/* libdeflate's level 1 shrinks base64 of random data as far as
+ * Huffman coding can (under 76.5 %) and text under 20 %, 256 KiB at a
+ * time; both export exactly. */
+static void test_ratio(void)
 {
     size_t n = 3u << 20;
     unsigned char *raw = random_bytes(n, 7);
@@ -373,6 +374,128 @@ static void test_strategy(void)
     g_string_free(text, TRUE);
     g_free(b64);
     g_free(raw);
+}
+
+/* Inflates the gzip members of gz one by one; each member's inflated
+ * size goes to sizes. Returns false on anything but whole members. */
+static bool gzip_members(const unsigned char *gz, size_t len, GArray *sizes)
+{
+    z_stream z;
+    bool ok = true;
+    static unsigned char out[65536];
+
+    memset(&z, 0, sizeof z);
+    g_assert_cmpint(inflateInit2(&z, 15 + 16), ==, Z_OK);
+    z.next_in = (Bytef *)gz;
+    z.avail_in = (uInt)len;
+    while (ok && z.avail_in > 0) {
+        size_t n = 0;
+        int zr;
+
+        do {
+            z.next_out = out;
+            z.avail_out = sizeof out;
+            zr = inflate(&z, Z_NO_FLUSH);
+            n += sizeof out - z.avail_out;
+        } while (zr == Z_OK);
+        if (zr != Z_STREAM_END) {
+            ok = false;
+            break;
+        }
+        g_array_append_val(sizes, n);
+        g_assert_cmpint(inflateReset(&z), ==, Z_OK);
+    }
+    inflateEnd(&z);
+    return ok && sizes->len > 0;
+}
+
+/* An object is one gzip member per 256 KiB of the original, whatever
+ * the feed sizes (the first MiB is compressed in the caller's thread,
+ * the rest in the writer's thread); an empty original is one empty
+ * member. */
+static void test_members(void)
+{
+    static const size_t odd[] = {1, 7, 4093, 65537, 1000003, 3, 131071};
+    const size_t lens[] = {0, 1, 262144, 262145, (5u << 20) + 12345};
+
+    for (size_t k = 0; k < G_N_ELEMENTS(lens); k++) {
+        struct fixture f;
+        struct mg_quarantine *q;
+        struct mg_qrecord rec = {0};
+        GError *e = NULL;
+        unsigned char *b = random_bytes(lens[k] + 1, 30 + (guint32)k);
+        GArray *sizes = g_array_new(FALSE, FALSE, sizeof(size_t));
+        char *obj, *gz;
+        gsize gzlen;
+        size_t want = lens[k] == 0 ? 1 : (lens[k] + 262143) / 262144;
+
+        fixture_init(&f);
+        q = open_q(f.dir);
+        g_assert_true(put_chunks(q, b, lens[k], odd, G_N_ELEMENTS(odd), &rec, &e));
+        g_assert_no_error(e);
+        obj = object_file(f.dir, rec.sha256);
+        g_assert_true(g_file_get_contents(obj, &gz, &gzlen, NULL));
+        g_assert_true(gzip_members((unsigned char *)gz, gzlen, sizes));
+        g_test_message("%zu bytes: %u members", lens[k], sizes->len);
+        g_assert_cmpuint(sizes->len, ==, want);
+        for (guint i = 0; i < sizes->len; i++)
+            g_assert_cmpuint(g_array_index(sizes, size_t, i), ==,
+                             i + 1 < sizes->len ? 262144 : lens[k] - 262144 * (size_t)i);
+        assert_exports(q, rec.id, b, lens[k]);
+        g_array_unref(sizes);
+        g_free(gz);
+        g_free(obj);
+        g_free(b);
+        mg_qrecord_clear(&rec);
+        mg_quarantine_close(q);
+        fixture_fini(&f);
+    }
+}
+
+/* An object of one gzip member over several MiB (as zlib wrote them
+ * before the members) still exports and verifies. */
+static void test_one_member_object(void)
+{
+    struct fixture f;
+    struct mg_quarantine *q;
+    size_t len = (3u << 20) + 77;
+    unsigned char *b = random_bytes(len, 41);
+    char *sha, *obj, *id;
+    z_stream z;
+    size_t cap = compressBound((uLong)len) + 64;
+    unsigned char *gz = g_malloc(cap);
+    GArray *sizes = g_array_new(FALSE, FALSE, sizeof(size_t));
+    GError *e = NULL;
+
+    for (size_t i = 0; i < len; i++)
+        b[i] = (unsigned char)('a' + b[i] % 16); /* compressible */
+    fixture_init(&f);
+    q = open_q(f.dir);
+    id = put(q, b, len, NULL);
+    sha = sha_hex(b, len);
+    obj = object_file(f.dir, sha);
+    memset(&z, 0, sizeof z);
+    g_assert_cmpint(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), ==, Z_OK);
+    z.next_in = b;
+    z.avail_in = (uInt)len;
+    z.next_out = gz;
+    z.avail_out = (uInt)cap;
+    g_assert_cmpint(deflate(&z, Z_FINISH), ==, Z_STREAM_END);
+    g_assert_true(g_file_set_contents(obj, (char *)gz, (gssize)z.total_out, NULL));
+    g_assert_true(gzip_members(gz, z.total_out, sizes));
+    g_assert_cmpuint(sizes->len, ==, 1);
+    deflateEnd(&z);
+    g_assert_true(mg_quarantine_verify(q, id, &e));
+    g_assert_no_error(e);
+    assert_exports(q, id, b, len);
+    g_array_unref(sizes);
+    g_free(gz);
+    g_free(obj);
+    g_free(sha);
+    g_free(id);
+    g_free(b);
+    mg_quarantine_close(q);
+    fixture_fini(&f);
 }
 
 /* --- dedup, ids, fields ------------------------------------------------ */
@@ -784,6 +907,30 @@ static void test_corrupt(void)
     fputs("junk", fp);
     fclose(fp);
     expect_corrupt(q, id);
+    /* a whole gzip member after the last one: longer than recorded */
+    {
+        GByteArray *more = g_byte_array_new();
+        unsigned char extra[64];
+        uLongf n = sizeof extra;
+        z_stream z;
+
+        memset(&z, 0, sizeof z);
+        g_assert_cmpint(deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), ==, Z_OK);
+        z.next_in = (Bytef *)"x";
+        z.avail_in = 1;
+        z.next_out = extra;
+        z.avail_out = (uInt)n;
+        g_assert_cmpint(deflate(&z, Z_FINISH), ==, Z_STREAM_END);
+        g_byte_array_append(more, (guint8 *)good, (guint)glen);
+        g_byte_array_append(more, extra, (guint)z.total_out);
+        deflateEnd(&z);
+        g_assert_true(g_file_set_contents(obj, (char *)more->data, (gssize)more->len, NULL));
+        expect_corrupt(q, id);
+        /* and half of one */
+        g_assert_true(g_file_set_contents(obj, (char *)more->data, (gssize)(glen + 10), NULL));
+        expect_corrupt(q, id);
+        g_byte_array_unref(more);
+    }
     /* not gzip at all */
     g_assert_true(g_file_set_contents(obj, "plain text", -1, NULL));
     expect_corrupt(q, id);
@@ -1154,7 +1301,9 @@ int main(int argc, char **argv)
     g_test_add_func("/quarantine/roundtrip/one-byte", test_roundtrip_one);
     g_test_add_func("/quarantine/roundtrip/text-bytewise", test_roundtrip_text);
     g_test_add_func("/quarantine/roundtrip/20mib-odd-chunks", test_roundtrip_big);
-    g_test_add_func("/quarantine/roundtrip/strategy", test_strategy);
+    g_test_add_func("/quarantine/roundtrip/ratio", test_ratio);
+    g_test_add_func("/quarantine/members", test_members);
+    g_test_add_func("/quarantine/one-member-object", test_one_member_object);
     g_test_add_func("/quarantine/dedup", test_dedup);
     g_test_add_func("/quarantine/empty-object-replaced", test_empty_object_replaced);
     g_test_add_func("/quarantine/ids", test_ids);
