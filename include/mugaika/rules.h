@@ -55,11 +55,16 @@ bool mg_action_parse(const char *s, enum mg_action *out);
 
 /* Findings about an item that rules can match on ("flags" key). */
 enum {
-    MG_ITEM_ENCRYPTED = 1u << 0, /* password-protected archive or document */
-    MG_ITEM_MACROS = 1u << 1,    /* VBA / Excel 4 macros found */
-    MG_ITEM_MISMATCH = 1u << 2,  /* declared type or extension disagrees with detected type */
-    MG_ITEM_INFECTED = 1u << 3,  /* the AV engine found something */
+    MG_ITEM_ENCRYPTED = 1u << 0,     /* password-protected archive or document */
+    MG_ITEM_MACROS = 1u << 1,        /* VBA / Excel 4 macros found */
+    MG_ITEM_MISMATCH = 1u << 2,      /* declared type or extension disagrees with detected type */
+    MG_ITEM_INFECTED = 1u << 3,      /* the AV engine found something */
+    MG_ITEM_NAME_MISMATCH = 1u << 4, /* zip member: local header and directory name it apart */
 };
+#define MG_ITEM_FLAG_COUNT 5
+/* The name of flag 1u << i in rules and the audit ("name-mismatch"),
+ * NULL for i >= MG_ITEM_FLAG_COUNT. */
+const char *mg_item_flag_name(unsigned i);
 
 /* Where the item sits in the message. */
 enum mg_item_role {

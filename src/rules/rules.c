@@ -398,16 +398,24 @@ static void describe_range(GString *out, bool *first, const char *what, uint64_t
     g_string_append_c(out, '\n');
 }
 
+const char *mg_item_flag_name(unsigned i)
+{
+    static const char *const names[] = {"encrypted", "macros", "mismatch", "infected",
+                                        "name-mismatch"};
+
+    G_STATIC_ASSERT(G_N_ELEMENTS(names) == MG_ITEM_FLAG_COUNT);
+    return i < G_N_ELEMENTS(names) ? names[i] : NULL;
+}
+
 static void describe_flags(GString *out, bool *first, const char *key, unsigned flags)
 {
-    static const char *const names[] = {"encrypted", "macros", "mismatch", "infected"};
     bool none = true;
 
     cond_label(out, first);
     g_string_append_printf(out, "%s = ", key);
-    for (unsigned i = 0; i < G_N_ELEMENTS(names); i++) {
+    for (unsigned i = 0; i < MG_ITEM_FLAG_COUNT; i++) {
         if (flags & (1u << i)) {
-            g_string_append_printf(out, "%s%s", none ? "" : ";", names[i]);
+            g_string_append_printf(out, "%s%s", none ? "" : ";", mg_item_flag_name(i));
             none = false;
         }
     }

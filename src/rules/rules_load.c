@@ -135,8 +135,6 @@ static const struct key_def {
     [K_LAYOUT] = {"layout", KT_LAYOUT},
 };
 
-static const char *const flag_names[] = {"encrypted", "macros", "mismatch", "infected"};
-
 /* The group being read. */
 struct group {
     bool open;     /* inside a group */
@@ -478,10 +476,12 @@ static bool parse_flags(struct loader *ld, enum key_id k, const char *v, unsigne
 
     for (unsigned i = 0; ok && items[i] != NULL; i++) {
         unsigned j = 0;
-        while (j < G_N_ELEMENTS(flag_names) && strcmp(items[i], flag_names[j]) != 0)
+        while (j < MG_ITEM_FLAG_COUNT && strcmp(items[i], mg_item_flag_name(j)) != 0)
             j++;
-        if (j == G_N_ELEMENTS(flag_names)) {
-            KEY_ERROR(ld, k, "bad value \"%s\" (expected encrypted, macros, mismatch or infected)",
+        if (j == MG_ITEM_FLAG_COUNT) {
+            KEY_ERROR(ld, k,
+                      "bad value \"%s\" (expected encrypted, macros, mismatch, infected or "
+                      "name-mismatch)",
                       show(ld, items[i]));
             ok = false;
         }

@@ -1072,6 +1072,8 @@ static unsigned item_flags(const struct sz_item *it, const unsigned char *sniff,
         flags |= MG_ITEM_MISMATCH;
     if (it->cdr_flags & MG_CDR_OUT_ENCRYPTED)
         flags |= MG_ITEM_ENCRYPTED;
+    if (it->cdr_flags & MG_CDR_OUT_NAME_MISMATCH)
+        flags |= MG_ITEM_NAME_MISMATCH;
     return flags;
 }
 
@@ -2485,13 +2487,11 @@ static const char *forced_name(enum sz_forced f)
 
 static void add_flags(JsonBuilder *b, unsigned flags)
 {
-    static const char *const names[] = {"encrypted", "macros", "mismatch", "infected"};
-
     json_builder_set_member_name(b, "flags");
     json_builder_begin_array(b);
-    for (unsigned i = 0; i < G_N_ELEMENTS(names); i++)
+    for (unsigned i = 0; i < MG_ITEM_FLAG_COUNT; i++)
         if (flags & (1u << i))
-            json_builder_add_string_value(b, names[i]);
+            json_builder_add_string_value(b, mg_item_flag_name(i));
     json_builder_end_array(b);
 }
 

@@ -10,7 +10,9 @@ Drives the worker directly (mgw.run) and checks what comes out:
     suffix ("data" without a name); one layer per run;
   - CP932 (and EUC-JP) names without the UTF-8 flag are decoded;
   - traversal, absolute, drive, backslash, control and bidi names come out
-    safe and flagged name-changed; zip local/central name mismatch flagged;
+    safe and flagged name-changed; zip local/central name mismatch flagged
+    (and, through `mugaika sanitize`, the member's "name-mismatch" flag is in
+    the audit record and a rule can match it);
   - symlinks, hard links, FIFOs and devices are not emitted (one note each);
   - encrypted archives of every kind give "encrypted";
   - max-members, max-total and max-ratio give "limit"; every bomb of
@@ -23,18 +25,24 @@ Drives the worker directly (mgw.run) and checks what comes out:
     and exit 0 within 20 s.
 """
 import bz2
+import email
+import email.policy
 import gzip
 import io
+import json
 import lzma
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 import zlib
+from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mgw  # noqa: E402
@@ -480,6 +488,68 @@ for p in [os.path.join(TIKA, 'testZIP_corrupted_oom.zip'),
           os.path.join(REA, 'Lorem.txt'), os.path.join(REA, 'UdfTest.iso')]:
     r = run(p)
     check(ok_run(r) and r.status == 'fail', '%s: fail' % os.path.basename(p), desc(r))
+
+# --- 9b. the name mismatch inside the pipeline -----------------------------------------
+# The worker's flag becomes the member's "name-mismatch" flag: in the
+# audit record, and for rules (here one that drops such members).
+
+
+def sanitize_audit(blob, rules=None):
+    tmp = tempfile.mkdtemp(prefix='mugaika-cdr-names.')
+    try:
+        db = os.path.join(tmp, 'db')
+        subprocess.run(['bash', os.path.join(A.source, 'tests', 'av', 'make-testdb'), db],
+                       check=True, stdout=subprocess.DEVNULL, timeout=120)
+        m = EmailMessage()
+        m['From'] = 'a@example.jp'
+        m['To'] = 'b@example.lg.jp'
+        m['Subject'] = 'names'
+        m.set_content('body\n')
+        m.add_attachment(blob, maintype='application', subtype='zip', filename='a.zip')
+        eml = os.path.join(tmp, 'in.eml')
+        with open(eml, 'wb') as f:
+            f.write(bytes(m))
+        audit = os.path.join(tmp, 'audit.json')
+        cmd = [A.cli, 'sanitize', '--clamav-db', db, '--quarantine', os.path.join(tmp, 'q'),
+               '--lang', 'en', '--audit', audit]
+        if rules is not None:
+            rdir = os.path.join(tmp, 'rules')
+            shutil.copytree(os.path.join(A.source, 'rules'), rdir)
+            with open(os.path.join(rdir, '05-names.rules'), 'w') as f:
+                f.write(rules)
+            cmd += ['--rules', rdir]
+        p = subprocess.run(cmd + [eml], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        with open(audit) as f:
+            rec = json.loads(f.read().splitlines()[-1])
+        return p, rec
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def payloads(raw):
+    m = email.message_from_bytes(raw, policy=email.policy.default)
+    return [q.get_payload(decode=True) or b'' for q in m.walk() if not q.is_multipart()]
+
+
+blob = raw_zip([(b'invoice.txt', b'invoice.pdf', b'plain words\n', 0),
+                (b'same.txt', b'same.txt', b'other words\n', 0)])
+p, rec = sanitize_audit(blob)
+flags = {q.get('filename'): q.get('flags') for q in rec['parts'] if q.get('filename')}
+# libarchive reads the local header: the member is "invoice.txt"
+check(p.returncode == 0 and 'name-mismatch' in (flags.get('invoice.txt') or []) and
+      'name-mismatch' not in (flags.get('same.txt') or ['?']) and flags.get('a.zip') == [],
+      'pipeline: a member whose local and central names differ has the flag '
+      '"name-mismatch" in the audit record', (p.returncode, flags, p.stderr[-300:]))
+p, rec = sanitize_audit(blob, '[rule names-differ]\nflags = name-mismatch\naction = drop\n')
+acts = {q.get('filename'): (q.get('rule'), q.get('action')) for q in rec['parts']
+        if q.get('filename')}
+kept = [a for a in acts.values() if a[1] == 'keep']
+check(p.returncode == 0 and acts.get('invoice.txt') == ('names-differ', 'drop') and
+      len(kept) == 1 and acts.get('same.txt', ('', ''))[1] == 'keep' and
+      not any(b'plain words' in d for d in payloads(p.stdout)) and
+      any(b'other words' in d for d in payloads(p.stdout)),
+      'pipeline: a rule with flags = name-mismatch drops that member only', acts)
 
 # --- 10. no crash, no hang on the whole archive corpus -------------------------------
 

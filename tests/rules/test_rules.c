@@ -136,6 +136,7 @@ struct match_case {
 #define MAC  MG_ITEM_MACROS
 #define MIS  MG_ITEM_MISMATCH
 #define INF  MG_ITEM_INFECTED
+#define NMM  MG_ITEM_NAME_MISMATCH
 
 static const struct match_case match_cases[] = {
     /* detected-type */
@@ -199,6 +200,10 @@ static const struct match_case match_cases[] = {
     {"flags = mismatch", "x/y", .flags = MIS, .match = true},
     {"without-flags = mismatch", "x/y", .flags = MIS, .match = false},
     {"without-flags = mismatch", "x/y", .flags = ENC, .match = true},
+    {"flags = name-mismatch", "x/y", .flags = NMM, .match = true},
+    {"flags = name-mismatch", "x/y", .flags = MIS, .match = false},
+    {"flags = mismatch", "x/y", .flags = NMM, .match = false},
+    {"without-flags = name-mismatch", "x/y", .flags = NMM | ENC, .match = false},
     {"without-flags = macros;encrypted", "x/y", .flags = ENC, .match = false},
     {"without-flags = macros;encrypted", "x/y", .flags = 0, .match = true},
     /* depth */
@@ -395,8 +400,8 @@ static const struct error_case error_cases[] = {
      "D/10-a.rules:3: [rule a] min-depth: bad value \"one\" (expected a number, 0 for a mail "
      "part)"},
     {"[rule a]\naction = keep\nflags = macro\n",
-     "D/10-a.rules:3: [rule a] flags: bad value \"macro\" (expected encrypted, macros, mismatch or "
-     "infected)"},
+     "D/10-a.rules:3: [rule a] flags: bad value \"macro\" (expected encrypted, macros, mismatch, "
+     "infected or name-mismatch)"},
     {"[rule a]\naction = keep\nflags = macros\nwithout-flags = macros\n",
      "D/10-a.rules:4: [rule a] without-flags: bad value: flags and without-flags name the same "
      "flag, so the rule can never match"},
@@ -763,7 +768,8 @@ static void test_action_names(void)
 static void test_describe(void)
 {
     struct mg_rules *r = load_ok("[rule a]\ndescription = first\ndetected-type = text/plain\n"
-                                 "min-size = 2K\nmax-size = 3M\nflags = macros\nsender = *@x.jp\n"
+                                 "min-size = 2K\nmax-size = 3M\nflags = macros;name-mismatch\n"
+                                 "sender = *@x.jp\n"
                                  "action = text\nurls = plain\nnotice-ja = 通知\n");
     GString *d = g_string_new(NULL);
 
@@ -773,7 +779,7 @@ static void test_describe(void)
     g_assert_nonnull(strstr(d->str, "description   first\n"));
     g_assert_nonnull(strstr(d->str, "match         detected-type = text/plain\n"));
     g_assert_nonnull(strstr(d->str, "size >= 2K and <= 3M\n"));
-    g_assert_nonnull(strstr(d->str, "flags = macros\n"));
+    g_assert_nonnull(strstr(d->str, "flags = macros;name-mismatch\n"));
     g_assert_nonnull(strstr(d->str, "sender = *@x.jp\n"));
     g_assert_nonnull(strstr(d->str, "action        text (urls = plain, prefer-html = false)\n"));
     g_assert_nonnull(strstr(d->str, "notice-ja     通知\n"));
