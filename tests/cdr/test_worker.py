@@ -6,7 +6,8 @@
    a crash, a CPU spin, a sleep, an allocation storm and an output
    flood each end in the right status within bounded time, with no
    process left behind; a worker with no capability runs where a
-   service manager's seccomp filter refuses capset.
+   service manager's seccomp filter refuses capset. mugaika-flatten and
+   mugaika-pdf (their own selftest handler) confine themselves alike.
 2. mg_cdr_run (through tests/cdr/cdr_run) against fake workers that
    break the protocol in every way: garbage, a missing last record,
    bytes after it, oversized records, data outside an output, bad
@@ -195,6 +196,15 @@ def main():
         'socket-inet', 'fork', 'exec', 'file-write', 'kill-parent') + (
             ('read-outside',) if landlock_abi() > 0 else ())),
         'mugaika-flatten: the same sandbox (socket, fork, exec, file write, kill refused)', fnotes)
+    # mugaika-pdf (qpdf) too
+    r = run(A.pdf, 'selftest', item, opts={'do': 'probe', 'file': os.path.join(TMP, 'w'),
+                                           'secret': secret})
+    pnotes = dict(n['text'].split(': ', 1) for n in r.notes)
+    check(r.status == 'ok' and all(pnotes.get(w, '').startswith('refused') for w in (
+        'socket-inet', 'socket-unix', 'fork', 'exec', 'file-write', 'kill-parent',
+        'prlimit-parent') + (('read-outside',) if landlock_abi() > 0 else ())),
+        'mugaika-pdf: the same sandbox (socket, fork, exec, file write, kill refused)', pnotes)
+    check(not os.path.exists(os.path.join(TMP, 'w')), 'mugaika-pdf: no file was created')
     r = run(A.worker, 'pdf-flatten', item)
     check(r.returncode == 64, 'mugaika-worker has no pdf-flatten (it is mugaika-flatten)')
 
