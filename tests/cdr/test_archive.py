@@ -2,7 +2,7 @@
 """cdr-archive: the "archive" handler of mugaika-worker (src/worker/archive.c).
 
 Drives the worker directly (mgw.run) and checks what comes out:
-  - zip, tar (plain, gz, bz2, xz), 7z, rar4 and rar5 from the corpus unpack
+  - zip, tar (plain, gz, bz2, xz), 7z, rar4, rar5, cab and iso from the corpus unpack
     to the member names and byte-exact contents that Python's zipfile and
     tarfile read (7z and rar: the known content of the RecursiveExtractor
     test data); a multi-megabyte member streams unchanged;
@@ -252,6 +252,12 @@ check(any('7z' in t and '3 members' in t for t in info), '7z: an info note with 
       r.notes)
 check(all(o.type is None for o in r.outputs), 'outputs carry no type (the parent detects)',
       r.outputs)
+
+# cab and ISO 9660 (corkami's minimal samples): the one file each holds
+for rel, want in [('cabinet.cab', {'README.txt': b'Microsoft Cabinet\r\n'}),
+                  ('iso.iso', {'ISO.TXT': b'ISO\n'})]:
+    r = run(os.path.join(CORPUS, 'corkami', 'mini', rel))
+    check(r.status == 'ok' and outs(r) == want, '%s: its member, byte-exact' % rel, desc(r))
 
 # a big member streams through in blocks, unchanged
 rnd = random.Random(20240601).randbytes(3 * 1024 * 1024 + 17)
