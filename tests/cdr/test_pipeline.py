@@ -29,12 +29,24 @@ documents, pictures and archives attached.
 - Bombs (../shared/corpus/recursive-extractor/Bombs): each mail is done
   within 5 s, and no process of the run (the workers included) grows
   past 256 MiB.
+- Policy: a copy of the built-in rules plus rule high-risk-pdf (the
+  example of docs/rules.md, word for word): a PDF from *@risky.example
+  arrives image-only (pdffonts, pdfimages, pdfinfo), the same PDF from
+  anyone else is disarmed, an encrypted one is still held. A PDF link
+  (/URI) survives the built-in rule pdf and is gone with links = remove.
+- The eicar set (../shared/corpus/eicar), each file attached with a clean
+  one: removed, the virus named, the rest delivered, no EICAR string in
+  the output (decoded, zip members too).
+- Types that must not cross (crafted minimal files: Windows shortcut,
+  OneNote, CHM, MSI, HTA, VHD, VHDX, ISO 9660, PE, ELF), each under its
+  own extension and under a neutral name: dropped (audit and inspect),
+  neither name nor content in the output; an HTA named .html becomes text.
 - Every file of the CDR corpus sets (libarchive-testfiles,
   recursive-extractor, oletools, poi-testdata, corkami, tika,
-  openpreserve-format-corpus) attached to a mail, ten per mail: exit 0,
-  the output parses, no attachment of the output is a program, and the
-  run finishes; the output is sanitised again to a fixed point for a
-  sample of them.
+  openpreserve-format-corpus, eicar) attached to a mail, ten per mail:
+  exit 0, the output parses, no attachment of the output is a program,
+  no output carries the EICAR string, and the run finishes; the output
+  is sanitised again to a fixed point for a sample of them.
 """
 import io
 import json
@@ -61,9 +73,9 @@ Q = os.path.join(TMP, 'q')
 EICAR = (b'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*')
 
 
-def mail(attachments, body='本文です。\n'):
+def mail(attachments, body='本文です。\n', sender='sender@example.jp'):
     m = EmailMessage()
-    m['From'] = 'sender@example.jp'
+    m['From'] = sender
     m['To'] = 'staff@example.lg.jp'
     m['Subject'] = 'CDR test'
     m['Message-ID'] = '<cdr-%d@example.jp>' % (time.monotonic_ns())
@@ -73,11 +85,17 @@ def mail(attachments, body='本文です。\n'):
     return bytes(m)
 
 
-def sanitize(data, conf=None, lang='en', timeout=120):
+def sanitize(data, conf=None, lang='en', timeout=120, rules=None, audit=None):
+    """rules: a policy directory (default: the built-in policy); audit: a
+    file the audit record is appended to (read it with last_audit)."""
     path = os.path.join(TMP, 'in.eml')
     with open(path, 'wb') as f:
         f.write(data)
     cmd = [A.cli, 'sanitize', '--clamav-db', DB, '--quarantine', Q, '--lang', lang]
+    if rules:
+        cmd += ['--rules', rules]
+    if audit:
+        cmd += ['--audit', audit]
     if conf:
         cfg = os.path.join(TMP, 'c.conf')
         with open(cfg, 'w') as f:
@@ -113,6 +131,444 @@ def zip_of(members):
 
 ACTIVE = [b'/JavaScript', b'/JS ', b'/JS(', b'/OpenAction', b'/Launch', b'vbaProject',
           EICAR[:40]]
+
+
+# --- helpers of the policy tests below ----------------------------------------
+
+def last_audit(path):
+    """The parts of the last audit record in path, by file name."""
+    with open(path) as f:
+        rec = json.loads(f.read().splitlines()[-1])
+    return {x['filename']: x for x in rec['parts'] if x.get('filename')}
+
+
+def inspect_parts(data, rules=None):
+    """`mugaika inspect --json` of a mail: its leaves with a file name, by name."""
+    path = os.path.join(TMP, 'inspect.eml')
+    with open(path, 'wb') as f:
+        f.write(data)
+    cmd = [A.cli, 'inspect', '--json', '--clamav-db', DB] + (['--rules', rules] if rules else [])
+    p = subprocess.run(cmd + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    if p.returncode != 0:
+        return {}
+    return {x['filename']: x for x in json.loads(p.stdout)['parts'] if x.get('filename')}
+
+
+def policy_dir(name, extra=None, edit=None):
+    """A policy directory: a copy of the built-in rules (rules/*.rules),
+    edit(file name, text) -> text applied to each file, plus extra
+    {file name: text}."""
+    d = os.path.join(TMP, name)
+    os.makedirs(d)
+    src = os.path.join(A.source, 'rules')
+    for n in sorted(os.listdir(src)):
+        if n.endswith('.rules'):
+            with open(os.path.join(src, n), encoding='utf-8') as f:
+                text = f.read()
+            with open(os.path.join(d, n), 'w', encoding='utf-8') as f:
+                f.write(edit(n, text) if edit else text)
+    for n, text in (extra or {}).items():
+        with open(os.path.join(d, n), 'w', encoding='utf-8') as f:
+            f.write(text)
+    return d
+
+
+def tool(*argv):
+    """(exit status, stdout) of a poppler or qpdf command."""
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    except FileNotFoundError:
+        return 127, b''
+    return p.returncode, p.stdout
+
+
+def pdf_facts(data):
+    """Pages, font rows (pdffonts), images per page (pdfimages -list) and
+    the text (pdftotext) of a PDF."""
+    path = os.path.join(TMP, 'facts.pdf')
+    with open(path, 'wb') as f:
+        f.write(data)
+    rc, info = tool('pdfinfo', path)
+    m = re.search(rb'^Pages:\s+(\d+)', info, re.M)
+    pages = int(m.group(1)) if rc == 0 and m else None
+    rc, fonts = tool('pdffonts', path)
+    fonts = fonts.splitlines()[2:] if rc == 0 else None
+    rc, imgs = tool('pdfimages', '-list', path)
+    per_page = {} if rc == 0 else None
+    for row in (imgs.splitlines()[2:] if rc == 0 else []):
+        f = row.split()
+        if len(f) > 2 and f[2] == b'image':
+            per_page[int(f[0])] = per_page.get(int(f[0]), 0) + 1
+    _, text = tool('pdftotext', path, '-')
+    return {'pages': pages, 'fonts': fonts, 'images': per_page, 'text': text.strip()}
+
+
+def contains(data, needle, depth=0):
+    """needle in data, or in a member of data when data is a zip (nested
+    zips too)."""
+    if data is None:
+        return False
+    if needle in data:
+        return True
+    if depth < 4 and data[:4] == b'PK\x03\x04':
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                return any(contains(z.read(i), needle, depth + 1) for i in z.infolist()
+                           if i.file_size < 64 << 20)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError):
+            return False
+    return False
+
+
+def carries(out, needle):
+    """needle in the raw output, in a decoded part of it, or in a member of
+    a zip it delivers."""
+    if needle in out:
+        return True
+    return any(contains(part.get_payload(decode=True), needle)
+               for part in parse(out).walk() if not part.is_multipart())
+
+
+# --- 1. flatten for high-risk senders ------------------------------------------
+# The rule of docs/rules.md ("Example: flatten PDFs from high-risk senders")
+# and docs/rules.ja.md, word for word: a file that sorts before
+# 40-documents.rules, so that it wins over rule pdf (disarm).
+HIGH_RISK_FILE = '35-high-risk.rules'
+HIGH_RISK_RULE = """\
+[rule high-risk-pdf]
+description = PDF from a high-risk sender: render its pages to an image-only PDF.
+part = attachment
+sender = *@risky.example
+detected-type = application/pdf
+without-flags = encrypted
+action = flatten
+"""
+
+
+def test_high_risk_flatten():
+    rules = policy_dir('rules-high-risk', {HIGH_RISK_FILE: HIGH_RISK_RULE})
+    src = corpus('mimekit', 'tnef', 'MAPI_ATTACH_DATA_OBJ', 'VIA_Nytt_1402.pdf')
+    want = pdf_facts(src)  # 2 pages, 6 fonts, text
+    audit = os.path.join(TMP, 'audit-high-risk.jsonl')
+    name = 'VIA_Nytt_1402.pdf'
+
+    # from a high-risk sender: flattened
+    data = mail([(name, src)], sender='someone@risky.example')
+    p = sanitize(data, rules=rules, audit=audit)
+    atts = attachments(parse(p.stdout)) if p.returncode == 0 else []
+    out = atts[0][2] if len(atts) == 1 and atts[0][1] == 'application/pdf' else b''
+    got = pdf_facts(out)
+    check(want['pages'] == 2 and want['fonts'] and want['text'] and got['pages'] == want['pages']
+          and got['fonts'] == [] and not got['text']
+          and got['images'] == {n: 1 for n in range(1, want['pages'] + 1)},
+          'high-risk sender: the PDF arrives image-only (no fonts, no text, one image a page, '
+          'as many pages as the original)', (p.returncode, [a[:2] for a in atts], got, want))
+    part = last_audit(audit).get(name, {}) if p.returncode == 0 else {}
+    insp = inspect_parts(data, rules).get(name, {})
+    check(part.get('rule') == 'high-risk-pdf' and part.get('action') == 'flatten'
+          and (part.get('cdr') or {}).get('handler') == 'pdf-flatten'
+          and insp.get('rule') == 'high-risk-pdf' and insp.get('action') == 'flatten',
+          'high-risk sender: audit and inspect say rule high-risk-pdf, action flatten',
+          (part.get('rule'), part.get('action'), part.get('cdr'), insp.get('rule'),
+           insp.get('action')))
+
+    # the same PDF from anyone else: disarmed as usual, text and fonts kept
+    data = mail([(name, src)], sender='someone@else.example')
+    p = sanitize(data, rules=rules, audit=audit)
+    atts = attachments(parse(p.stdout)) if p.returncode == 0 else []
+    out = atts[0][2] if len(atts) == 1 and atts[0][1] == 'application/pdf' else b''
+    got = pdf_facts(out)
+    part = last_audit(audit).get(name, {}) if p.returncode == 0 else {}
+    check(got['pages'] == want['pages'] and got['fonts'] and got['text'] == want['text']
+          and part.get('rule') == 'pdf' and part.get('action') == 'disarm',
+          'other sender, same policy: the PDF is disarmed (rule pdf), fonts and text kept',
+          (p.returncode, [a[:2] for a in atts], len(got['fonts'] or []), got['text'][:80],
+           part.get('rule'), part.get('action')))
+
+    # an encrypted PDF from the high-risk sender is still held (rule encrypted)
+    enc = corpus('tika', 'testPassword4Spaces.pdf')
+    p = sanitize(mail([('locked.pdf', enc)], sender='someone@risky.example'), rules=rules,
+                 audit=audit)
+    part = last_audit(audit).get('locked.pdf', {}) if p.returncode == 0 else {}
+    check(p.returncode == 0 and part.get('rule') == 'encrypted' and part.get('action') == 'hold'
+          and not attachments(parse(p.stdout)),
+          'high-risk sender, encrypted PDF: held by rule encrypted, as without the rule',
+          (p.returncode, part.get('rule'), part.get('action')))
+
+    # the documentation shows this very rule, in both languages
+    docs = []
+    for doc in ('rules.md', 'rules.ja.md'):
+        with open(os.path.join(A.source, 'docs', doc), encoding='utf-8') as f:
+            text = f.read()
+        if '```ini\n# %s\n%s```' % (HIGH_RISK_FILE, HIGH_RISK_RULE) not in text:
+            docs.append(doc)
+    check(not docs, 'docs/rules.md and docs/rules.ja.md show the high-risk rule this test uses',
+          docs)
+
+
+# --- 2. links = remove, end to end ---------------------------------------------
+
+def pdf_with_link(url):
+    """A one-page PDF with a text line and a /URI link annotation over it."""
+    def stream(d):
+        return b'<< /Length %d >>\nstream\n' % len(d) + d + b'\nendstream'
+    objs = {
+        1: b'<< /Type /Catalog /Pages 2 0 R >>',
+        2: b'<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+        3: (b'<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R '
+            b'/Resources << /Font << /F1 5 0 R >> >> /Annots [6 0 R] >>'),
+        4: stream(b'BT /F1 24 Tf 72 700 Td (Visit the site) Tj ET'),
+        5: b'<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+        6: (b'<< /Type /Annot /Subtype /Link /Rect [72 690 300 720] /Border [0 0 0] '
+            b'/A << /S /URI /URI (' + url + b') >> >>'),
+    }
+    out = bytearray(b'%PDF-1.4\n%\xe2\xe3\xcf\xd3\n')
+    offs = {}
+    for n in sorted(objs):
+        offs[n] = len(out)
+        out += b'%d 0 obj\n' % n + objs[n] + b'\nendobj\n'
+    xref = len(out)
+    out += b'xref\n0 %d\n0000000000 65535 f \n' % (len(objs) + 1)
+    for n in sorted(objs):
+        out += b'%010d 00000 n \n' % offs[n]
+    out += b'trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n' % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+def test_pdf_links_remove():
+    url = b'https://link.example/landing'
+    src = pdf_with_link(url)
+
+    def run(rules):
+        audit = os.path.join(TMP, 'audit-links.jsonl')
+        p = sanitize(mail([('link.pdf', src)]), rules=rules, audit=audit)
+        atts = attachments(parse(p.stdout)) if p.returncode == 0 else []
+        if len(atts) != 1 or atts[0][1] != 'application/pdf':
+            return None, None, (p.returncode, [a[:2] for a in atts], p.stderr[-300:])
+        path = os.path.join(TMP, 'links.pdf')
+        with open(path, 'wb') as f:
+            f.write(atts[0][2])
+        rc, x = tool('qpdf', '--qdf', '--object-streams=disable', path, '-')
+        return (x if rc in (0, 3) else None), last_audit(audit).get('link.pdf', {}), \
+            (p.returncode, rc)
+
+    x, part, why = run(None)
+    check(x is not None and re.search(rb'/S\s*/URI\b', x) and url in x
+          and part.get('rule') == 'pdf' and part.get('action') == 'disarm',
+          'PDF link, built-in policy (links = keep): the /URI action is still there',
+          (why, x and re.findall(rb'/URI.{0,40}', x)))
+
+    def links_remove(n, text):
+        if n != '40-documents.rules':
+            return text
+        head, sep, rest = text.partition('[rule pdf]\n')
+        group, sep2, tail = rest.partition('\n\n')
+        new = group.replace('\naction = disarm', '\naction = disarm\nlinks = remove', 1)
+        assert sep and new != group, 'rule pdf (action = disarm) not found in 40-documents.rules'
+        return head + sep + new + sep2 + tail
+    rules = policy_dir('rules-links-remove', edit=links_remove)
+    x, part, why = run(rules)
+    text = pdf_facts(open(os.path.join(TMP, 'links.pdf'), 'rb').read())['text'] if x else b''
+    check(x is not None and not re.search(rb'/URI\b', x) and url not in x
+          and text == b'Visit the site' and part.get('rule') == 'pdf'
+          and any('link' in n for n in (part.get('cdr') or {}).get('notes', [])),
+          'PDF link, rule pdf with links = remove: no /URI left, the text stays, the link is '
+          'noted', (why, text, part.get('cdr'), x and re.findall(rb'/URI.{0,40}', x)))
+
+
+# --- 3. the eicar set ------------------------------------------------------------
+
+def test_eicar_set():
+    d = os.path.join(CORPUS, 'eicar')
+    names = sorted(n for n in os.listdir(d) if os.path.isfile(os.path.join(d, n)))
+    check(len(names) >= 2, 'eicar set: found (%s)' % ', '.join(names), d)
+    for n in names:
+        with open(os.path.join(d, n), 'rb') as f:
+            data = f.read()
+        p = sanitize(mail([(n, data), ('after.txt', b'clean text\n')]))
+        m = parse(p.stdout) if p.returncode == 0 else None
+        atts = attachments(m) if m else []
+        text = body_text(m) if m else ''
+        check(p.returncode == 0 and [a[0] for a in atts] == ['after.txt']
+              and atts[0][2] == b'clean text\n' and '"%s' % n in text
+              and 'Mugaika.Test.EICAR' in text,
+              'eicar set: %s removed, named in the notice with the virus, the rest delivered' % n,
+              (p.returncode, [a[:2] for a in atts], text[:400], p.stderr[-300:]))
+        check(p.returncode == 0 and not carries(p.stdout, EICAR),
+              'eicar set: %s: no EICAR string in the output (raw, decoded parts, zip members)' % n)
+
+
+# --- 4. types that must be dropped -------------------------------------------------
+
+def ole2(root_clsid, streams):
+    """A minimal OLE2 (CFB version 3) file: one FAT sector, one directory
+    sector, each stream in regular sectors (>= 4096 bytes)."""
+    import struct
+    S, FREE, END, FATSECT = 512, 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
+    fat, body, ents = [FATSECT, END], b'', []
+
+    def entry(name, typ, clsid=b'\0' * 16, child=FREE, right=FREE, start=END, size=0):
+        n = name.encode('utf-16-le') + b'\0\0'
+        return (n.ljust(64, b'\0') + struct.pack('<HBBIII', len(n), typ, 1, FREE, right, child)
+                + clsid + b'\0' * 20 + struct.pack('<III', start, size, 0))
+    for i, (name, data) in enumerate(streams):
+        data = data.ljust(max(4096, -(-len(data) // S) * S), b'\0')
+        first, k = len(fat), len(data) // S
+        fat += [first + j + 1 for j in range(k - 1)] + [END]
+        body += data
+        ents.append(entry(name, 2, start=first, size=len(data),
+                          right=i + 2 if i + 1 < len(streams) else FREE))
+    ents.insert(0, entry('Root Entry', 5, root_clsid, child=1 if streams else FREE))
+    assert len(fat) <= 128 and len(ents) <= 4
+    hdr = (b'\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1' + b'\0' * 16
+           + struct.pack('<HHHHH6xIIIIIIIII', 0x3E, 3, 0xFFFE, 9, 6, 0, 1, 1, 0, 4096, END, 0,
+                         END, 0)
+           + struct.pack('<109I', 0, *[FREE] * 108))
+    return (hdr + struct.pack('<128I', *fat + [FREE] * (128 - len(fat)))
+            + b''.join(ents).ljust(S, b'\0') + body)
+
+
+def summary_information(title):
+    """A \\005SummaryInformation property set: code page and title."""
+    import struct
+    import uuid
+    t = (title + b'\0').ljust(-(-(len(title) + 1) // 4) * 4, b'\0')
+    props = [(1, struct.pack('<Ih2x', 2, 1252)),
+             (2, struct.pack('<II', 0x1E, len(title) + 1) + t)]
+    off, table, vals = 8 + 8 * len(props), b'', b''
+    for pid, v in props:
+        table += struct.pack('<II', pid, off + len(vals))
+        vals += v
+    fmtid = uuid.UUID('f29f85e0-4ff9-1068-ab91-08002b27b3d9').bytes_le
+    return (struct.pack('<HHI16sI', 0xFFFE, 0, 0x00020006, b'\0' * 16, 1) + fmtid
+            + struct.pack('<I', 48) + struct.pack('<II', off + len(vals), len(props)) + table
+            + vals)
+
+
+def drop_samples():
+    """(label, extension, bytes, signature): minimal files of each type,
+    the signature being what must not reach the output."""
+    import struct
+    import uuid
+    lnk = bytes.fromhex('4C0000000114020000000000C000000000000046')
+    lnk_file = lnk + struct.pack('<II', 0x81, 0x20) + b'\0' * 52 + b'\x01\0\0\0' + b'\0' * 64
+    # OneNote (MS-ONESTORE 2.3.1): guidFileType, guidFile, guidLegacyFileVersion (0),
+    # guidFileFormat, the four ffv fields (0x2A), the rest of the 1 KiB header
+    one_guid = uuid.UUID('7b5c52e4-d88c-4da7-aeb1-5378d02996d3').bytes_le
+    one = (one_guid + uuid.UUID('0e2b7f1c-6a0d-4e55-9d3c-1b2a3c4d5e6f').bytes_le + b'\0' * 16
+           + uuid.UUID('109add3f-911b-49f5-a5d0-1791edc8aed8').bytes_le
+           + struct.pack('<4I', 0x2A, 0x2A, 0x2A, 0x2A)).ljust(1024, b'\0') + b'\x01' * 1024
+    chm = b'ITSF' + struct.pack('<IIII', 3, 0x60, 1, 0x12345678) + b'\0' * 0x50 + b'\x01' * 400
+    msi_clsid = uuid.UUID('000c1084-0000-0000-c000-000000000046').bytes_le
+    msi = ole2(msi_clsid, [('\x05SummaryInformation', summary_information(b'Installer'))])
+    # VHD: a fixed disk is its data and a 512-byte footer ("conectix") at
+    # the end; a dynamic one also has a copy of the footer at the start
+    footer = (b'conectix' + struct.pack('>IIQI4sI4sQQI', 2, 0x10000, 0xFFFFFFFFFFFFFFFF, 0,
+                                        b'mgka', 0x10000, b'Wi2k', 1 << 20, 1 << 20, 0)
+              ).ljust(512, b'\0')
+    mbr = bytearray(512)  # the disk: a boot sector with one NTFS partition, then zeros
+    mbr[0:3] = b'\xeb\x63\x90'
+    mbr[446:462] = struct.pack('<8BII', 0x80, 0, 2, 0, 0x07, 0xfe, 0xff, 0xff, 128, 2048)
+    mbr[510:512] = b'\x55\xaa'
+    vhd_fixed = bytes(mbr) + b'\0' * (1 << 16) + footer
+    vhd_dynamic = footer + b'\0' * 1024 + footer
+    vhdx = (b'vhdxfile' + 'mugaika'.encode('utf-16-le')).ljust(1 << 16, b'\0') + b'head' + \
+        b'\0' * 4092
+    pvd = b'\x01CD001\x01\x00' + b' ' * 32 + b'MUGAIKA'.ljust(32)  # at 0x8000: "CD001" at 0x8001
+    iso = b'\0' * 0x8000 + pvd.ljust(2048, b'\0') + b'\xffCD001\x01'.ljust(2048, b'\0')
+    coff = struct.pack('<HHIIIHH', 0x14c, 1, 0, 0, 0, 0xE0, 0x0102)
+    opt = bytearray(struct.pack('<HBB', 0x10b, 14, 0).ljust(0xE0, b'\0'))
+    opt[68:70] = struct.pack('<H', 2)  # subsystem: Windows GUI
+    sect = b'.text\0\0\0' + struct.pack('<IIIIIIHHI', 0x1000, 0x1000, 0x200, 0x200, 0, 0, 0, 0,
+                                        0x60000020)
+    pe = (b'MZ' + b'\0' * 0x3a + struct.pack('<I', 0x40) + b'PE\0\0' + coff + bytes(opt)
+          + sect).ljust(0x400, b'\0') + b'\xc3' + b'\0' * 0x1ff
+    elf = (b'\x7fELF\x02\x01\x01\0' + b'\0' * 8
+           + struct.pack('<HHIQQQIHHHHHH', 2, 0x3e, 1, 0x401000, 64, 0, 0, 64, 56, 1, 64, 0, 0)
+           + struct.pack('<IIQQQQQQ', 1, 5, 0, 0x400000, 0x400000, 0x1000, 0x1000, 0x1000)
+           ).ljust(0x1000, b'\0') + b'\xc3' * 16
+    return [('Windows shortcut', 'lnk', lnk_file, lnk),
+            ('OneNote', 'one', one, one_guid),
+            ('CHM', 'chm', chm, chm[:16]),
+            ('MSI', 'msi', msi, msi_clsid),
+            ('HTA', 'hta', HTA, b'HTA:APPLICATION'),
+            ('VHD (fixed, footer only)', 'vhd', vhd_fixed, footer[:16]),
+            ('VHD (dynamic)', 'vhd', vhd_dynamic, footer[:16]),
+            ('VHDX', 'vhdx', vhdx, b'vhdxfile'),
+            ('ISO 9660', 'iso', iso, b'\x01CD001'),
+            ('PE executable', 'exe', pe, pe[:0x40 + 24]),
+            ('ELF executable', 'elf', elf, elf[:64])]
+
+
+HTA = (b'<html><head><title>Invoice</title>\n'
+       b'<HTA:APPLICATION ID="inv" APPLICATIONNAME="inv" WINDOWSTATE="minimize"/>\n'
+       b'<script language="VBScript">CreateObject("WScript.Shell").Run "calc.exe"</script>\n'
+       b'</head><body>Please wait</body></html>\n')
+
+
+def test_drop_types():
+    """Each file under its own extension and under a neutral name
+    (file-N.dat), so both the name rule and the type rules are tried."""
+    samples = drop_samples()
+    items = []
+    for i, (label, ext, data, sig) in enumerate(samples):
+        items.append((label, 'sample%d.%s' % (i, ext), data, sig))
+        if ext != 'hta':  # an HTA without its name is HTML: see below
+            items.append((label, 'file-%d.dat' % i, data, sig))
+    data = mail([(n, d) for _, n, d, _ in items] + [('after.txt', b'clean text\n')])
+    audit = os.path.join(TMP, 'audit-drop.jsonl')
+    p = sanitize(data, audit=audit)
+    m = parse(p.stdout) if p.returncode == 0 else None
+    out_names = [a[0] for a in attachments(m)] if m else []
+    parts = [x.get_payload(decode=True) or b'' for x in m.walk() if not x.is_multipart()] \
+        if m else []
+    text = body_text(m) if m else ''
+    rec = last_audit(audit) if p.returncode == 0 else {}
+    insp = inspect_parts(data)
+    check(p.returncode == 0 and 'after.txt' in out_names, 'drop types: the mail is delivered',
+          (p.returncode, out_names, p.stderr[-300:]))
+    for label, name, d, sig in items:
+        a, i = rec.get(name, {}), insp.get(name, {})
+        stem = name.rsplit('.', 1)[0]
+        check(a.get('action') == 'drop' and i.get('action') == 'drop'
+              and not any(n == name or n.startswith(stem + '.') for n in out_names)
+              and not any(sig in x for x in parts) and not carries(p.stdout, d[:256])
+              and '"%s"' % name in text,
+              'drop types: %s as %s: dropped (%s, rule %s), not in the output by name or '
+              'content, named in the notice' % (label, name, a.get('detected_type'),
+                                                a.get('rule')),
+              (a.get('detected_type'), a.get('rule'), a.get('action'), i.get('rule'),
+               i.get('action'), out_names))
+
+    # An HTA is HTML: only its name (rule attachment-executable-name) drops
+    # it. Under another name it is converted to text like any HTML file: the
+    # words only, no script, no HTA element.
+    p = sanitize(mail([('invoice.html', HTA)]), audit=audit)
+    atts = attachments(parse(p.stdout)) if p.returncode == 0 else []
+    a = last_audit(audit).get('invoice.html', {}) if p.returncode == 0 else {}
+    check(p.returncode == 0 and [x[:2] for x in atts] == [('invoice.html.txt', 'text/plain')]
+          and a.get('rule') == 'attachment-html' and a.get('action') == 'text'
+          and not any(k in atts[0][2] for k in (b'<script', b'HTA:', b'CreateObject', b'<html')),
+          'HTA content named .html: converted to a text file (rule attachment-html), no markup '
+          'or script left', (a.get('detected_type'), a.get('rule'), a.get('action'),
+                             [(x[0], x[2][:100]) for x in atts]))
+
+    # libmagic has no OneNote magic: the GUID with nothing but NULs after it
+    # reads as text/plain (trailing NULs are ignored). Named .one, its name
+    # drops it; under a neutral name it may only cross as an inert .txt.
+    guid_only = samples[1][3] + b'\0' * 1008
+    p = sanitize(mail([('notes.one', guid_only), ('notes.dat', guid_only)]), audit=audit)
+    atts = attachments(parse(p.stdout)) if p.returncode == 0 else []
+    rec = last_audit(audit) if p.returncode == 0 else {}
+    a = rec.get('notes.one', {})
+    check(p.returncode == 0 and a.get('rule') == 'attachment-executable-name'
+          and a.get('action') == 'drop'
+          and not any(x[0].lower().startswith('notes.one') for x in atts)
+          and all(x[1] == 'text/plain' and x[0].endswith('.txt') for x in atts),
+          'OneNote GUID + NULs only (%s): named .one, dropped by its name; under another '
+          'name at most a .txt text file' % a.get('detected_type'),
+          ([x[:2] for x in atts], a.get('rule'), a.get('action'),
+           rec.get('notes.dat', {}).get('action')))
 
 
 def main():
@@ -420,6 +876,13 @@ def main():
     check(p.returncode == 0 and not attachments(m) and 'could not be rebuilt' in body_text(m),
           'archive-members = 5: a zip of 10 files is removed', body_text(m))
 
+    # --- policy: flatten for some senders, links = remove, the eicar set,
+    # --- types that must be dropped ----------------------------------------
+    test_high_risk_flatten()
+    test_pdf_links_remove()
+    test_eicar_set()
+    test_drop_types()
+
     # --- bombs ------------------------------------------------------------
     bombs = os.path.join(CORPUS, 'recursive-extractor', 'Bombs')
     for b in sorted(os.listdir(bombs)):
@@ -437,14 +900,14 @@ def main():
     # --- the corpus sets --------------------------------------------------
     files = []
     for d in ('libarchive-testfiles', 'recursive-extractor', 'oletools', 'poi-testdata',
-              'corkami', 'tika', 'openpreserve-format-corpus'):
+              'corkami', 'tika', 'openpreserve-format-corpus', 'eicar'):
         for root, _, names in os.walk(os.path.join(CORPUS, d)):
             for n in sorted(names):
                 pth = os.path.join(root, n)
                 if os.path.getsize(pth) <= 2 << 20 and not n.endswith(('.md', '.tsv')):
                     files.append(pth)
     files.sort()
-    bad, slow, progs = [], [], []
+    bad, slow, progs, eicar = [], [], [], []
     t_all = time.monotonic()
     fixed_bad = []
     for i in range(0, len(files), 10):
@@ -466,6 +929,11 @@ def main():
                     progs.append((group, a[0], a[1]))
         except Exception as e:  # noqa: BLE001 (any parse failure is a finding)
             bad.append((group, 'unparsable output', repr(e)))
+        try:
+            if carries(p.stdout, EICAR):
+                eicar.append(group)
+        except Exception as e:  # noqa: BLE001
+            eicar.append((group, repr(e)))
         if (i // 10) % 10 == 0:
             once = p.stdout
             p2 = sanitize(once, timeout=300)
@@ -476,6 +944,8 @@ def main():
           'output' % (len(files), (len(files) + 9) // 10), bad[:5])
     check(not slow, 'corpus: every mail done within 60 s', slow[:5])
     check(not progs, 'corpus: no program crosses', progs[:5])
+    check(not eicar, 'corpus: no output carries the EICAR string (raw, decoded parts, zip '
+          'members)', eicar[:5])
     check(not fixed_bad, 'corpus: sanitising the output again changes nothing (sampled)',
           fixed_bad[:3])
     print('# corpus sweep: %.1f s' % (time.monotonic() - t_all))

@@ -864,6 +864,15 @@ static void test_builtin(void)
     g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_DROP);
     x = builtin_match(r, ATT, NULL, "text/plain", "invoice.pdf.vbs", 0);
     g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_DROP);
+    /* nor what Windows mounts or opens as a container of code, whatever
+     * libmagic makes of a minimal one (OneNote has no magic: text/plain) */
+    static const char *const container[] = {"a.iso", "a.IMG",    "a.vhd", "a.vhdx",
+                                            "a.one", "a.onepkg", "a.chm", "a.hta"};
+    for (unsigned i = 0; i < G_N_ELEMENTS(container); i++) {
+        x = builtin_match(r, ATT, NULL, "text/plain", container[i], 0);
+        g_assert_cmpstr(mg_rule_id(x), ==, "attachment-executable-name");
+        g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_DROP);
+    }
     /* 5. HTML attachments become text */
     x = builtin_match(r, ATT, "text/html", "text/html", "page.html", 0);
     g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_TEXT);
@@ -904,7 +913,7 @@ static void test_builtin(void)
         g_assert_cmpint(mg_rule_action(x), ==, MG_ACTION_DROP);
     }
     /* a disk image is not unpacked */
-    x = builtin_match(r, ATT, NULL, "application/x-iso9660-image", "x.iso", 0);
+    x = builtin_match(r, ATT, NULL, "application/x-iso9660-image", "x.dat", 0);
     g_assert_cmpstr(mg_rule_id(x), ==, "default-drop");
     /* 7. everything else: dropped, with a notice in both languages */
     static const char *const other[] = {"application/vnd.ms-outlook", "application/x-dosexec",
