@@ -90,34 +90,66 @@
  *	most 8 contiguous bits. Other BMPs (RLE, JPEG or PNG inside)
  *	fail. The name's extension becomes .png (a "converted" note).
  *
- *	TIFF fails with the reason "unsupported" (no TIFF library here);
- *	anything else fails as an unknown format.
+ *	TIFF (and BigTIFF) gives TIFF, read and written by libtiff in
+ *	memory (client procedures over the item and over a growing buffer;
+ *	no file, no mapping, so no new system call). Only the first image
+ *	(IFD) is read; the other pages are dropped ("removed" note), and so
+ *	are every tag but the image structure, thumbnails and SubIFDs. The
+ *	picture is decoded to 8-bit RGBA by TIFFReadRGBAImageOriented, so
+ *	every photometric, bit depth, compression and layout libtiff reads
+ *	is accepted (grey, palette, CMYK, YCbCr, CIELab, 16-bit: a
+ *	"converted" note; floating-point samples fail); an Orientation
+ *	other than 1 is applied to the pixels (width and height swap for 5
+ *	to 8, an "info" note). The new file is little-endian classic TIFF
+ *	with one IFD of baseline tags only: ImageWidth, ImageLength,
+ *	BitsPerSample 8, SamplesPerPixel 3, or 4 with ExtraSamples
+ *	unassociated alpha when a pixel is not opaque (libtiff gives alpha
+ *	premultiplied: it is divided out again, rounded so that the
+ *	premultiplied values are kept), Photometric RGB, PlanarConfig
+ *	contiguous, Orientation 1, deflate (level 6) with the horizontal
+ *	predictor, RowsPerStrip for strips of at most 64 KiB (one row at
+ *	least), StripOffsets and StripByteCounts. Dropped tags are noted:
+ *	EXIF and GPS IFDs, XMP, ICC profile, IPTC and Photoshop data, text
+ *	tags (by name) and other tags libtiff keeps outside the image
+ *	structure (by name). Bytes the first IFD does not point to (a
+ *	polyglot's zip) are not copied, but not counted either (no note).
+ *	A libtiff error, warnings aside, fails the item with libtiff's
+ *	message as the reason; libtiff prints nothing (its handlers are set
+ *	for each TIFF and the global ones cleared).
+ *
+ *	Anything else fails as an unknown format.
  *
  *	The output keeps the option name= (with the extension changed when
  *	the format changed) and has the type image/png, image/jpeg,
- *	image/gif or image/webp.
+ *	image/gif, image/webp or image/tiff.
  * IDEMPOTENCE
  *	Every output is a fixed point: given again to the handler, with the
  *	same options, it comes out byte for byte the same, with no note
  *	(the gateway may sanitise a mail that it sanitised before). PNG,
- *	GIF and lossless WebP are encoded from the pixels alone with fixed
- *	settings, and decoding them gives the same pixels; a JPEG is fixed
- *	by the coefficient path; BMP becomes PNG once. No output byte
+ *	GIF, lossless WebP and TIFF are encoded from the pixels alone with
+ *	fixed settings, and decoding them gives the same pixels; a JPEG is
+ *	fixed by the coefficient path; BMP becomes PNG once. No output byte
  *	depends on the time, the machine or uninitialised memory.
  * LIMITS
  *	max-input (64 MiB) bounds the item read into memory. max-pixels
  *	(40000000) bounds width times height, checked with 64-bit
  *	arithmetic on the header before any pixel buffer is allocated, for
- *	the picture, the GIF screen and each GIF frame; all frames of a GIF
+ *	the picture, the GIF screen and each GIF frame (TIFF: the first
+ *	IFD's ImageWidth and ImageLength, read here before libtiff opens the
+ *	file, and libtiff's values again after); all frames of a GIF
  *	together may have 4 times that. max-frames (500) bounds the GIF
  *	frames. A progressive JPEG may have at most 256 scans. Going over
  *	a limit, or running out of memory, returns MGW_LIMIT. The JPEG
  *	coefficient path keeps the whole picture's coefficients (2 bytes a
  *	sample: 6 bytes a pixel at 4:4:4), as the pixel path does for a
- *	progressive JPEG.
+ *	progressive JPEG. TIFF keeps 4 bytes a pixel for the decoded
+ *	picture, libtiff's strip or tile buffer and the compressed output;
+ *	no single libtiff allocation may exceed 16 bytes a pixel of
+ *	max-pixels plus 16 MiB, and the strip and tile arrays are loaded
+ *	when needed (mode "D"), after the check.
  * DIAGNOSTICS
  *	MGW_FAIL with a reason for an unknown, unsupported, corrupt or
- *	truncated image (the libpng, libjpeg or giflib message).
+ *	truncated image (the libpng, libjpeg, giflib or libtiff message).
  */
 #include <setjmp.h>
 #include <stdio.h>
@@ -127,6 +159,7 @@
 #include <jerror.h>
 #include <jpeglib.h>
 #include <png.h>
+#include <tiffio.h>
 #include <webp/decode.h>
 #include <webp/encode.h>
 
@@ -142,6 +175,10 @@
 #define IMG_MAX_SCANS   256
 #define IMG_GIF_TOTAL   4 /* all GIF frames: this many times max-pixels */
 #define IMG_OUT_BUF     65536
+#define IMG_TIFF_STRIP  65536                /* TIFF output: bytes in a strip, at most */
+#define IMG_TIFF_LEVEL  6                    /* ... the deflate level */
+#define IMG_TIFF_MAXOUT ((uint64_t)1 << 32)  /* ... the file (classic TIFF) */
+#define IMG_TIFF_ROOM   ((uint64_t)16 << 20) /* libtiff allocations: 16 bytes a pixel + this */
 
 enum img_format { IMG_UNKNOWN, IMG_PNG, IMG_JPEG, IMG_GIF, IMG_WEBP, IMG_BMP, IMG_TIFF };
 
@@ -153,7 +190,7 @@ static const struct {
     [IMG_UNKNOWN] = {"unknown", "bin", NULL},    [IMG_PNG] = {"PNG", "png", "image/png"},
     [IMG_JPEG] = {"JPEG", "jpg", "image/jpeg"},  [IMG_GIF] = {"GIF", "gif", "image/gif"},
     [IMG_WEBP] = {"WebP", "webp", "image/webp"}, [IMG_BMP] = {"BMP", "bmp", NULL},
-    [IMG_TIFF] = {"TIFF", "tif", NULL},
+    [IMG_TIFF] = {"TIFF", "tif", "image/tiff"},
 };
 
 /* One run: the item, the options and the output being written. */
@@ -1747,6 +1784,522 @@ static enum mgw_status do_webp(struct img *im)
     return st;
 }
 
+/*
+ * TIFF
+ */
+
+/* A TIFF file in memory, read or written by libtiff's client procedures. */
+struct tif_io {
+    const unsigned char *data; /* what is read: the item, or buf */
+    unsigned char *buf;        /* the file written (NULL when reading) */
+    uint64_t len, cap, pos;
+};
+
+struct tif_job {
+    struct img *im;
+    TIFF *in, *out;
+    struct tif_io rd, wr;
+    char err[200]; /* the first libtiff error */
+    uint32_t *raster;
+    uint32_t width, height; /* as stored */
+    uint16_t orientation, photometric, bits;
+    bool alpha;
+    tdir_t pages;
+    size_t exif, xmp, icc, iptc, text, other;
+    GString *text_names, *other_names;
+};
+
+static int tif_error_cb(TIFF *t, void *data, const char *module, const char *fmt, va_list ap)
+    G_GNUC_PRINTF(4, 0);
+
+static int tif_error_cb(TIFF *t, void *data, const char *module, const char *fmt, va_list ap)
+{
+    struct tif_job *j = data;
+
+    (void)t;
+    (void)module;
+    if (j->err[0] == '\0') {
+        g_vsnprintf(j->err, sizeof j->err, fmt, ap);
+        if (j->err[0] == '\0')
+            g_strlcpy(j->err, "libtiff error", sizeof j->err);
+    }
+    return 1; /* handled: libtiff prints nothing */
+}
+
+static int tif_warning_cb(TIFF *t, void *data, const char *module, const char *fmt, va_list ap)
+{
+    (void)t;
+    (void)data;
+    (void)module;
+    (void)fmt;
+    (void)ap;
+    return 1;
+}
+
+static tmsize_t tif_read_cb(thandle_t h, void *buf, tmsize_t n)
+{
+    struct tif_io *io = h;
+    uint64_t left = io->pos < io->len ? io->len - io->pos : 0;
+
+    if (n < 0)
+        return -1;
+    if ((uint64_t)n > left)
+        n = (tmsize_t)left;
+    if (n > 0)
+        memcpy(buf, io->data + io->pos, (size_t)n);
+    io->pos += (uint64_t)n;
+    return n;
+}
+
+/* Writes at the position; a gap left by a seek past the end is zeroed. */
+static tmsize_t tif_write_cb(thandle_t h, void *buf, tmsize_t n)
+{
+    struct tif_io *io = h;
+    uint64_t end;
+
+    if (io->buf == NULL || n < 0 || io->pos > IMG_TIFF_MAXOUT ||
+        (uint64_t)n > IMG_TIFF_MAXOUT - io->pos)
+        return -1;
+    end = io->pos + (uint64_t)n;
+    if (end > io->cap) {
+        uint64_t cap = io->cap < IMG_OUT_BUF ? IMG_OUT_BUF : io->cap;
+        unsigned char *p;
+        while (cap < end)
+            cap *= 2;
+        p = g_try_realloc(io->buf, (size_t)cap);
+        if (p == NULL)
+            return -1;
+        io->buf = p;
+        io->data = p;
+        io->cap = cap;
+    }
+    if (io->pos > io->len)
+        memset(io->buf + io->len, 0, (size_t)(io->pos - io->len));
+    memcpy(io->buf + io->pos, buf, (size_t)n);
+    io->pos = end;
+    if (end > io->len)
+        io->len = end;
+    return n;
+}
+
+static toff_t tif_seek_cb(thandle_t h, toff_t off, int whence)
+{
+    struct tif_io *io = h;
+    uint64_t base = whence == SEEK_CUR ? io->pos : whence == SEEK_END ? io->len : 0;
+    int64_t d = (int64_t)off;
+
+    if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END)
+        return (toff_t)-1;
+    /* SEEK_CUR and SEEK_END may go back (OFF is then negative), not
+     * before the start; a position past the end is checked on use */
+    if (whence == SEEK_SET)
+        base = off;
+    else if (d < 0 && (uint64_t)(-(d + 1)) >= base)
+        return (toff_t)-1;
+    else
+        base += off;
+    io->pos = base;
+    return base;
+}
+
+static toff_t tif_size_cb(thandle_t h)
+{
+    return ((struct tif_io *)h)->len;
+}
+
+static int tif_close_cb(thandle_t h)
+{
+    (void)h;
+    return 0;
+}
+
+static int tif_map_cb(thandle_t h, void **base, toff_t *size)
+{
+    (void)h;
+    (void)base;
+    (void)size;
+    return 0; /* no mapping: everything goes through tif_read_cb */
+}
+
+static void tif_unmap_cb(thandle_t h, void *base, toff_t size)
+{
+    (void)h;
+    (void)base;
+    (void)size;
+}
+
+static TIFF *tif_open(struct tif_job *j, const char *name, const char *mode, struct tif_io *io)
+{
+    TIFFOpenOptions *o = TIFFOpenOptionsAlloc();
+    uint64_t max = j->im->max_pixels;
+    TIFF *t;
+
+    if (o == NULL) {
+        g_strlcpy(j->err, "out of memory", sizeof j->err);
+        return NULL;
+    }
+    TIFFOpenOptionsSetErrorHandlerExtR(o, tif_error_cb, j);
+    TIFFOpenOptionsSetWarningHandlerExtR(o, tif_warning_cb, j);
+    /* no single allocation over 16 bytes a pixel (a 16-bit CMYK strip
+     * with alpha is 10) and some room for tiles larger than the image */
+    if (max < ((uint64_t)INT64_MAX - IMG_TIFF_ROOM) / 16)
+        TIFFOpenOptionsSetMaxSingleMemAlloc(o, (tmsize_t)(max * 16 + IMG_TIFF_ROOM));
+    t = TIFFClientOpenExt(name, mode, io, tif_read_cb, tif_write_cb, tif_seek_cb, tif_close_cb,
+                          tif_size_cb, tif_map_cb, tif_unmap_cb, o);
+    TIFFOpenOptionsFree(o);
+    return t;
+}
+
+static enum mgw_status tif_failed(struct tif_job *j)
+{
+    mgw_reason(j->im->w, "TIFF image: %s",
+               j->err[0] != '\0' ? j->err : "cannot be read (no valid first directory)");
+    return MGW_FAIL;
+}
+
+static void tif_add_name(struct tif_job *j, GString **list, uint32_t tag)
+{
+    const TIFFField *f = TIFFFindField(j->in, tag, TIFF_ANY);
+
+    if (*list == NULL)
+        *list = g_string_new(NULL);
+    if ((*list)->len > 120)
+        return;
+    if ((*list)->len > 0)
+        g_string_append(*list, ", ");
+    if (f != NULL && TIFFFieldName(f) != NULL)
+        g_string_append(*list, TIFFFieldName(f));
+    else
+        g_string_append_printf(*list, "tag %u", (unsigned)tag);
+}
+
+/* Sorts the tags libtiff keeps outside the image structure (metadata). */
+static void tif_scan_tags(struct tif_job *j)
+{
+    int n = TIFFGetTagListCount(j->in);
+
+    for (int i = 0; i < n; i++) {
+        uint32_t tag = TIFFGetTagListEntry(j->in, i);
+        switch (tag) {
+        case TIFFTAG_EXIFIFD:
+        case TIFFTAG_GPSIFD:
+        case TIFFTAG_INTEROPERABILITYIFD:
+            j->exif++;
+            break;
+        case TIFFTAG_XMLPACKET:
+            j->xmp++;
+            break;
+        case TIFFTAG_ICCPROFILE:
+            j->icc++;
+            break;
+        case TIFFTAG_RICHTIFFIPTC:
+        case TIFFTAG_PHOTOSHOP:
+            j->iptc++;
+            break;
+        case TIFFTAG_DOCUMENTNAME:
+        case TIFFTAG_IMAGEDESCRIPTION:
+        case TIFFTAG_MAKE:
+        case TIFFTAG_MODEL:
+        case TIFFTAG_PAGENAME:
+        case TIFFTAG_SOFTWARE:
+        case TIFFTAG_DATETIME:
+        case TIFFTAG_ARTIST:
+        case TIFFTAG_HOSTCOMPUTER:
+        case TIFFTAG_COPYRIGHT:
+            j->text++;
+            tif_add_name(j, &j->text_names, tag);
+            break;
+        default:
+            j->other++;
+            tif_add_name(j, &j->other_names, tag);
+            break;
+        }
+    }
+}
+
+static uint64_t tif_get(const unsigned char *p, unsigned n, bool le)
+{
+    uint64_t v = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        v |= (uint64_t)p[le ? i : n - 1 - i] << (8 * i);
+    return v;
+}
+
+/* The ImageWidth and ImageLength of the first IFD (TIFF or BigTIFF), read
+ * before libtiff reads anything; false when they are not both there (then
+ * libtiff says what is wrong). */
+static bool tif_first_size(const unsigned char *p, size_t len, uint64_t *width, uint64_t *height)
+{
+    bool le = p[0] == 'I', big = p[2] == '+' || p[3] == '+';
+    size_t esize = big ? 20 : 12, vat = big ? 12 : 8;
+    uint64_t off, n;
+
+    if (len < (big ? 16u : 8u))
+        return false;
+    off = big ? tif_get(p + 8, 8, le) : tif_get(p + 4, 4, le);
+    if (off > len || len - off < (big ? 8u : 2u))
+        return false;
+    n = big ? tif_get(p + off, 8, le) : tif_get(p + off, 2, le);
+    off += big ? 8 : 2;
+    *width = *height = 0;
+    for (uint64_t i = 0; i < n && len - off >= esize; i++, off += esize) {
+        const unsigned char *e = p + off;
+        unsigned tag = (unsigned)tif_get(e, 2, le), type = (unsigned)tif_get(e + 2, 2, le);
+        unsigned size = type == TIFF_SHORT ? 2 : type == TIFF_LONG ? 4 : type == TIFF_LONG8 ? 8 : 0;
+        if ((tag == TIFFTAG_IMAGEWIDTH || tag == TIFFTAG_IMAGELENGTH) && size > 0 &&
+            size <= esize - vat)
+            *(tag == TIFFTAG_IMAGEWIDTH ? width : height) = tif_get(e + vat, size, le);
+    }
+    return *width > 0 && *height > 0;
+}
+
+/* Opens the item, checks the size of the first image against the limit
+ * and decodes it to 8-bit RGBA, in the order the pixels are stored. */
+static enum mgw_status tif_decode(struct tif_job *j)
+{
+    struct img *im = j->im;
+    uint16_t o = ORIENTATION_TOPLEFT;
+    uint64_t w, h;
+
+    if (tif_first_size(im->in, im->len, &w, &h) && over_pixels(im, "TIFF image", w, h))
+        return MGW_LIMIT;
+    j->rd.data = im->in;
+    j->rd.len = im->len;
+    /* D: the strip and tile arrays are read when needed, after the check */
+    j->in = tif_open(j, "input", "rD", &j->rd);
+    if (j->in == NULL)
+        return tif_failed(j);
+    if (!TIFFGetField(j->in, TIFFTAG_IMAGEWIDTH, &j->width) ||
+        !TIFFGetField(j->in, TIFFTAG_IMAGELENGTH, &j->height) || j->width == 0 || j->height == 0)
+        return bad(im, "image has an invalid size");
+    if (over_pixels(im, "TIFF image", j->width, j->height))
+        return MGW_LIMIT;
+    j->pages = TIFFNumberOfDirectories(j->in);
+    if (!TIFFGetField(j->in, TIFFTAG_PHOTOMETRIC, &j->photometric))
+        j->photometric = 0xffff;
+    TIFFGetFieldDefaulted(j->in, TIFFTAG_BITSPERSAMPLE, &j->bits);
+    TIFFGetFieldDefaulted(j->in, TIFFTAG_ORIENTATION, &o);
+    j->orientation = o >= ORIENTATION_TOPLEFT && o <= ORIENTATION_LEFTBOT ? o : 1;
+    tif_scan_tags(j);
+    if (j->err[0] != '\0')
+        return tif_failed(j);
+    j->raster = g_try_malloc0_n((size_t)j->width * j->height, sizeof *j->raster);
+    if (j->raster == NULL)
+        return no_memory(im);
+    /* asked for the file's own orientation, libtiff flips nothing */
+    if (!TIFFReadRGBAImageOriented(j->in, j->width, j->height, j->raster, j->orientation, 1) ||
+        j->err[0] != '\0')
+        return tif_failed(j);
+    for (size_t i = 0, n = (size_t)j->width * j->height; i < n && !j->alpha; i++)
+        j->alpha = TIFFGetA(j->raster[i]) != 255;
+    return MGW_OK;
+}
+
+/* Where row Y of the picture as shown starts in the raster, and the step
+ * from one pixel of the row to the next (the Orientation applied). */
+static void tif_row(const struct tif_job *j, uint32_t y, size_t *start, ptrdiff_t *step)
+{
+    size_t w = j->width, h = j->height;
+
+    switch (j->orientation) {
+    case ORIENTATION_TOPRIGHT:
+        *start = y * w + w - 1, *step = -1;
+        break;
+    case ORIENTATION_BOTRIGHT:
+        *start = (h - 1 - y) * w + w - 1, *step = -1;
+        break;
+    case ORIENTATION_BOTLEFT:
+        *start = (h - 1 - y) * w, *step = 1;
+        break;
+    case ORIENTATION_LEFTTOP:
+        *start = y, *step = (ptrdiff_t)w;
+        break;
+    case ORIENTATION_RIGHTTOP:
+        *start = (h - 1) * w + y, *step = -(ptrdiff_t)w;
+        break;
+    case ORIENTATION_RIGHTBOT:
+        *start = (h - 1) * w + w - 1 - y, *step = -(ptrdiff_t)w;
+        break;
+    case ORIENTATION_LEFTBOT:
+        *start = w - 1 - y, *step = (ptrdiff_t)w;
+        break;
+    default:
+        *start = y * w, *step = 1;
+        break;
+    }
+}
+
+/* libtiff gives alpha premultiplied (associated); the file has it
+ * unassociated. Premultiplying the result again gives back V. */
+static unsigned char tif_unmultiply(uint32_t v, uint32_t a)
+{
+    uint32_t u;
+
+    if (a == 255 || a == 0)
+        return (unsigned char)(a == 0 ? 0 : v);
+    u = (v * 255 + a / 2) / a;
+    return (unsigned char)(u > 255 ? 255 : u);
+}
+
+static void tif_fill(const struct tif_job *j, unsigned char *out, uint32_t y0, uint32_t rows,
+                     uint32_t width)
+{
+    for (uint32_t y = y0; y < y0 + rows; y++) {
+        size_t at;
+        ptrdiff_t step;
+        tif_row(j, y, &at, &step);
+        for (uint32_t x = 0; x < width; x++, at += (size_t)step) {
+            uint32_t p = j->raster[at], a = TIFFGetA(p);
+            *out++ = tif_unmultiply(TIFFGetR(p), a);
+            *out++ = tif_unmultiply(TIFFGetG(p), a);
+            *out++ = tif_unmultiply(TIFFGetB(p), a);
+            if (j->alpha)
+                *out++ = (unsigned char)a;
+        }
+    }
+}
+
+static bool tif_set_tags(struct tif_job *j, uint32_t width, uint32_t height, uint32_t rps)
+{
+    TIFF *t = j->out;
+    uint16_t extra = EXTRASAMPLE_UNASSALPHA;
+
+    return TIFFSetField(t, TIFFTAG_IMAGEWIDTH, width) &&
+           TIFFSetField(t, TIFFTAG_IMAGELENGTH, height) &&
+           TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8) &&
+           TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, j->alpha ? 4 : 3) &&
+           (!j->alpha || TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &extra)) &&
+           TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB) &&
+           TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) &&
+           TIFFSetField(t, TIFFTAG_ORIENTATION, ORIENTATION_TOPLEFT) &&
+           TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE) &&
+           TIFFSetField(t, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL) &&
+           TIFFSetField(t, TIFFTAG_ZIPQUALITY, IMG_TIFF_LEVEL) &&
+           TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, rps);
+}
+
+/* Writes a new TIFF of the pixels (as shown) in j->wr. */
+static enum mgw_status tif_encode(struct tif_job *j)
+{
+    bool turned = j->orientation >= ORIENTATION_LEFTTOP;
+    uint32_t width = turned ? j->height : j->width, height = turned ? j->width : j->height;
+    size_t rowbytes = (size_t)width * (j->alpha ? 4 : 3);
+    uint32_t rps = rowbytes >= IMG_TIFF_STRIP ? 1 : (uint32_t)(IMG_TIFF_STRIP / rowbytes);
+    unsigned char *strip;
+    enum mgw_status st = MGW_OK;
+
+    if (rps > height)
+        rps = height;
+    j->wr.buf = g_try_malloc(IMG_OUT_BUF);
+    strip = g_try_malloc_n(rps, rowbytes);
+    if (j->wr.buf == NULL || strip == NULL) {
+        g_free(strip);
+        return no_memory(j->im);
+    }
+    j->wr.data = j->wr.buf;
+    j->wr.cap = IMG_OUT_BUF;
+    /* l: little-endian whatever the machine, so the bytes are always the same */
+    j->out = tif_open(j, "output", "wl", &j->wr);
+    if (j->out == NULL || !tif_set_tags(j, width, height, rps))
+        st = tif_failed(j);
+    for (uint32_t y = 0, s = 0; st == MGW_OK && y < height; y += rps, s++) {
+        uint32_t rows = height - y < rps ? height - y : rps;
+        tif_fill(j, strip, y, rows, width);
+        if (TIFFWriteEncodedStrip(j->out, s, strip, (tmsize_t)(rows * rowbytes)) < 0)
+            st = tif_failed(j);
+    }
+    if (st == MGW_OK && !TIFFWriteDirectory(j->out))
+        st = tif_failed(j);
+    if (j->out != NULL)
+        TIFFClose(j->out);
+    j->out = NULL;
+    if (st == MGW_OK && j->err[0] != '\0')
+        st = tif_failed(j);
+    g_free(strip);
+    return st;
+}
+
+static const char *tif_photometric(uint16_t p)
+{
+    switch (p) {
+    case PHOTOMETRIC_MINISWHITE:
+    case PHOTOMETRIC_MINISBLACK:
+        return "grey";
+    case PHOTOMETRIC_RGB:
+        return "RGB";
+    case PHOTOMETRIC_PALETTE:
+        return "palette";
+    case PHOTOMETRIC_SEPARATED:
+        return "CMYK";
+    case PHOTOMETRIC_YCBCR:
+        return "YCbCr";
+    case PHOTOMETRIC_CIELAB:
+        return "CIELab";
+    default:
+        return "other";
+    }
+}
+
+static void tif_notes(struct tif_job *j)
+{
+    struct mgw *w = j->im->w;
+
+    if (j->exif > 0)
+        mgw_note(w, "removed", "EXIF metadata");
+    if (j->xmp > 0)
+        mgw_note(w, "removed", "XMP metadata");
+    if (j->icc > 0)
+        mgw_note(w, "removed", "ICC colour profile");
+    if (j->iptc > 0)
+        mgw_note(w, "removed", "Photoshop/IPTC metadata");
+    if (j->text > 0)
+        mgw_note(w, "removed", "%zu text tag%s (%s)", j->text, j->text == 1 ? "" : "s",
+                 j->text_names->str);
+    if (j->other > 0)
+        mgw_note(w, "removed", "%zu other tag%s (%s)", j->other, j->other == 1 ? "" : "s",
+                 j->other_names->str);
+    if (j->pages > 1)
+        note_count(w, (size_t)j->pages - 1, "other page (only the first is kept)",
+                   "other pages (only the first is kept)");
+    if (j->orientation != ORIENTATION_TOPLEFT)
+        mgw_note(w, "info", "TIFF orientation %u applied to the pixels", (unsigned)j->orientation);
+    if (j->photometric != PHOTOMETRIC_RGB || j->bits != 8)
+        mgw_note(w, "converted", "%u-bit %s TIFF image converted to 8-bit RGB%s", (unsigned)j->bits,
+                 tif_photometric(j->photometric), j->alpha ? "A" : "");
+}
+
+static enum mgw_status do_tiff(struct img *im)
+{
+    struct tif_job j;
+    enum mgw_status st;
+
+    memset(&j, 0, sizeof j);
+    j.im = im;
+    /* nothing reaches stderr: errors and warnings go to the handlers of
+     * each TIFF, these only see what libtiff reports without one */
+    TIFFSetErrorHandler(NULL);
+    TIFFSetWarningHandler(NULL);
+    TIFFSetErrorHandlerExt(NULL);
+    TIFFSetWarningHandlerExt(NULL);
+    st = tif_decode(&j);
+    if (st == MGW_OK)
+        st = tif_encode(&j);
+    if (st == MGW_OK && (!out_begin(im, IMG_TIFF) || !out_put(im, j.wr.buf, (size_t)j.wr.len)))
+        st = MGW_FAIL;
+    if (st == MGW_OK)
+        tif_notes(&j);
+    if (j.in != NULL)
+        TIFFClose(j.in);
+    g_free(j.raster);
+    g_free(j.wr.buf);
+    if (j.text_names != NULL)
+        g_string_free(j.text_names, TRUE);
+    if (j.other_names != NULL)
+        g_string_free(j.other_names, TRUE);
+    return st;
+}
+
 enum mgw_status mgw_image(struct mgw *w)
 {
     uint64_t max_input = mgw_option_u64(w, "max-input", IMG_MAX_INPUT);
@@ -1791,11 +2344,10 @@ enum mgw_status mgw_image(struct mgw *w)
         st = do_bmp(im);
         break;
     case IMG_TIFF:
-        mgw_note(w, "info", "TIFF images cannot be re-encoded (no TIFF library)");
-        mgw_reason(w, "unsupported");
+        st = do_tiff(im);
         break;
     case IMG_UNKNOWN:
-        mgw_reason(w, "not an image in a known format (PNG, JPEG, GIF, WebP, BMP)");
+        mgw_reason(w, "not an image in a known format (PNG, JPEG, GIF, WebP, BMP, TIFF)");
         break;
     }
     if (st == MGW_OK && !out_end(im)) {

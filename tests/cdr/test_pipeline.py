@@ -7,7 +7,7 @@ documents, pictures and archives attached.
   removed with a notice naming "archive/member"), nothing active
   crosses, and the names are the members' names.
 - A macro document (docm) arrives as a docx without its VBA project; a
-  PDF with JavaScript arrives without it; a picture arrives re-encoded
+  PDF with JavaScript arrives without it; a picture (JPEG, TIFF) arrives re-encoded
   without its metadata; an RTF arrives as text; Word and Excel 97-2003
   files with macros arrive as their text, without any VBA; an encrypted
   .doc is held.
@@ -635,6 +635,15 @@ def main():
           and atts[0][2].endswith(b'\xff\xd9'),
           'JPEG: re-encoded, no EXIF, nothing after the end', [a[:2] for a in atts])
 
+    # TIFF (its DocumentName tag and 16 bytes after the data): a fresh TIFF
+    tif = corpus('python-email', 'python.tiff') + b'PK\x03\x04trailing bytes'
+    p = sanitize(mail([('scan.tiff', tif)]))
+    atts = attachments(parse(p.stdout))
+    check(p.returncode == 0 and len(atts) == 1 and atts[0][1] == 'image/tiff'
+          and atts[0][0] == 'scan.tiff' and atts[0][2][:4] == b'II*\0'
+          and b'python.tiff' not in atts[0][2] and b'trailing' not in atts[0][2],
+          'TIFF: re-encoded, no name tag, nothing after the data', [a[:2] for a in atts])
+
     rtf = corpus('tika', 'testRTFJapanese.rtf')
     p = sanitize(mail([('letter.rtf', rtf)]))
     atts = attachments(parse(p.stdout))
@@ -870,6 +879,25 @@ def main():
     p = sanitize(mail([('deep.zip', deep)]), conf={'archive-depth': '8'})
     check(p.returncode == 0 and [a[2] for a in attachments(parse(p.stdout))] == [b'the bottom\n'],
           'archive-depth = 8: the bottom file is delivered', p.stderr)
+    # the default (5) exactly: five zips nested are unpacked, six are not
+    for n, ok in ((5, True), (6, False)):
+        deep, name = b'the bottom\n', 'bottom.txt'
+        for i in range(n):
+            deep, name = zip_of([(name, deep)]), 'level%d.zip' % i
+        p = sanitize(mail([('deep.zip', deep)]))
+        m = parse(p.stdout)
+        got = [a[2] for a in attachments(m)]
+        check(p.returncode == 0 and (got == [b'the bottom\n'] if ok else
+                                     not got and 'nested too deeply' in body_text(m)),
+              'default archive-depth: %d zips nested %s' % (
+                  n, 'are unpacked to the bottom file' if ok else 'are removed with a notice'),
+              (got, body_text(m)[-300:]))
+    # the default archive-members (1000): one more is too many
+    many = zip_of([('f%d.txt' % i, b'x\n') for i in range(1001)])
+    p = sanitize(mail([('many.zip', many)]))
+    m = parse(p.stdout)
+    check(p.returncode == 0 and not attachments(m) and 'could not be rebuilt' in body_text(m),
+          'default archive-members: a zip of 1001 files is removed', body_text(m)[-300:])
     many = zip_of([('f%d.txt' % i, b'x\n') for i in range(10)])
     p = sanitize(mail([('many.zip', many)]), conf={'archive-members': '5'})
     m = parse(p.stdout)
