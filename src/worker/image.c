@@ -2054,6 +2054,29 @@ static bool tif_first_size(const unsigned char *p, size_t len, uint64_t *width, 
     return *width > 0 && *height > 0;
 }
 
+/* libtiff sizes its strip or tile buffer from the tags, not from the
+ * picture: a 1x1 image may declare an 8192x8192 tile of 16-bit RGBA (half
+ * a gigabyte, filled from a small deflate stream), or many samples a
+ * pixel. Such a file is out of proportion: at most 8 samples, and a strip
+ * or tile of at most 16 bytes a pixel of the picture plus 1 MiB. */
+static bool tif_buffer_over(struct tif_job *j)
+{
+    uint16_t spp = 1;
+    uint64_t buf, room = (uint64_t)j->width * j->height * 16 + ((uint64_t)1 << 20);
+
+    TIFFGetFieldDefaulted(j->in, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    buf = TIFFIsTiled(j->in) ? TIFFTileSize64(j->in) : TIFFStripSize64(j->in);
+    if (spp <= 8 && buf <= room)
+        return false;
+    mgw_reason(j->im->w,
+               "TIFF image of %" G_GUINT32_FORMAT "x%" G_GUINT32_FORMAT " pixels declares %s of "
+               "%" G_GUINT64_FORMAT " bytes and %u samples a pixel (at most %" G_GUINT64_FORMAT
+               " bytes and 8 samples)",
+               j->width, j->height, TIFFIsTiled(j->in) ? "tiles" : "strips", buf, (unsigned)spp,
+               room);
+    return true;
+}
+
 /* Opens the item, checks the size of the first image against the limit
  * and decodes it to 8-bit RGBA, in the order the pixels are stored. */
 static enum mgw_status tif_decode(struct tif_job *j)
@@ -2074,6 +2097,8 @@ static enum mgw_status tif_decode(struct tif_job *j)
         !TIFFGetField(j->in, TIFFTAG_IMAGELENGTH, &j->height) || j->width == 0 || j->height == 0)
         return bad(im, "image has an invalid size");
     if (over_pixels(im, "TIFF image", j->width, j->height))
+        return MGW_LIMIT;
+    if (tif_buffer_over(j))
         return MGW_LIMIT;
     j->pages = TIFFNumberOfDirectories(j->in);
     if (!TIFFGetField(j->in, TIFFTAG_PHOTOMETRIC, &j->photometric))

