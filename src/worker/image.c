@@ -2084,6 +2084,7 @@ static enum mgw_status tif_decode(struct tif_job *j)
     struct img *im = j->im;
     uint16_t o = ORIENTATION_TOPLEFT;
     uint64_t w, h;
+    bool had_err;
 
     if (tif_first_size(im->in, im->len, &w, &h) && over_pixels(im, "TIFF image", w, h))
         return MGW_LIMIT;
@@ -2100,7 +2101,12 @@ static enum mgw_status tif_decode(struct tif_job *j)
         return MGW_LIMIT;
     if (tif_buffer_over(j))
         return MGW_LIMIT;
+    /* only the count of the other pages, for a note: a broken link to a
+     * later page (past the end, a loop) is not the first page's failure */
+    had_err = j->err[0] != '\0';
     j->pages = TIFFNumberOfDirectories(j->in);
+    if (!had_err)
+        j->err[0] = '\0';
     if (!TIFFGetField(j->in, TIFFTAG_PHOTOMETRIC, &j->photometric))
         j->photometric = 0xffff;
     TIFFGetFieldDefaulted(j->in, TIFFTAG_BITSPERSAMPLE, &j->bits);

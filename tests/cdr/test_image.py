@@ -2091,6 +2091,17 @@ def test_tiff():
         check(finished(r) and r.status == 'limit' and 'over max-pixels' in (r.reason or '') and
               secs < 5, 'TIFF bomb %dx%d: limit (over max-pixels) in %.2f s (as=256 MiB)' %
               (bw, bh, secs), (r.status, r.reason))
+    # a link to a second page past the end of the file: the first page is
+    # still the picture (the broken link only loses the page count)
+    one = bytearray(tiff_rgb(w, h, px))
+    nxt = struct.unpack_from('<I', one, 4)[0]
+    nxt += 2 + 12 * struct.unpack_from('<H', one, nxt)[0]
+    struct.pack_into('<I', one, nxt, len(one) + 4096)
+    r = image(bytes(one))
+    check(finished(r) and r.status == 'ok' and len(r.outputs) == 1 and
+          tiff_decode(bytes(r.outputs[0].data))[3] == flat(px) if r.outputs else False,
+          'TIFF whose next-page link points past the end: the first page, re-encoded',
+          (r.status, r.reason))
     # strips or tiles out of proportion to the picture (libtiff sizes its
     # buffer from them): refused before libtiff allocates it
     for what, data, want in (
