@@ -1109,6 +1109,22 @@ static ssize_t read_some(struct inflate_job *j, GError **err)
     return n;
 }
 
+/* Reads more of the object when z has no input left and the end was not
+ * reached; false on a read error. */
+static bool refill(struct inflate_job *j, z_stream *z, bool *eof, GError **err)
+{
+    ssize_t n;
+
+    if (z->avail_in != 0 || *eof)
+        return true;
+    if ((n = read_some(j, err)) < 0)
+        return false;
+    *eof = n == 0;
+    z->next_in = j->ibuf;
+    z->avail_in = (uInt)n;
+    return true;
+}
+
 /* The object is one or more gzip members (the writer makes one per
  * GZ_BLOCK; objects written before that are one member): each ends in
  * Z_STREAM_END, and whatever follows must be another whole member. */
@@ -1116,7 +1132,6 @@ static bool inflate_all(struct inflate_job *j, GError **err)
 {
     z_stream z;
     bool eof = false, ok = false;
-    ssize_t n;
     int zr;
 
     memset(&z, 0, sizeof z);
@@ -1125,26 +1140,16 @@ static bool inflate_all(struct inflate_job *j, GError **err)
         return false;
     }
     for (;;) {
-        if (z.avail_in == 0 && !eof) {
-            if ((n = read_some(j, err)) < 0)
-                goto out;
-            eof = n == 0;
-            z.next_in = j->ibuf;
-            z.avail_in = (uInt)n;
-        }
+        if (!refill(j, &z, &eof, err))
+            goto out;
         z.next_out = j->obuf;
         z.avail_out = CHUNK;
         zr = inflate(&z, Z_NO_FLUSH);
         if (!emit(j, CHUNK - z.avail_out, err))
             goto out;
         if (zr == Z_STREAM_END) {
-            if (z.avail_in == 0 && !eof) {
-                if ((n = read_some(j, err)) < 0)
-                    goto out;
-                eof = n == 0;
-                z.next_in = j->ibuf;
-                z.avail_in = (uInt)n;
-            }
+            if (!refill(j, &z, &eof, err))
+                goto out;
             if (z.avail_in == 0)
                 break; /* the last member */
             if (inflateReset(&z) != Z_OK) {

@@ -1330,18 +1330,24 @@ static bool jpg_run(struct jpg_job *j)
     return true;
 }
 
+/* The "removed" notes of the metadata JPEG and TIFF share. */
+static void note_metadata(struct mgw *w, size_t exif, size_t xmp, size_t icc, size_t iptc)
+{
+    if (exif > 0)
+        mgw_note(w, "removed", "EXIF metadata");
+    if (xmp > 0)
+        mgw_note(w, "removed", "XMP metadata");
+    if (icc > 0)
+        mgw_note(w, "removed", "ICC colour profile");
+    if (iptc > 0)
+        mgw_note(w, "removed", "Photoshop/IPTC metadata");
+}
+
 static void jpg_notes(struct jpg_job *j)
 {
     struct mgw *w = j->im->w;
 
-    if (j->exif > 0)
-        mgw_note(w, "removed", "EXIF metadata");
-    if (j->xmp > 0)
-        mgw_note(w, "removed", "XMP metadata");
-    if (j->icc > 0)
-        mgw_note(w, "removed", "ICC colour profile");
-    if (j->iptc > 0)
-        mgw_note(w, "removed", "Photoshop/IPTC metadata");
+    note_metadata(w, j->exif, j->xmp, j->icc, j->iptc);
     note_count(w, j->com, "comment", "comments");
     if (j->other > 0)
         mgw_note(w, "removed", "%zu other application segment%s (%s)", j->other,
@@ -2276,14 +2282,7 @@ static void tif_notes(struct tif_job *j)
 {
     struct mgw *w = j->im->w;
 
-    if (j->exif > 0)
-        mgw_note(w, "removed", "EXIF metadata");
-    if (j->xmp > 0)
-        mgw_note(w, "removed", "XMP metadata");
-    if (j->icc > 0)
-        mgw_note(w, "removed", "ICC colour profile");
-    if (j->iptc > 0)
-        mgw_note(w, "removed", "Photoshop/IPTC metadata");
+    note_metadata(w, j->exif, j->xmp, j->icc, j->iptc);
     if (j->text > 0)
         mgw_note(w, "removed", "%zu text tag%s (%s)", j->text, j->text == 1 ? "" : "s",
                  j->text_names->str);
