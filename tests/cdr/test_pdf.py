@@ -49,6 +49,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mgw  # noqa: E402
+from pdfs import pdf_file, stream  # noqa: E402
 from tap import args, check, done, need_shared  # noqa: E402
 
 ACTIVE = [b'JavaScript', b'JS', b'OpenAction', b'AA', b'Launch', b'SubmitForm', b'ImportData',
@@ -234,10 +235,6 @@ def corpus_one(job):
 PAGE_TEXT = b'BT /F1 24 Tf 72 700 Td (Hello mugaika) Tj ET'
 
 
-def stream(data, extra=b''):
-    return b'<< /Length %d %s>>\nstream\n' % (len(data), extra) + data + b'\nendstream'
-
-
 def base_objects(annots=b'', catalog_extra=b''):
     return {
         1: b'<< /Type /Catalog /Pages 2 0 R ' + catalog_extra + b'>>',
@@ -247,23 +244,6 @@ def base_objects(annots=b'', catalog_extra=b''):
         4: stream(PAGE_TEXT),
         5: b'<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
     }
-
-
-def pdf_file(objs, trailer=b''):
-    """A classic PDF (xref table); returns (bytes, xref offset, size)."""
-    out = bytearray(b'%PDF-1.4\n%\xe2\xe3\xcf\xd3\n')
-    offs = {}
-    for n in sorted(objs):
-        offs[n] = len(out)
-        out += b'%d 0 obj\n' % n + objs[n] + b'\nendobj\n'
-    xref = len(out)
-    size = max(objs) + 1
-    out += b'xref\n0 %d\n0000000000 65535 f \n' % size
-    for n in range(1, size):
-        out += (b'%010d 00000 n \n' % offs[n]) if n in offs else b'0000000000 65535 f \n'
-    out += b'trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n' % (
-        size, trailer, xref)
-    return bytes(out), xref, size
 
 
 def pdf_update(base, prev, size, objs):

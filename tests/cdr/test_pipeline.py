@@ -63,6 +63,7 @@ from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mails import attachments, body_text, parse  # noqa: E402
+from pdfs import pdf_file, stream  # noqa: E402
 from tap import args, check, done, need_shared  # noqa: E402
 
 A = args()
@@ -310,8 +311,6 @@ def test_high_risk_flatten():
 
 def pdf_with_link(url):
     """A one-page PDF with a text line and a /URI link annotation over it."""
-    def stream(d):
-        return b'<< /Length %d >>\nstream\n' % len(d) + d + b'\nendstream'
     objs = {
         1: b'<< /Type /Catalog /Pages 2 0 R >>',
         2: b'<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
@@ -322,17 +321,7 @@ def pdf_with_link(url):
         6: (b'<< /Type /Annot /Subtype /Link /Rect [72 690 300 720] /Border [0 0 0] '
             b'/A << /S /URI /URI (' + url + b') >> >>'),
     }
-    out = bytearray(b'%PDF-1.4\n%\xe2\xe3\xcf\xd3\n')
-    offs = {}
-    for n in sorted(objs):
-        offs[n] = len(out)
-        out += b'%d 0 obj\n' % n + objs[n] + b'\nendobj\n'
-    xref = len(out)
-    out += b'xref\n0 %d\n0000000000 65535 f \n' % (len(objs) + 1)
-    for n in sorted(objs):
-        out += b'%010d 00000 n \n' % offs[n]
-    out += b'trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n' % (len(objs) + 1, xref)
-    return bytes(out)
+    return pdf_file(objs)[0]
 
 
 def test_pdf_links_remove():
