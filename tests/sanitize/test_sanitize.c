@@ -413,6 +413,46 @@ static void test_infected_forced(void)
     mg_rules_unref(keep_all);
 }
 
+/* Spooled contents are scanned where they lie: EICAR at the end of one
+ * that starts in the middle of a page of the spool file (mapped for the
+ * scan) and at the start of one too large to map (read through) are
+ * both found; a clean one before them is kept. */
+static void test_infected_spooled(void)
+{
+    struct mg_rules *keep_all = rules_from("[rule all]\naction = keep\n");
+    GString *m = g_string_new("From: a@example.com\nSubject: x\nMIME-Version: 1.0\n"
+                              "Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\n\nbody\n");
+    const char *eicar = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+    struct run r;
+    char *d;
+
+    g_string_append(m, "--b\nContent-Type: text/plain; name=\"a.txt\"\n\n");
+    for (int i = 0; i < 30000; i++) /* 300,000 bytes: not a whole number of pages */
+        g_string_append(m, "clean text\n");
+    g_string_append(m, "--b\nContent-Type: text/plain; name=\"b.txt\"\n\n");
+    for (int i = 0; i < 20000; i++)
+        g_string_append(m, "more text\n");
+    g_string_append_printf(m, "%s\n", eicar);
+    g_string_append_printf(m, "--b\nContent-Type: text/plain; name=\"c.txt\"\n\n%s\n", eicar);
+    for (int i = 0; i < 17 * 1024 * 1024 / 16; i++)
+        g_string_append(m, "over the limit\n");
+    g_string_append(m, "--b--\n");
+    r = sanitize_with(keep_all, m->str, m->len, 65536, 1, tmp_dir);
+    d = decision(&r, "2");
+    g_assert_cmpstr(d, ==, "all:keep:-");
+    g_free(d);
+    d = decision(&r, "3");
+    g_assert_cmpstr(d, ==, "all:drop:infected");
+    g_free(d);
+    d = decision(&r, "4");
+    g_assert_cmpstr(d, ==, "all:drop:infected");
+    g_free(d);
+    g_assert_null(strstr(r.out, "EICAR-STANDARD"));
+    run_clear(&r);
+    g_string_free(m, TRUE);
+    mg_rules_unref(keep_all);
+}
+
 /* The same output whatever the chunking and however much is spooled. */
 static void test_chunking_and_spool(void)
 {
@@ -691,6 +731,7 @@ int main(int argc, char **argv)
     g_test_add_func("/sanitize/limits-opaque", test_limits_opaque);
     g_test_add_func("/sanitize/uu-in-kept-text", test_uu_in_kept_text);
     g_test_add_func("/sanitize/infected-forced", test_infected_forced);
+    g_test_add_func("/sanitize/infected-spooled", test_infected_spooled);
     g_test_add_func("/sanitize/chunking-and-spool", test_chunking_and_spool);
     g_test_add_func("/sanitize/spool-failure", test_spool_failure);
     g_test_add_func("/sanitize/headers-and-text", test_headers_and_text);
