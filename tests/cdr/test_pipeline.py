@@ -760,9 +760,10 @@ def main():
           (p.returncode, body_text(m)[:300], p.stderr[-500:]))
 
     # A run made ahead still counts against the message's worker time: with
-    # worker-budget = 1, two pictures that take about a second each to
-    # rebuild (36 Mpx, under max-pixels) use it up, and the small one after
-    # them (already rebuilt ahead) is removed.
+    # worker-budget = 1, four pictures that take 0.3 to 1 s each to rebuild
+    # (36 Mpx, under max-pixels; four, so that even a quick machine runs
+    # out of time) use it up, and the small one after them (rebuilt ahead
+    # while the last slow one runs) is removed.
     import struct
     import zlib
 
@@ -774,15 +775,16 @@ def main():
         return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
                 + chunk(b'IDAT', zlib.compress(raw, 9)) + chunk(b'IEND', b''))
     slow = png_of(6000, 6000)
-    p = sanitize(mail([('budget.zip', zip_of([('slow1.png', slow), ('slow2.png', slow),
-                                               ('small.png', corpus('corkami', 'mini',
-                                                                    'png.png'))]))]),
+    p = sanitize(mail([('budget.zip', zip_of([('slow%d.png' % i, slow) for i in range(1, 5)]
+                                              + [('small.png', corpus('corkami', 'mini',
+                                                                      'png.png'))]))]),
                  conf={'worker-budget': '1'})
     m = parse(p.stdout)
-    check(p.returncode == 0 and not attachments(m)
-          and 'budget.zip/small.png' in body_text(m),
+    names = [a[0] for a in attachments(m)]
+    check(p.returncode == 0 and 'small.png' not in names and 'slow4.png' not in names
+          and 'budget.zip/small.png' in body_text(m) and 'budget.zip/slow4.png' in body_text(m),
           'ahead: a run made ahead is removed when the message\'s worker time is used up',
-          (p.returncode, [a[0] for a in attachments(m)], body_text(m)[:600]))
+          (p.returncode, names, body_text(m)[:600]))
     # The small picture's run starts ahead while the budget is still there;
     # when the slow one before it then uses the budget up (it is removed),
     # the small one must be removed too, although its run was done.
