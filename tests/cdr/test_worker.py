@@ -212,6 +212,23 @@ def main():
     check(r.status == 'ok' and len(r.outputs) == 1 and bytes(r.outputs[0].data) == b'hello\n'
           and r.outputs[0].name == 'x.txt', 'echo: one output, byte-exact', r.outputs)
 
+    # The two workers that start for every item link their libraries
+    # statically (src/worker/meson.build): the shared ones they name are
+    # glibc's, libgcc_s, the sanitizer build's runtime and, for
+    # mugaika-pdf, p11-kit (Debian has no static p11-kit).
+    def needed(exe):
+        out = subprocess.run(['readelf', '-d', exe], stdout=subprocess.PIPE, check=True,
+                             timeout=30).stdout.decode()
+        return sorted(line.split('[', 1)[1].split(']', 1)[0] for line in out.splitlines()
+                      if '(NEEDED)' in line)
+    base = ('libc.so', 'libm.so', 'libpthread.so', 'librt.so', 'libdl.so', 'libgcc_s.so',
+            'ld-linux', 'libclang_rt', 'libasan', 'libubsan')
+    for exe, extra in ((A.worker, ()), (A.pdf, ('libp11-kit.so',))):
+        libs = needed(exe)
+        other = [x for x in libs if not x.startswith(base + extra)]
+        check(libs and not other, '%s: its parsing libraries are linked in, not loaded at start'
+              % os.path.basename(exe), libs)
+
     r = run(A.worker, 'nosuchhandler', item)
     check(r.returncode == 64 and r.status is None, 'an unknown handler is a usage error')
     p = subprocess.run([A.worker, 'selftest', 'do=echo'], stdout=subprocess.PIPE,
