@@ -16,7 +16,18 @@
  *	the source of the settings, every effective setting as
  *	"key = value" in a fixed order (the key names of the file; sizes
  *	in bytes; "(built-in)" for rules when none is set, "(none)" for
- *	an unset user, group or audit), and "rules: N rules ok".
+ *	an unset user, group or audit), a "workers:" line, and "rules: N
+ *	rules ok".
+ *
+ *	The "workers:" line says whether mugaika-worker and mugaika-pdf
+ *	(found as the programs find them: worker-dir, ...) were built with
+ *	the Debian packages installed now. They link their libraries
+ *	statically and record, at build time, each archive's source package
+ *	and version (--built-with); dpkg-query gives what is installed. A
+ *	library whose version changed since (a security update, say) gets
+ *	a warning on stderr naming both versions: mugaika must be built and
+ *	installed again (docs/operations.md). This does not change the exit
+ *	status: the configuration is not at fault.
  * DIAGNOSTICS
  *	Exit status 0: the file and its policy load; 78: they do not,
  *	and every error is printed to stderr, one line each
@@ -31,6 +42,7 @@
 #include <glib.h>
 
 #include <mugaika/av.h>
+#include <mugaika/cdr.h>
 #include <mugaika/config.h>
 #include <mugaika/quarantine.h>
 #include <mugaika/rules.h>
@@ -118,6 +130,116 @@ static void describe(const struct mg_config *c, GString *o)
     }
 }
 
+/* The standard output of argv (NULL when it cannot be run or fails). */
+static char *output_of(char **argv)
+{
+    char *out = NULL;
+    int status = 0;
+
+    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+                      NULL, &out, NULL, &status, NULL) ||
+        !g_spawn_check_wait_status(status, NULL)) {
+        g_free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The workers' statically linked libraries against the installed
+ * packages: the "workers:" line, a warning on stderr per changed
+ * source package and worker. */
+static void check_workers(const struct mg_config *c, GString *out)
+{
+    static const char *const progs[] = {"mugaika-worker", "mugaika-pdf"};
+    char *dq[] = {(char *)"dpkg-query", (char *)"-W", (char *)"-f",
+                  (char *)"${source:Package} ${source:Version}\n", NULL};
+    GError *e = NULL;
+    GHashTable *have, *versions, *warned;
+    char *installed;
+    char **lines;
+    unsigned libs = 0, stale = 0, unknown = 0;
+
+    if (!mg_cdr_init(c->worker_dir, &e)) {
+        g_string_append_printf(out, "workers: not checked: %s\n", e->message);
+        g_error_free(e);
+        return;
+    }
+    if ((installed = output_of(dq)) == NULL) {
+        g_string_append(out, "workers: not checked: dpkg-query did not run\n");
+        return;
+    }
+    /* "SOURCE VERSION" installed; SOURCE -> its installed versions */
+    have = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    versions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    lines = g_strsplit(installed, "\n", -1);
+    for (char **l = lines; *l != NULL; l++) {
+        char *sp = strchr(*l, ' ');
+        char *src, *old;
+        if (sp == NULL || sp == *l || sp[1] == '\0' || g_hash_table_contains(have, *l))
+            continue;
+        g_hash_table_add(have, g_strdup(*l));
+        src = g_strndup(*l, (gsize)(sp - *l));
+        old = g_hash_table_lookup(versions, src);
+        g_hash_table_replace(
+            versions, src, old != NULL ? g_strdup_printf("%s, %s", old, sp + 1) : g_strdup(sp + 1));
+    }
+    g_strfreev(lines);
+    g_free(installed);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(progs); i++) {
+        const char *path = mg_cdr_program_path(progs[i]);
+        char *argv[] = {(char *)path, (char *)"--built-with", NULL};
+        char *built = path != NULL ? output_of(argv) : NULL;
+
+        if (built == NULL) {
+            g_string_append_printf(out, "workers: not checked: %s --built-with failed\n",
+                                   path != NULL ? path : progs[i]);
+            continue;
+        }
+        lines = g_strsplit(built, "\n", -1);
+        for (char **l = lines; *l != NULL; l++) {
+            char **f = g_strsplit(*l, " ", 3);
+            if (g_strv_length(f) == 3) {
+                char *key = g_strdup_printf("%s %s", f[1], f[2]);
+                char *once = g_strdup_printf("%s %s", progs[i], f[1]);
+                libs++;
+                if (strcmp(f[1], "?") == 0) {
+                    unknown++;
+                } else if (!g_hash_table_contains(have, key)) {
+                    stale++;
+                    if (!g_hash_table_contains(warned, once)) {
+                        const char *now = g_hash_table_lookup(versions, f[1]);
+                        fprintf(stderr,
+                                "mugaika: config: warning: %s was built with %s %s (lib%s.a); "
+                                "installed now: %s; build and install mugaika again "
+                                "(docs/operations.md)\n",
+                                path, f[1], f[2], f[0], now != NULL ? now : "none");
+                        g_hash_table_add(warned, once);
+                        once = NULL;
+                    }
+                }
+                g_free(key);
+                g_free(once);
+            }
+            g_strfreev(f);
+        }
+        g_strfreev(lines);
+        g_free(built);
+    }
+    if (stale > 0)
+        g_string_append_printf(out,
+                               "workers: %u of %u static libraries differ from the installed "
+                               "packages: rebuild\n",
+                               stale, libs);
+    else
+        g_string_append_printf(out, "workers: %u static libraries, as installed%s\n", libs,
+                               unknown > 0 ? " (some not from a package)" : "");
+    g_hash_table_unref(have);
+    g_hash_table_unref(versions);
+    g_hash_table_unref(warned);
+}
+
 static int check(const char *file)
 {
     struct mg_config c;
@@ -146,6 +268,7 @@ static int check(const char *file)
     }
     out = g_string_new(NULL);
     describe(&c, out);
+    check_workers(&c, out);
     g_string_append_printf(out, "rules: %u rules ok\n", mg_rules_count(r));
     fwrite(out->str, 1, out->len, stdout);
     g_string_free(out, TRUE);

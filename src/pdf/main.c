@@ -15,6 +15,7 @@
  */
 #include "pdf/pdf.h"
 #include "worker/handlers.h"
+#include "built_with_pdf.h"
 
 static const struct mgw_handler table[] = {
     {"pdf-disarm", mgw_pdf_disarm},
@@ -23,5 +24,6 @@ static const struct mgw_handler table[] = {
 
 int main(int argc, char **argv)
 {
+    mgw_built_with = MGW_BUILT_WITH;
     return mgw_main(argc, argv, table, G_N_ELEMENTS(table));
 }

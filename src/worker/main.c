@@ -15,6 +15,7 @@
  *	mugaika-flatten (flatten_main.c).
  */
 #include "worker/handlers.h"
+#include "built_with_worker.h"
 
 static const struct mgw_handler table[] = {
     {"archive", mgw_archive},   {"ooxml", mgw_ooxml}, {"image", mgw_image},
@@ -24,5 +25,6 @@ static const struct mgw_handler table[] = {
 
 int main(int argc, char **argv)
 {
+    mgw_built_with = MGW_BUILT_WITH;
     return mgw_main(argc, argv, table, G_N_ELEMENTS(table));
 }

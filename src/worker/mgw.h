@@ -133,8 +133,14 @@ void mgw_reason(struct mgw *w, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 /* Runs the program: argv[1] names a handler of the table; the rest are
  * options. Applies the sandbox, runs the handler, writes 'Z'. Returns
- * the process exit status (0 when a 'Z' record was written). */
+ * the process exit status (0 when a 'Z' record was written).
+ * "--built-with" instead prints mgw_built_with and exits 0. */
 int mgw_main(int argc, char **argv, const struct mgw_handler *table, size_t n);
+
+/* Set by a program's main before mgw_main: "NAME SOURCE VERSION\n" for
+ * each library archive linked in statically (src/worker/built-with), or
+ * NULL when its libraries are shared. */
+extern const char *mgw_built_with;
 
 /* For the fuzz targets (tests/fuzz/fuzz_worker.c): runs fn on the regular
  * file at fd 0 with the KEY=VALUE options, without the sandbox (libFuzzer

@@ -363,6 +363,8 @@ static void password_option(struct mgw *w)
     unsetenv(MGW_PASSWORD_ENV);
 }
 
+const char *mgw_built_with;
+
 int mgw_main(int argc, char **argv, const struct mgw_handler *table, size_t n)
 {
     struct mgw w;
@@ -386,6 +388,12 @@ int mgw_main(int argc, char **argv, const struct mgw_handler *table, size_t n)
     if (argc < 2) {
         usage(argv[0], table, n);
         return 64;
+    }
+    if (strcmp(argv[1], "--built-with") == 0) {
+        /* for `mugaika config check`: nothing is read, nothing confined */
+        if (mgw_built_with != NULL)
+            fputs(mgw_built_with, stdout);
+        return fflush(stdout) == 0 ? 0 : 74;
     }
     for (size_t i = 0; i < n; i++)
         if (strcmp(argv[1], table[i].name) == 0)

@@ -92,6 +92,12 @@ def check_config(binary, testdata):
                     "watch-workers": "2", "watch-queue": "64", "watch-quiet-ms": "2000",
                     "watch-scan-ms": "1000", "watch-user-files": "0", "watch-user-bytes": "0"}
             check(dict(pairs) == want, f"config check, no file: the defaults ({dict(pairs)})")
+            # the workers of this build link their libraries statically and were
+            # built with the packages installed now
+            wl = [x for x in out.splitlines() if x.startswith("workers: ")]
+            check(len(wl) == 1 and wl[0].endswith(" static libraries, as installed") and
+                  int(wl[0].split()[1]) >= 20 and r.stderr == b"",
+                  f"config check, no file: the workers' static libraries are current ({wl})")
             last = out.splitlines()[-1]
             check(last.startswith("rules: ") and last.endswith(" rules ok") and
                   int(last.split()[1]) > 0, "config check, no file: the built-in policy loads")
@@ -145,6 +151,42 @@ def check_config(binary, testdata):
         check(settings(out) == want, f"config check FILE: every value ({settings(out)})")
         check(out.splitlines()[-1] == "rules: 2 rules ok", "config check FILE: rules: 2 rules ok")
         check(r.stderr == b"", "config check FILE: nothing on stderr")
+
+        check([x for x in out.splitlines() if x.startswith("workers: ")] ==
+              ["workers: not checked: CDR worker /usr/lib/mugaika/mugaika-worker: "
+               "No such file or directory (set worker-dir in the configuration)"],
+              "config check FILE: workers not found: said, not an error")
+
+        # workers built with other versions than those installed (fakes that
+        # answer --built-with as a stale build would): one warning per
+        # worker and source package, naming both versions; still exit 0
+        fake = os.path.join(tmp, "workers")
+        os.mkdir(fake)
+        zlib_now = subprocess.run(["dpkg-query", "-W", "-f", "${source:Version}", "zlib1g"],
+                                  capture_output=True, check=True).stdout.decode()
+        for prog, lines in (("mugaika-worker", "xml2 libxml2 0.0-old\\nicuuc icu 0.0-old\\n"
+                                               "icudata icu 0.0-old\\nz zlib " + zlib_now + "\\n"),
+                            ("mugaika-pdf", "qpdf ? ?\\n"), ("mugaika-flatten", "")):
+            path = os.path.join(fake, prog)
+            with open(path, "w") as f:
+                f.write('#!/bin/sh\n[ "$1" = --built-with ] || exit 64\nprintf "%s"\n' % lines)
+            os.chmod(path, 0o755)
+        conf = os.path.join(tmp, "stale.conf")
+        with open(conf, "w") as f:
+            f.write(f"[mugaika]\nworker-dir = {fake}\n")
+        r = run(binary, "config", "check", conf)
+        out, err = r.stdout.decode(), r.stderr.decode()
+        warns = err.splitlines()
+        check(r.returncode == 0 and
+              "workers: 3 of 5 static libraries differ from the installed packages: rebuild"
+              in out.splitlines(), f"config check, stale workers: said, exit 0 ({out[-300:]!r})")
+        check(len(warns) == 2 and all("mugaika-worker was built with" in w and "0.0-old" in w
+                                      and "docs/operations.md" in w for w in warns) and
+              "libxml2 0.0-old (libxml2.a)" in warns[0] and "icu 0.0-old (libicuuc.a)" in warns[1]
+              and "installed now: " + subprocess.run(
+                  ["dpkg-query", "-W", "-f", "${source:Version}", "libxml2"],
+                  capture_output=True, check=True).stdout.decode() in warns[0],
+              f"config check, stale workers: a warning per source package, both versions ({err!r})")
 
         # a bad key and a bad value
         bad = os.path.join(tmp, "bad.conf")
