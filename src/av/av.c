@@ -145,7 +145,11 @@
  * most of them in memory at once in the process (scans wait for room) */
 #define AV_IMAGE_MEM_MAX   (32u * 1024 * 1024)
 #define AV_IMAGE_MEM_TOTAL (64u * 1024 * 1024)
-#define AV_LASTERR_SIZE    512
+/* contents up to AV_WHOLE_MAX are read whole and scanned from memory,
+ * while the process holds at most AV_WHOLE_TOTAL of them */
+#define AV_WHOLE_MAX    (4u * 1024 * 1024)
+#define AV_WHOLE_TOTAL  (32u * 1024 * 1024)
+#define AV_LASTERR_SIZE 512
 
 struct mg_av {
     gint refs;
@@ -831,6 +835,28 @@ static void av_img_give(uint64_t n)
     g_mutex_unlock(&av_img_lock);
 }
 
+static uint64_t av_whole_used; /* under av_img_lock */
+
+/* Room for n more bytes read whole, or FALSE (then through the handle). */
+static gboolean av_whole_take(uint64_t n)
+{
+    gboolean ok;
+
+    g_mutex_lock(&av_img_lock);
+    ok = av_whole_used + n <= AV_WHOLE_TOTAL;
+    if (ok)
+        av_whole_used += n;
+    g_mutex_unlock(&av_img_lock);
+    return ok;
+}
+
+static void av_whole_give(uint64_t n)
+{
+    g_mutex_lock(&av_img_lock);
+    av_whole_used -= n;
+    g_mutex_unlock(&av_img_lock);
+}
+
 /* The pictures libclamav hashes (JPEG, PNG, GIF, BMP, TIFF, WebP, ICO),
  * by their first bytes. */
 static gboolean av_is_picture(const guint8 *p, size_t n)
@@ -915,6 +941,22 @@ enum mg_av_verdict mg_av_scan_pread_seen(struct mg_av *av, uint64_t size, mg_av_
         v = mg_av_scan_buffer_seen(av, buf, (size_t)size, flags, seen, virname, err);
         g_free(buf);
         av_img_give(size);
+        return v;
+    }
+    if (size <= AV_WHOLE_MAX && av_whole_take(size)) {
+        /* read in one go: through the handle, libclamav reads and faults
+         * in page by page under a lock of its map */
+        guint8 *buf = g_malloc((size_t)size);
+
+        if (av_read(&r, buf, (size_t)size, 0) != (off_t)size || r.failed || r.short_read) {
+            g_free(buf);
+            av_whole_give(size);
+            av_read_error(&r, err);
+            return MG_AV_FAILED;
+        }
+        v = mg_av_scan_buffer_seen(av, buf, (size_t)size, flags, seen, virname, err);
+        g_free(buf);
+        av_whole_give(size);
         return v;
     }
     if ((map = cl_fmap_open_handle(&r, 0, (size_t)size, av_read, 1)) == NULL) {

@@ -48,7 +48,6 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -305,52 +304,6 @@ static gssize content_pread(const struct mg_sanitize *s, const struct sz_content
         base += e->len;
     }
     return 0;
-}
-
-/*
- * A content that lies in one piece of the spool file is mapped for its
- * scan: libclamav then reads it in place, where a scan through a reader
- * copies every page into memory of its own (a page fault and a read per
- * page). Only up to SZ_MAP_MAX: mapped pages count in the process's RSS
- * while the scan touches them, and a large content through the reader
- * keeps libclamav's memory bounded (it lets go of pages it has passed).
- */
-#define SZ_MAP_MAX (16u << 20)
-
-struct sz_map {
-    void *base;
-    size_t len;
-    const guint8 *data; /* the content's first byte */
-};
-
-static bool content_map(const struct mg_sanitize *s, const struct sz_content *c, struct sz_map *m)
-{
-    const struct sz_extent *e;
-    uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE), start;
-    void *p;
-
-    m->base = NULL;
-    if (c->extents == NULL || c->extents->len != 1 || (c->mem != NULL && c->mem->len > 0) ||
-        c->size == 0 || c->size > SZ_MAP_MAX || s->spool_fd < 0)
-        return false;
-    e = &g_array_index(c->extents, struct sz_extent, 0);
-    if (e->len != c->size)
-        return false;
-    start = e->off - e->off % pg;
-    m->len = (size_t)(e->off - start + e->len);
-    p = mmap(NULL, m->len, PROT_READ, MAP_SHARED, s->spool_fd, (off_t)start);
-    if (p == MAP_FAILED)
-        return false; /* the reader still works */
-    m->base = p;
-    m->data = (const guint8 *)p + (e->off - start);
-    return true;
-}
-
-static void content_unmap(struct sz_map *m)
-{
-    if (m->base != NULL)
-        munmap(m->base, m->len);
-    m->base = NULL;
 }
 
 gssize sz_content_read(struct mg_sanitize *s, const struct sz_content *c, uint64_t off, void *buf,
@@ -674,15 +627,11 @@ static enum mg_av_verdict scan_content(struct mg_sanitize *s, const struct sz_co
     struct sz_reader r = {s, c};
     gint64 t0 = g_get_monotonic_time();
     enum mg_av_verdict v;
-    struct sz_map m;
 
-    if (c->extents == NULL) {
+    if (c->extents == NULL)
         v = mg_av_scan_buffer_flags(s->o.av, c->mem != NULL ? c->mem->data : (const guint8 *)"",
                                     c->mem != NULL ? c->mem->len : 0, flags, vir, e);
-    } else if (content_map(s, c, &m)) {
-        v = mg_av_scan_buffer_flags(s->o.av, m.data, c->size, flags, vir, e);
-        content_unmap(&m);
-    } else
+    else
         v = mg_av_scan_pread_flags(s->o.av, c->size, reader_cb, &r, flags, vir, e);
     s->av_us += g_get_monotonic_time() - t0;
     return v;
@@ -764,19 +713,14 @@ static gpointer scan_job_run(gpointer u)
 {
     struct scan_job *j = u;
     gint64 t0 = g_get_monotonic_time();
-    struct sz_map m;
 
     if (j->flags & MG_AV_SCAN_SKIP_SEEN)
         mg_av_seen_wait(j->seen); /* the original's scan is over */
-    if (j->c->extents == NULL) {
+    if (j->c->extents == NULL)
         j->v = mg_av_scan_buffer_seen(
             j->s->o.av, j->c->mem != NULL ? j->c->mem->data : (const guint8 *)"",
             j->c->mem != NULL ? j->c->mem->len : 0, j->flags, j->seen, &j->vir, &j->e);
-    } else if (content_map(j->s, j->c, &m)) {
-        j->v = mg_av_scan_buffer_seen(j->s->o.av, m.data, j->c->size, j->flags, j->seen, &j->vir,
-                                      &j->e);
-        content_unmap(&m);
-    } else
+    else
         j->v = mg_av_scan_pread_seen(j->s->o.av, j->c->size, job_read, j, j->flags, j->seen,
                                      &j->vir, &j->e);
     if (j->flags & MG_AV_SCAN_RECORD)

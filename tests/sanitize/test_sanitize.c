@@ -413,10 +413,10 @@ static void test_infected_forced(void)
     mg_rules_unref(keep_all);
 }
 
-/* Spooled contents are scanned where they lie: EICAR at the end of one
- * that starts in the middle of a page of the spool file (mapped for the
- * scan) and at the start of one too large to map (read through) are
- * both found; a clean one before them is kept. */
+/* Spooled contents are scanned whole: EICAR at the end of one small
+ * enough to be read into memory for its scan (src/av/av.c, AV_WHOLE_MAX)
+ * and at the start of one too large for that (read through libclamav's
+ * map) are both found; a clean one before them is kept. */
 static void test_infected_spooled(void)
 {
     struct mg_rules *keep_all = rules_from("[rule all]\naction = keep\n");
@@ -427,15 +427,15 @@ static void test_infected_spooled(void)
     char *d;
 
     g_string_append(m, "--b\nContent-Type: text/plain; name=\"a.txt\"\n\n");
-    for (int i = 0; i < 30000; i++) /* 300,000 bytes: not a whole number of pages */
+    for (int i = 0; i < 30000; i++) /* 330,000 bytes */
         g_string_append(m, "clean text\n");
     g_string_append(m, "--b\nContent-Type: text/plain; name=\"b.txt\"\n\n");
     for (int i = 0; i < 20000; i++)
         g_string_append(m, "more text\n");
     g_string_append_printf(m, "%s\n", eicar);
     g_string_append_printf(m, "--b\nContent-Type: text/plain; name=\"c.txt\"\n\n%s\n", eicar);
-    for (int i = 0; i < 17 * 1024 * 1024 / 16; i++)
-        g_string_append(m, "over the limit\n");
+    for (int i = 0; i < 5 * 1024 * 1024 / 16; i++) /* 5 MiB: over AV_WHOLE_MAX */
+        g_string_append(m, "over the limit.\n");
     g_string_append(m, "--b--\n");
     r = sanitize_with(keep_all, m->str, m->len, 65536, 1, tmp_dir);
     d = decision(&r, "2");
