@@ -152,7 +152,7 @@ static void check_workers(const struct mg_config *c, GString *out)
 {
     static const char *const progs[] = {"mugaika-worker", "mugaika-pdf"};
     char *dq[] = {(char *)"dpkg-query", (char *)"-W", (char *)"-f",
-                  (char *)"${source:Package} ${source:Version}\n", NULL};
+                  (char *)"${db:Status-Abbrev} ${source:Package} ${source:Version}\n", NULL};
     GError *e = NULL;
     GHashTable *have, *versions, *warned;
     char *installed;
@@ -174,12 +174,17 @@ static void check_workers(const struct mg_config *c, GString *out)
     warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     lines = g_strsplit(installed, "\n", -1);
     for (char **l = lines; *l != NULL; l++) {
-        char *sp = strchr(*l, ' ');
-        char *src, *old;
-        if (sp == NULL || sp == *l || sp[1] == '\0' || g_hash_table_contains(have, *l))
+        /* "ii  SOURCE VERSION": installed packages only (not "rc") */
+        char *pkg = strchr(*l, ' '), *sp, *src, *old;
+        if (pkg == NULL || pkg - *l < 2 || (*l)[1] != 'i')
             continue;
-        g_hash_table_add(have, g_strdup(*l));
-        src = g_strndup(*l, (gsize)(sp - *l));
+        while (*pkg == ' ')
+            pkg++;
+        sp = strchr(pkg, ' ');
+        if (sp == NULL || sp == pkg || sp[1] == '\0' || g_hash_table_contains(have, pkg))
+            continue;
+        g_hash_table_add(have, g_strdup(pkg));
+        src = g_strndup(pkg, (gsize)(sp - pkg));
         old = g_hash_table_lookup(versions, src);
         g_hash_table_replace(
             versions, src, old != NULL ? g_strdup_printf("%s, %s", old, sp + 1) : g_strdup(sp + 1));
@@ -232,9 +237,15 @@ static void check_workers(const struct mg_config *c, GString *out)
                                "workers: %u of %u static libraries differ from the installed "
                                "packages: rebuild\n",
                                stale, libs);
+    else if (libs > 0 && unknown == libs)
+        g_string_append(out, "workers: not checked: the build recorded no package versions\n");
+    else if (unknown > 0)
+        g_string_append_printf(out,
+                               "workers: %u static libraries, as installed; %u from no Debian "
+                               "package, not checked\n",
+                               libs - unknown, unknown);
     else
-        g_string_append_printf(out, "workers: %u static libraries, as installed%s\n", libs,
-                               unknown > 0 ? " (some not from a package)" : "");
+        g_string_append_printf(out, "workers: %u static libraries, as installed\n", libs);
     g_hash_table_unref(have);
     g_hash_table_unref(versions);
     g_hash_table_unref(warned);

@@ -188,6 +188,16 @@ def check_config(binary, testdata):
                   capture_output=True, check=True).stdout.decode() in warns[0],
               f"config check, stale workers: a warning per source package, both versions ({err!r})")
 
+        # a build that could not tell the packages (no dpkg, say): said, not passed as current
+        for prog in ("mugaika-worker", "mugaika-pdf"):
+            with open(os.path.join(fake, prog), "w") as f:
+                f.write('#!/bin/sh\nprintf "xml2 ? ?\\nz ? ?\\n"\n')
+        r = run(binary, "config", "check", conf)
+        check(r.returncode == 0 and r.stderr == b"" and
+              "workers: not checked: the build recorded no package versions"
+              in r.stdout.decode().splitlines(),
+              f"config check, no versions recorded: not checked ({r.stdout.decode()[-200:]!r})")
+
         # a bad key and a bad value
         bad = os.path.join(tmp, "bad.conf")
         with open(bad, "w") as f:
