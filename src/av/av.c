@@ -895,6 +895,24 @@ enum mg_av_verdict mg_av_scan_pread_flags(struct mg_av *av, uint64_t size, mg_av
     return mg_av_scan_pread_seen(av, size, fn, handle, flags, NULL, virname, err);
 }
 
+/* The content read whole through r, then scanned from memory. */
+static enum mg_av_verdict av_scan_whole(struct mg_av *av, struct av_reader *r, uint64_t size,
+                                        unsigned flags, struct mg_av_seen *seen, char **virname,
+                                        GError **err)
+{
+    guint8 *buf = g_malloc((size_t)size);
+    enum mg_av_verdict v;
+
+    if (av_read(r, buf, (size_t)size, 0) != (off_t)size || r->failed || r->short_read) {
+        g_free(buf);
+        av_read_error(r, err);
+        return MG_AV_FAILED;
+    }
+    v = mg_av_scan_buffer_seen(av, buf, (size_t)size, flags, seen, virname, err);
+    g_free(buf);
+    return v;
+}
+
 enum mg_av_verdict mg_av_scan_pread_seen(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
                                          void *handle, unsigned flags, struct mg_av_seen *seen,
                                          char **virname, GError **err)
@@ -928,34 +946,15 @@ enum mg_av_verdict mg_av_scan_pread_seen(struct mg_av *av, uint64_t size, mg_av_
         /* libclamav computes no image hash over a map read through a
          * handle ("file_bytes parameter is NULL"): a picture is scanned
          * from memory */
-        guint8 *buf;
-
         av_img_take(size);
-        buf = g_malloc((size_t)size);
-        if (av_read(&r, buf, (size_t)size, 0) != (off_t)size || r.failed || r.short_read) {
-            g_free(buf);
-            av_img_give(size);
-            av_read_error(&r, err);
-            return MG_AV_FAILED;
-        }
-        v = mg_av_scan_buffer_seen(av, buf, (size_t)size, flags, seen, virname, err);
-        g_free(buf);
+        v = av_scan_whole(av, &r, size, flags, seen, virname, err);
         av_img_give(size);
         return v;
     }
     if (size <= AV_WHOLE_MAX && av_whole_take(size)) {
         /* read in one go: through the handle, libclamav reads and faults
          * in page by page under a lock of its map */
-        guint8 *buf = g_malloc((size_t)size);
-
-        if (av_read(&r, buf, (size_t)size, 0) != (off_t)size || r.failed || r.short_read) {
-            g_free(buf);
-            av_whole_give(size);
-            av_read_error(&r, err);
-            return MG_AV_FAILED;
-        }
-        v = mg_av_scan_buffer_seen(av, buf, (size_t)size, flags, seen, virname, err);
-        g_free(buf);
+        v = av_scan_whole(av, &r, size, flags, seen, virname, err);
         av_whole_give(size);
         return v;
     }
