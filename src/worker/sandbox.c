@@ -9,7 +9,9 @@
  *
  *	- rlimits: RLIMIT_CPU (the kernel sends SIGXCPU, then SIGKILL),
  *	  RLIMIT_AS (allocations fail past it; not set under
- *	  AddressSanitizer, whose shadow memory is a huge reservation),
+ *	  AddressSanitizer, whose shadow memory is a huge reservation: that
+ *	  build refuses single allocations over 1 GiB instead,
+ *	  asan_options.c),
  *	  RLIMIT_NOFILE, RLIMIT_FSIZE 0 (no file can grow: results go to
  *	  the pipe on fd 1; SIGXFSZ is ignored so a write fails with EFBIG
  *	  instead), RLIMIT_CORE 0;
