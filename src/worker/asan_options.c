@@ -15,13 +15,7 @@
  *	the fuzz targets, where libFuzzer's own limits apply). The variable
  *	ASAN_OPTIONS still overrides these defaults.
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define MGW_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MGW_ASAN 1
-#endif
-#endif
+#include "worker/mgw.h"
 
 #ifdef MGW_ASAN
 const char *__asan_default_options(void);
@@ -30,6 +24,4 @@ const char *__asan_default_options(void)
 {
     return "allocator_may_return_null=1:max_allocation_size_mb=1024";
 }
-#else
-typedef int mgw_asan_options_unused; /* ISO C: a translation unit is not empty */
 #endif

@@ -58,6 +58,16 @@
 
 #include <glib.h>
 
+/* Defined in the AddressSanitizer build (gcc or clang): the sandbox
+ * and the allocation limits differ there (sandbox.c, asan_options.c). */
+#if defined(__SANITIZE_ADDRESS__)
+#define MGW_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MGW_ASAN 1
+#endif
+#endif
+
 #define MGW_DATA_MAX (1u << 20)
 
 enum mgw_status {

@@ -71,14 +71,6 @@
 
 #include "worker/mgw.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MGW_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MGW_ASAN 1
-#endif
-#endif
-
 static bool set_limit(int res, rlim_t v, const char *what, GError **err)
 {
     struct rlimit rl = {v, v};
