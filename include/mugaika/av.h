@@ -101,6 +101,11 @@ enum mg_av_verdict mg_av_scan_pread_seen(struct mg_av *av, uint64_t size, mg_av_
                                          char **virname, GError **err);
 
 unsigned mg_av_signatures(const struct mg_av *av);
+/* Scans answered by the engine's memory of clean contents (see
+ * src/av/av.c, CLEAN RESULTS REMEMBERED). */
+guint mg_av_cache_hits(struct mg_av *av);
+/* How many clean contents it keeps (default 16384; 0: none). */
+void mg_av_cache_limit(struct mg_av *av, guint entries);
 /* Whether scans compute libclamav's perceptual hash of pictures: only
  * when the database has image fuzzy hash signatures (a "fuzzy_img#"
  * subsignature in any of its files, containers inflated); a file that

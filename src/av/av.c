@@ -16,6 +16,8 @@
  *	enum mg_av_verdict mg_av_scan_pread(struct mg_av *av, uint64_t size, mg_av_pread_fn fn,
  *	                                    void *handle, char **virname, GError **err);
  *	unsigned mg_av_signatures(const struct mg_av *av);
+ *	guint mg_av_cache_hits(struct mg_av *av);
+ *	void mg_av_cache_limit(struct mg_av *av, guint entries);
  *	const char *mg_av_version(void);
  * DESCRIPTION
  *	mg_av_open() initialises libclamav (cl_init, once per process),
@@ -97,13 +99,35 @@
  *	them libclamav skips a normalised view only; the raw bytes are
  *	still matched against every signature.
  *
- *	The clean cache is off (CL_ENGINE_DISABLE_CACHE). libclamav
+ *	libclamav's clean cache is off (CL_ENGINE_DISABLE_CACHE). It
  *	remembers content it found clean by its hash alone, whatever the
  *	scan options were: after a shallow scan of an archive
  *	(MG_AV_SCAN_SHALLOW, archives left packed) found it clean, a later
  *	full scan of the same archive inside another message or inside a
  *	rebuilt message skipped it, and an EICAR zip hidden in a text body
  *	crossed (found by the corpus test, mime-is-broken).
+ * CLEAN RESULTS REMEMBERED
+ *	In its place each engine (struct mg_av) remembers the outer
+ *	contents it found clean, by their SHA-256 together with the options
+ *	that change what libclamav looks at (MG_AV_SCAN_SHALLOW, and
+ *	whether pictures are hashed), for the last AV_CACHE_ENTRIES of them
+ *	(least recently used first out). A scan of the same bytes with the
+ *	same options on the same engine returns CLEAN without libclamav:
+ *	a compiled engine is read-only and a scan is a function of the
+ *	bytes, the options and the engine (no file name is passed; the
+ *	outer content is always at depth 0, so the recursion limits are
+ *	the same). Only the outer content is remembered, never an inner
+ *	file, and only a clean result: an infection, a heuristic
+ *	("Heuristics.Limits", "Heuristics.Encrypted"), a failed read or an
+ *	engine error is found again every time. Scans with a set of inner
+ *	files (MG_AV_SCAN_RECORD, _SKIP_SEEN) neither use nor fill it,
+ *	since their result depends on another scan. Contents scanned
+ *	through libclamav's reader (over AV_WHOLE_MAX, or while
+ *	AV_WHOLE_TOTAL is in use) are not hashed and not remembered.
+ *	A database reload makes a new engine, with an empty memory.
+ *	mg_av_cache_hits() counts the scans it answered;
+ *	mg_av_cache_limit() sets how many contents it keeps (0: none),
+ *	forgetting the oldest past it.
  *
  *	Temporary files: libclamav's default directory, or $TMPDIR when it
  *	is set and not empty (read at mg_av_open time). CL_ENGINE_KEEPTMP
@@ -150,12 +174,20 @@
 #define AV_WHOLE_MAX    (4u * 1024 * 1024)
 #define AV_WHOLE_TOTAL  (32u * 1024 * 1024)
 #define AV_LASTERR_SIZE 512
+/* outer contents found clean that an engine remembers (see CLEAN
+ * RESULTS REMEMBERED): some 150 bytes each */
+#define AV_CACHE_ENTRIES 16384
 
 struct mg_av {
     gint refs;
     struct cl_engine *engine;
     unsigned sigs;
     gboolean image_hash; /* the database has image fuzzy hash signatures */
+    GMutex cache_lock;
+    GHashTable *cache; /* "SHA-256 hex/options" -> its link in lru */
+    GQueue lru;        /* the same keys, most recently used first */
+    guint cache_hits;
+    guint cache_max; /* AV_CACHE_ENTRIES unless mg_av_cache_limit */
 };
 
 /* Context of a scan through a read function: av_read records failures. */
@@ -671,6 +703,10 @@ struct mg_av *mg_av_open(const char *dbdir, GError **err)
     av = g_new0(struct mg_av, 1);
     av->refs = 1;
     av->engine = e;
+    g_mutex_init(&av->cache_lock);
+    av->cache = g_hash_table_new(g_str_hash, g_str_equal);
+    g_queue_init(&av->lru);
+    av->cache_max = AV_CACHE_ENTRIES;
     av->sigs = sigs;
     av->image_hash =
         probe != NULL ? GPOINTER_TO_INT(g_thread_join(probe)) : mg_av_dir_has_image_sigs(dbdir);
@@ -700,7 +736,88 @@ void mg_av_unref(struct mg_av *av)
     if (!g_atomic_int_dec_and_test(&av->refs))
         return;
     cl_engine_free(av->engine);
+    g_hash_table_unref(av->cache);
+    g_queue_clear_full(&av->lru, g_free);
+    g_mutex_clear(&av->cache_lock);
     g_free(av);
+}
+
+guint mg_av_cache_hits(struct mg_av *av)
+{
+    guint n;
+
+    g_return_val_if_fail(av != NULL, 0);
+    g_mutex_lock(&av->cache_lock);
+    n = av->cache_hits;
+    g_mutex_unlock(&av->cache_lock);
+    return n;
+}
+
+void mg_av_cache_limit(struct mg_av *av, guint entries)
+{
+    g_return_if_fail(av != NULL);
+    g_mutex_lock(&av->cache_lock);
+    av->cache_max = entries;
+    while (av->lru.length > av->cache_max) {
+        char *old = g_queue_pop_tail(&av->lru);
+        g_hash_table_remove(av->cache, old);
+        g_free(old);
+    }
+    g_mutex_unlock(&av->cache_lock);
+}
+
+/* The key of a scan of len bytes at buf with flags, or NULL when such
+ * a scan is not remembered. g_free. */
+static char *av_cache_key(const struct mg_av *av, const void *buf, size_t len, unsigned flags)
+{
+    struct mg_sha256 *h;
+    char *key;
+
+    if (flags & (MG_AV_SCAN_RECORD | MG_AV_SCAN_SKIP_SEEN))
+        return NULL;
+    h = mg_sha256_new();
+    mg_sha256_update(h, buf, len);
+    /* what changes libclamav's options (av_scan_map) */
+    key = g_strdup_printf("%s/%c%c", mg_sha256_hex(h), flags & MG_AV_SCAN_SHALLOW ? 's' : 'f',
+                          (flags & MG_AV_SCAN_NO_IMAGE_HASH) || !av->image_hash ? 'n' : 'i');
+    mg_sha256_free(h);
+    return key;
+}
+
+/* Whether key was found clean before (it becomes the most recent). */
+static gboolean av_cache_lookup(struct mg_av *av, const char *key)
+{
+    GList *link;
+
+    g_mutex_lock(&av->cache_lock);
+    link = g_hash_table_lookup(av->cache, key);
+    if (link != NULL) {
+        g_queue_unlink(&av->lru, link);
+        g_queue_push_head_link(&av->lru, link);
+        av->cache_hits++;
+    }
+    g_mutex_unlock(&av->cache_lock);
+    return link != NULL;
+}
+
+/* key was found clean: remembered (takes key), the oldest forgotten
+ * past the limit (mg_av_cache_limit). */
+static void av_cache_add(struct mg_av *av, char *key)
+{
+    g_mutex_lock(&av->cache_lock);
+    if (g_hash_table_contains(av->cache, key)) { /* another scan of it was quicker */
+        g_mutex_unlock(&av->cache_lock);
+        g_free(key);
+        return;
+    }
+    g_queue_push_head(&av->lru, key);
+    g_hash_table_insert(av->cache, key, av->lru.head);
+    while (av->lru.length > av->cache_max) {
+        char *old = g_queue_pop_tail(&av->lru);
+        g_hash_table_remove(av->cache, old);
+        g_free(old);
+    }
+    g_mutex_unlock(&av->cache_lock);
 }
 
 static void av_read_error(const struct av_reader *r, GError **err);
@@ -768,18 +885,31 @@ enum mg_av_verdict mg_av_scan_buffer_seen(struct mg_av *av, const void *buf, siz
 {
     enum mg_av_verdict v;
     cl_fmap_t *map;
+    char *key;
 
     g_return_val_if_fail(av != NULL, MG_AV_FAILED);
     g_return_val_if_fail(buf != NULL || len == 0, MG_AV_FAILED);
     if (virname != NULL)
         *virname = NULL;
-    if ((map = cl_fmap_open_memory(buf != NULL ? buf : "", len)) == NULL) {
+    if (buf == NULL)
+        buf = "";
+    key = av_cache_key(av, buf, len, flags);
+    if (key != NULL && av_cache_lookup(av, key)) {
+        g_free(key);
+        return MG_AV_CLEAN;
+    }
+    if ((map = cl_fmap_open_memory(buf, len)) == NULL) {
+        g_free(key);
         g_set_error(err, MG_AV_ERROR, MG_AV_ERROR_ENGINE,
                     "libclamav cannot map a buffer of %zu bytes", len);
         return MG_AV_FAILED;
     }
     v = av_scan_map(av, map, NULL, flags, seen, virname, err);
     cl_fmap_close(map);
+    if (key != NULL && v == MG_AV_CLEAN)
+        av_cache_add(av, key);
+    else
+        g_free(key);
     return v;
 }
 

@@ -16,10 +16,11 @@
  *	on containers (gzip or not), a tag across two reads and broken
  *	files. Inner files a scan found clean are skipped by a later scan
  *	that asks for it, never the outer content, a changed file or an
- *	infected one. Broken databases and descriptors must give
- *	errors, never a clean verdict. $TMPDIR points at an empty
- *	directory of the test's own, which must be empty again at the end.
- *	Every missing prerequisite is a failure, not a skip.
+ *	infected one. Clean outer contents are remembered per engine, by
+ *	their bytes and the options, never an infection, a shallow scan's
+ *	answer for a full scan or a scan with inner files. Broken databases and descriptors must
+ *give errors, never a clean verdict. $TMPDIR points at an empty directory of the test's own, which
+ *must be empty again at the end. Every missing prerequisite is a failure, not a skip.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1044,6 +1045,103 @@ static void test_seen(void)
     g_byte_array_unref(ea);
 }
 
+/* Clean outer contents are remembered by engine, bytes and options;
+ * nothing else is (src/av/av.c, CLEAN RESULTS REMEMBERED). */
+static void test_cache(void)
+{
+    static const char text[] = "Minutes of the meeting of 4 December, clean and plain.\n";
+    static const char other[] = "Another clean text, not the same bytes.\n";
+    static const char third[] = "A third clean text.\n";
+    struct mg_av *e, *e2;
+    struct mg_av_seen *seen = mg_av_seen_new();
+    char *path = write_work_file("cache.txt", text, sizeof(text) - 1);
+    const void *d;
+    gsize n;
+    GError *err = NULL;
+    char *name = NULL;
+    int fd;
+
+    e = mg_av_open(dbdir, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(e);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 0);
+
+    /* the same bytes again: answered without libclamav, from memory
+     * and from a descriptor (read whole) alike */
+    assert_clean(mg_av_scan_buffer(e, text, sizeof(text) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 0);
+    assert_clean(mg_av_scan_buffer(e, text, sizeof(text) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 1);
+    fd = g_open(path, O_RDONLY, 0);
+    g_assert_cmpint(fd, >=, 0);
+    assert_clean(mg_av_scan_fd(e, fd, &name, &err), &name, &err);
+    close(fd);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 2);
+
+    /* other options are another key */
+    assert_clean(
+        mg_av_scan_buffer_flags(e, text, sizeof(text) - 1, MG_AV_SCAN_SHALLOW, &name, &err), &name,
+        &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 2);
+    assert_clean(
+        mg_av_scan_buffer_flags(e, text, sizeof(text) - 1, MG_AV_SCAN_SHALLOW, &name, &err), &name,
+        &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 3);
+
+    /* an infection is found every time */
+    assert_infected(scan_bytes(e, eicar, &name, &err), &name, &err, EICAR_NAME);
+    assert_infected(scan_bytes(e, eicar, &name, &err), &name, &err, EICAR_NAME);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 3);
+
+    /* what poisoned libclamav's own cache: a shallow scan finds the EICAR
+     * zip clean (left packed), a full scan of the same bytes must not
+     * take that answer */
+    d = g_bytes_get_data(eicar_zip, &n);
+    assert_clean(mg_av_scan_buffer_flags(e, d, n, MG_AV_SCAN_SHALLOW, &name, &err), &name, &err);
+    assert_clean(mg_av_scan_buffer_flags(e, d, n, MG_AV_SCAN_SHALLOW, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 4);
+    assert_infected(mg_av_scan_buffer_flags(e, d, n, 0, &name, &err), &name, &err, EICAR_NAME);
+    assert_infected(mg_av_scan_buffer_flags(e, d, n, MG_AV_SCAN_NO_IMAGE_HASH, &name, &err), &name,
+                    &err, EICAR_NAME);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 4);
+
+    /* scans with a set of inner files neither use nor fill it */
+    assert_clean(
+        mg_av_scan_buffer_seen(e, text, sizeof(text) - 1, MG_AV_SCAN_RECORD, seen, &name, &err),
+        &name, &err);
+    mg_av_seen_close(seen);
+    assert_clean(
+        mg_av_scan_buffer_seen(e, text, sizeof(text) - 1, MG_AV_SCAN_SKIP_SEEN, seen, &name, &err),
+        &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 4);
+
+    /* another engine (a reload) starts empty */
+    e2 = mg_av_open(dbdir, &err);
+    g_assert_no_error(err);
+    assert_clean(mg_av_scan_buffer(e2, text, sizeof(text) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e2), ==, 0);
+    mg_av_unref(e2);
+
+    /* bounded: past the limit the least recently used is forgotten */
+    mg_av_cache_limit(e, 2);
+    assert_clean(mg_av_scan_buffer(e, other, sizeof(other) - 1, &name, &err), &name, &err);
+    assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 4);
+    assert_clean(mg_av_scan_buffer(e, text, sizeof(text) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 4); /* forgotten */
+    assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 5);
+    mg_av_cache_limit(e, 0);
+    assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
+    assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 5);
+
+    mg_av_seen_free(seen);
+    mg_av_unref(e);
+    g_unlink(path);
+    g_free(path);
+}
+
 int main(int argc, char **argv)
 {
     const char *shared = g_getenv("MUGAIKA_SHARED");
@@ -1091,6 +1189,7 @@ int main(int argc, char **argv)
     g_test_add_func("/av/image-hash", test_image_hash);
     g_test_add_func("/av/image-probe", test_image_probe);
     g_test_add_func("/av/seen", test_seen);
+    g_test_add_func("/av/cache", test_cache);
     g_test_add_func("/av/tmp-clean", test_tmp_clean);
     rc = g_test_run();
 
