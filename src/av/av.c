@@ -112,23 +112,31 @@
  *	that change what libclamav looks at (MG_AV_SCAN_SHALLOW, and
  *	whether pictures are hashed), for the last AV_CACHE_ENTRIES of them
  *	(least recently used first out). A scan of the same bytes with the
- *	same options on the same engine returns CLEAN without libclamav:
- *	a compiled engine is read-only and a scan is a function of the
- *	bytes, the options and the engine (no file name is passed; the
- *	outer content is always at depth 0, so the recursion limits are
- *	the same). Only the outer content is remembered, never an inner
- *	file, and only a clean result: an infection, a heuristic
- *	("Heuristics.Limits", "Heuristics.Encrypted"), a failed read or an
- *	engine error is found again every time. Scans with a set of inner
- *	files (MG_AV_SCAN_RECORD, _SKIP_SEEN) neither use nor fill it,
- *	since their result depends on another scan. Contents scanned
- *	through libclamav's reader (over AV_WHOLE_MAX, or while
- *	AV_WHOLE_TOTAL is in use) are not hashed and not remembered.
+ *	same options on the same engine returns CLEAN without libclamav. A
+ *	clean answer means that libclamav looked at the whole content with
+ *	those options and found nothing (a scan it cannot finish, past a
+ *	limit or its time, is a heuristic finding, never clean); a compiled
+ *	engine is read-only, libclamav is given no file name, and the outer
+ *	content is always at depth 0, so the same bytes give it nothing
+ *	more to look at. Only a clean answer is remembered: an infection,
+ *	a heuristic ("Heuristics.Limits", "Heuristics.Encrypted"), a failed
+ *	read or an engine error is found again every time (a clean answer
+ *	libclamav gave in error would be given again for the life of the
+ *	engine). Only the outer content, never an inner file. A scan that
+ *	records inner files (MG_AV_SCAN_RECORD) answers as a plain one and
+ *	uses the memory like one (on a hit, nothing is recorded, so the
+ *	later scan that would skip them skips nothing); a scan that skips
+ *	inner files another scan recorded (MG_AV_SCAN_SKIP_SEEN) neither
+ *	uses nor fills it, since its answer depends on that scan. Contents
+ *	scanned through libclamav's reader (over AV_WHOLE_MAX, or while
+ *	AV_WHOLE_TOTAL is in use; a picture read whole for its image hash,
+ *	up to AV_IMAGE_MEM_MAX, counts as read whole) are not hashed and
+ *	not remembered. The bytes are hashed before the scan: a caller must
+ *	not change the buffer during the call (none does).
  *	A database reload makes a new engine, with an empty memory.
  *	mg_av_cache_hits() counts the scans it answered;
- *	mg_av_cache_limit() sets how many contents it keeps (0: none),
- *	forgetting the oldest past it.
- *
+ *	mg_av_cache_limit() sets how many contents it keeps (0: none; the
+ *	bytes are still hashed), forgetting the oldest past it.
  *	Temporary files: libclamav's default directory, or $TMPDIR when it
  *	is set and not empty (read at mg_av_open time). CL_ENGINE_KEEPTMP
  *	is off, so libclamav removes its per-scan files.
@@ -773,7 +781,7 @@ static char *av_cache_key(const struct mg_av *av, const void *buf, size_t len, u
     struct mg_sha256 *h;
     char *key;
 
-    if (flags & (MG_AV_SCAN_RECORD | MG_AV_SCAN_SKIP_SEEN))
+    if (flags & MG_AV_SCAN_SKIP_SEEN)
         return NULL;
     h = mg_sha256_new();
     mg_sha256_update(h, buf, len);

@@ -18,9 +18,11 @@
  *	that asks for it, never the outer content, a changed file or an
  *	infected one. Clean outer contents are remembered per engine, by
  *	their bytes and the options, never an infection, a shallow scan's
- *	answer for a full scan or a scan with inner files. Broken databases and descriptors must
- *give errors, never a clean verdict. $TMPDIR points at an empty directory of the test's own, which
- *must be empty again at the end. Every missing prerequisite is a failure, not a skip.
+ *	answer for a full scan, a picture not hashed for one hashed, or the
+ *	answer of a scan that skipped inner files. Broken databases and
+ *	descriptors must give errors, never a clean verdict. $TMPDIR points
+ *	at an empty directory of the test's own, which must be empty again
+ *	at the end. Every missing prerequisite is a failure, not a skip.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -895,6 +897,15 @@ static void test_image_hash(void)
                     ==, MG_AV_CLEAN);
     g_assert_no_error(err);
     g_assert_null(name);
+    /* and that clean answer, remembered, is not one for a scan that
+     * hashes pictures */
+    g_assert_cmpint(mg_av_scan_buffer_flags(e, data, len, MG_AV_SCAN_NO_IMAGE_HASH, &name, &err),
+                    ==, MG_AV_CLEAN);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 1);
+    g_assert_cmpint(mg_av_scan_buffer(e, data, len, &name, &err), ==, MG_AV_INFECTED);
+    g_assert_no_error(err);
+    g_clear_pointer(&name, g_free);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 1);
     mg_av_unref(e);
 
     g_bytes_unref(jpg);
@@ -1105,15 +1116,30 @@ static void test_cache(void)
                     &err, EICAR_NAME);
     g_assert_cmpuint(mg_av_cache_hits(e), ==, 4);
 
-    /* scans with a set of inner files neither use nor fill it */
+    /* a scan that records inner files behaves as a plain one: it uses
+     * and fills the memory (on a hit nothing is recorded, and the later
+     * scan that would skip them skips nothing) */
     assert_clean(
         mg_av_scan_buffer_seen(e, text, sizeof(text) - 1, MG_AV_SCAN_RECORD, seen, &name, &err),
         &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 5);
+    assert_clean(
+        mg_av_scan_buffer_seen(e, other, sizeof(other) - 1, MG_AV_SCAN_RECORD, seen, &name, &err),
+        &name, &err);
+    assert_clean(mg_av_scan_buffer(e, other, sizeof(other) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 6);
     mg_av_seen_close(seen);
+    /* one that skips what another recorded neither uses nor fills it:
+     * its answer depends on that other scan */
     assert_clean(
         mg_av_scan_buffer_seen(e, text, sizeof(text) - 1, MG_AV_SCAN_SKIP_SEEN, seen, &name, &err),
         &name, &err);
-    g_assert_cmpuint(mg_av_cache_hits(e), ==, 4);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 6);
+    assert_clean(mg_av_scan_buffer_seen(e, third, sizeof(third) - 1, MG_AV_SCAN_SKIP_SEEN, seen,
+                                        &name, &err),
+                 &name, &err);
+    assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 6);
 
     /* another engine (a reload) starts empty */
     e2 = mg_av_open(dbdir, &err);
@@ -1123,18 +1149,19 @@ static void test_cache(void)
     mg_av_unref(e2);
 
     /* bounded: past the limit the least recently used is forgotten */
-    mg_av_cache_limit(e, 2);
+    mg_av_cache_limit(e, 2); /* keeps the two most recent: third, other */
     assert_clean(mg_av_scan_buffer(e, other, sizeof(other) - 1, &name, &err), &name, &err);
-    assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
-    g_assert_cmpuint(mg_av_cache_hits(e), ==, 4);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 7); /* other: now the most recent */
     assert_clean(mg_av_scan_buffer(e, text, sizeof(text) - 1, &name, &err), &name, &err);
-    g_assert_cmpuint(mg_av_cache_hits(e), ==, 4); /* forgotten */
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 7); /* forgotten; third goes */
+    assert_clean(mg_av_scan_buffer(e, other, sizeof(other) - 1, &name, &err), &name, &err);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 8); /* kept, being used */
     assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
-    g_assert_cmpuint(mg_av_cache_hits(e), ==, 5);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 8); /* the least recently used went */
     mg_av_cache_limit(e, 0);
     assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
     assert_clean(mg_av_scan_buffer(e, third, sizeof(third) - 1, &name, &err), &name, &err);
-    g_assert_cmpuint(mg_av_cache_hits(e), ==, 5);
+    g_assert_cmpuint(mg_av_cache_hits(e), ==, 8);
 
     mg_av_seen_free(seen);
     mg_av_unref(e);
