@@ -23,6 +23,9 @@ ClamAV database is made with tests/av/make-testdb.  Checks, in order:
            exactly once, none raw
   e        SIGHUP: a rejecting policy gives 550 5.7.1; a broken policy is
            refused (the log says why) and the previous one stays
+  f        a text attachment is delivered (and remembered as clean); after
+           a SIGHUP with a signature for it added, the same attachment is
+           removed and the notice names the signature
 
 TAP on standard output; exit 1 when a check fails.
 """
@@ -848,6 +851,58 @@ def test_sighup(env):
           sorted(got) == ['e2e-e-accept@test.example'], got)
 
 
+# --- f. new signatures after a reload -----------------------------------------------------
+RELOAD_TOKEN = b'mugaika-e2e-reload-4f2a9c1d7e: a circular sent twice'
+
+
+def decoded_parts(raw):
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    return [p.get_payload(decode=True) or b'' for p in msg.walk() if not p.is_multipart()]
+
+
+def test_signature_reload(env):
+    """The milter remembers contents it found clean; a reload with a new
+    signature must still find that content the next time it comes."""
+    data = b'Dear all,\n' + RELOAD_TOKEN + b'\n'
+    before = set(env.lgwan.delivered())
+    r = pfharness.send(env.gw.port, SENDER, [RCPT],
+                       attachment_mail('f1', 'e2e-f1@test.example', 'circular.txt', 'text/plain',
+                                       data))
+    check('f: a text attachment is accepted', r.accepted, r)
+    got = by_mid(env.wait_new(before, 1, 60))
+    first = read(got['e2e-f1@test.example'][0]) if got.get('e2e-f1@test.example') else b''
+    check('f: delivered with the attachment kept',
+          any(RELOAD_TOKEN in d for d in decoded_parts(first)), first[-2000:])
+
+    path = os.path.join(env.db, 'reload.ndb')
+    with open(path, 'w', encoding='ascii') as f:
+        f.write('Mugaika.Test.Reload:0:*:%s\n' % RELOAD_TOKEN.hex())
+    os.chmod(path, 0o644)
+    log0 = len(env.milter.log())
+    env.milter.signal(signal.SIGHUP)
+    try:
+        pfharness.wait_until(lambda: 'in use' in env.milter.log()[log0:] or
+                             'reload failed' in env.milter.log()[log0:], 30,
+                             what='the milter to reload the signatures')
+    except HarnessError as e:
+        note(e)
+    check('f: the reload with the new signature is in use',
+          'in use' in env.milter.log()[log0:], env.milter.log()[log0:])
+
+    before = set(env.lgwan.delivered())
+    r = pfharness.send(env.gw.port, SENDER, [RCPT],
+                       attachment_mail('f2', 'e2e-f2@test.example', 'circular.txt', 'text/plain',
+                                       data))
+    check('f: the same attachment again is accepted (the attachment removed)', r.accepted, r)
+    got = by_mid(env.wait_new(before, 1, 60))
+    second = read(got['e2e-f2@test.example'][0]) if got.get('e2e-f2@test.example') else b''
+    parts = decoded_parts(second)
+    check('f: after the reload the content seen before is found by the new signature: '
+          'not delivered, named in the notice',
+          second != b'' and not any(RELOAD_TOKEN in d for d in parts) and
+          any(b'Mugaika.Test.Reload' in d for d in parts), second[-3000:])
+
+
 def main():
     if os.geteuid() != 0:
         print('Bail out! test_e2e.py must run as root (private Postfix instances)')
@@ -863,7 +918,8 @@ def main():
         h.start()
         note('set-up done after %.1f s' % (time.monotonic() - T0))
         for name, fn in (('a', test_sanitised), ('b', test_fail_closed),
-                         ('c', test_pipeline_failure), ('d', test_load), ('e', test_sighup)):
+                         ('c', test_pipeline_failure), ('d', test_load), ('e', test_sighup),
+                         ('f', test_signature_reload)):
             t = time.monotonic()
             try:
                 fn(env)
