@@ -795,8 +795,20 @@ def test_load(env, total=500, conns=20, timeout=300):
 
 
 # --- e. SIGHUP -------------------------------------------------------------------------
-def test_sighup(env):
+def reload_milter(env, what):
+    """SIGHUP, then wait (bounded) until the milter says that the new policy
+    is in use or that the reload failed; its log since the signal."""
     log0 = len(env.milter.log())
+    env.milter.signal(signal.SIGHUP)
+    try:
+        pfharness.wait_until(lambda: 'in use' in env.milter.log()[log0:] or
+                             'reload failed' in env.milter.log()[log0:], 30, what=what)
+    except HarnessError as e:
+        note(e)
+    return env.milter.log()[log0:]
+
+
+def test_sighup(env):
     for n in os.listdir(env.rules):
         os.unlink(os.path.join(env.rules, n))
     with open(os.path.join(env.rules, '10-reject-all.rules'), 'w', encoding='utf-8') as f:
@@ -804,17 +816,10 @@ def test_sighup(env):
                 'notice-en = refused by the e2e test policy\n'
                 'notice-ja = テストのポリシーで拒否しました\n')
     before = set(env.lgwan.delivered())
-    env.milter.signal(signal.SIGHUP)
-    try:
-        pfharness.wait_until(lambda: 'in use' in env.milter.log()[log0:] or
-                             'reload failed' in env.milter.log()[log0:], 30,
-                             what='the milter to reload')
-    except HarnessError as e:
-        note(e)
+    log = reload_milter(env, 'the milter to reload')
     r = pfharness.send(env.gw.port, SENDER, [RCPT], plain('e1', 'e2e-e-reject@test.example'))
     check('e: after SIGHUP with a rejecting policy: 550 5.7.1 at the end of DATA',
-          r.stage == 'data' and r.code == 550 and '5.7.1' in r.text,
-          '%r\n%s' % (r, env.milter.log()[log0:]))
+          r.stage == 'data' and r.code == 550 and '5.7.1' in r.text, '%r\n%s' % (r, log))
 
     log1 = len(env.milter.log())
     with open(os.path.join(env.rules, '20-broken.rules'), 'w', encoding='utf-8') as f:
@@ -833,17 +838,11 @@ def test_sighup(env):
     check('e: the previous (rejecting) policy still applies: 550 5.7.1',
           r.stage == 'data' and r.code == 550 and '5.7.1' in r.text, r)
 
-    log2 = len(env.milter.log())
     for n in os.listdir(env.rules):
         os.unlink(os.path.join(env.rules, n))
     for n in os.listdir(env.orig_rules):
         shutil.copy(os.path.join(env.orig_rules, n), env.rules)
-    env.milter.signal(signal.SIGHUP)
-    try:
-        pfharness.wait_until(lambda: 'in use' in env.milter.log()[log2:], 30,
-                             what='the milter to reload the built-in rules')
-    except HarnessError as e:
-        note(e)
+    reload_milter(env, 'the milter to reload the built-in rules')
     r = pfharness.send(env.gw.port, SENDER, [RCPT], plain('e3', 'e2e-e-accept@test.example'))
     check('e: SIGHUP with the original rules: accepted again', r.accepted, r)
     got = by_mid(env.wait_new(before, 1, 60))
@@ -860,17 +859,24 @@ def decoded_parts(raw):
     return [p.get_payload(decode=True) or b'' for p in msg.walk() if not p.is_multipart()]
 
 
+def send_circular(env, tag, data):
+    """The text attachment data in a message of its own (Message-ID
+    e2e-TAG@test.example), sent through the gateway: what was delivered
+    (b'' when nothing came within 60 s)."""
+    mid = 'e2e-%s@test.example' % tag
+    before = set(env.lgwan.delivered())
+    r = pfharness.send(env.gw.port, SENDER, [RCPT],
+                       attachment_mail(tag, mid, 'circular.txt', 'text/plain', data))
+    check('f: a text attachment is accepted (%s)' % tag, r.accepted, r)
+    got = by_mid(env.wait_new(before, 1, 60))
+    return read(got[mid][0]) if got.get(mid) else b''
+
+
 def test_signature_reload(env):
     """The milter remembers contents it found clean; a reload with a new
     signature must still find that content the next time it comes."""
     data = b'Dear all,\n' + RELOAD_TOKEN + b'\n'
-    before = set(env.lgwan.delivered())
-    r = pfharness.send(env.gw.port, SENDER, [RCPT],
-                       attachment_mail('f1', 'e2e-f1@test.example', 'circular.txt', 'text/plain',
-                                       data))
-    check('f: a text attachment is accepted', r.accepted, r)
-    got = by_mid(env.wait_new(before, 1, 60))
-    first = read(got['e2e-f1@test.example'][0]) if got.get('e2e-f1@test.example') else b''
+    first = send_circular(env, 'f1', data)
     check('f: delivered with the attachment kept',
           any(RELOAD_TOKEN in d for d in decoded_parts(first)), first[-2000:])
 
@@ -878,24 +884,10 @@ def test_signature_reload(env):
     with open(path, 'w', encoding='ascii') as f:
         f.write('Mugaika.Test.Reload:0:*:%s\n' % RELOAD_TOKEN.hex())
     os.chmod(path, 0o644)
-    log0 = len(env.milter.log())
-    env.milter.signal(signal.SIGHUP)
-    try:
-        pfharness.wait_until(lambda: 'in use' in env.milter.log()[log0:] or
-                             'reload failed' in env.milter.log()[log0:], 30,
-                             what='the milter to reload the signatures')
-    except HarnessError as e:
-        note(e)
-    check('f: the reload with the new signature is in use',
-          'in use' in env.milter.log()[log0:], env.milter.log()[log0:])
+    log = reload_milter(env, 'the milter to reload the signatures')
+    check('f: the reload with the new signature is in use', 'in use' in log, log)
 
-    before = set(env.lgwan.delivered())
-    r = pfharness.send(env.gw.port, SENDER, [RCPT],
-                       attachment_mail('f2', 'e2e-f2@test.example', 'circular.txt', 'text/plain',
-                                       data))
-    check('f: the same attachment again is accepted (the attachment removed)', r.accepted, r)
-    got = by_mid(env.wait_new(before, 1, 60))
-    second = read(got['e2e-f2@test.example'][0]) if got.get('e2e-f2@test.example') else b''
+    second = send_circular(env, 'f2', data)
     parts = decoded_parts(second)
     check('f: after the reload the content seen before is found by the new signature: '
           'not delivered, named in the notice',
