@@ -761,16 +761,22 @@ guint mg_av_cache_hits(struct mg_av *av)
     return n;
 }
 
-void mg_av_cache_limit(struct mg_av *av, guint entries)
+/* The least recently used forgotten down to the limit (cache_lock held). */
+static void av_cache_trim(struct mg_av *av)
 {
-    g_return_if_fail(av != NULL);
-    g_mutex_lock(&av->cache_lock);
-    av->cache_max = entries;
     while (av->lru.length > av->cache_max) {
         char *old = g_queue_pop_tail(&av->lru);
         g_hash_table_remove(av->cache, old);
         g_free(old);
     }
+}
+
+void mg_av_cache_limit(struct mg_av *av, guint entries)
+{
+    g_return_if_fail(av != NULL);
+    g_mutex_lock(&av->cache_lock);
+    av->cache_max = entries;
+    av_cache_trim(av);
     g_mutex_unlock(&av->cache_lock);
 }
 
@@ -820,11 +826,7 @@ static void av_cache_add(struct mg_av *av, char *key)
     }
     g_queue_push_head(&av->lru, key);
     g_hash_table_insert(av->cache, key, av->lru.head);
-    while (av->lru.length > av->cache_max) {
-        char *old = g_queue_pop_tail(&av->lru);
-        g_hash_table_remove(av->cache, old);
-        g_free(old);
-    }
+    av_cache_trim(av);
     g_mutex_unlock(&av->cache_lock);
 }
 
