@@ -6,7 +6,8 @@
  *	content type detection with libmagic
  * DESCRIPTION
  *	A struct mg_detect wraps one libmagic cookie; libmagic cookies are
- *	not thread-safe, so each thread creates its own. Detection looks
+ *	not thread-safe, so each thread creates its own or borrows one from
+ *	the pool (mg_detect_take) for as long as it works. Detection looks
  *	at the first MG_DETECT_SNIFF_BYTES of decoded content only.
  */
 #ifndef MUGAIKA_DETECT_H
@@ -32,5 +33,12 @@ const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len);
  * which becomes part of a text/plain body), never for files. */
 const char *mg_detect_text(struct mg_detect *d, const void *buf, size_t len);
 struct mg_detect *mg_detect_free(struct mg_detect *d);
+/* A detector lent from the process's pool (a new one when the pool is
+ * empty), or NULL with a reason as for mg_detect_new. Give it back with
+ * mg_detect_give once the caller is done; it may then serve another
+ * thread. mg_detect_give(NULL) does nothing; beyond the pool's size
+ * the detector is freed. */
+struct mg_detect *mg_detect_take(const char **why);
+void mg_detect_give(struct mg_detect *d);
 
 #endif

@@ -1554,36 +1554,6 @@ static int pf_item_file(struct mg_sanitize *s, const struct sz_content *c)
     return fd;
 }
 
-/* libmagic cookies for the threads that work ahead, kept for the
- * process: a new cookie compiles its regular expressions again at its
- * first use, which cost more than the detection. */
-static GMutex pf_detect_lock;
-static GPtrArray *pf_detect_pool;
-
-static struct mg_detect *pf_detect_take(const char **why)
-{
-    struct mg_detect *d = NULL;
-
-    g_mutex_lock(&pf_detect_lock);
-    if (pf_detect_pool != NULL && pf_detect_pool->len > 0)
-        d = g_ptr_array_steal_index_fast(pf_detect_pool, pf_detect_pool->len - 1);
-    g_mutex_unlock(&pf_detect_lock);
-    return d != NULL ? d : mg_detect_new(why);
-}
-
-static void pf_detect_give(struct mg_detect *d)
-{
-    g_mutex_lock(&pf_detect_lock);
-    if (pf_detect_pool == NULL)
-        pf_detect_pool = g_ptr_array_new();
-    if (pf_detect_pool->len < 16) {
-        g_ptr_array_add(pf_detect_pool, d);
-        d = NULL;
-    }
-    g_mutex_unlock(&pf_detect_lock);
-    mg_detect_free(d);
-}
-
 /* The thread's detection: what classify_detect does, into p. */
 static void pf_detect(struct sz_prefetch *p)
 {
@@ -1593,9 +1563,9 @@ static void pf_detect(struct sz_prefetch *p)
     struct mg_detect *det;
     gssize n = sniff_read(p->s, &p->m->c, sniff, &v, &why);
 
-    if (n >= 0 && (det = pf_detect_take(&why)) != NULL) {
+    if (n >= 0 && (det = mg_detect_take(&why)) != NULL) {
         p->detected = g_ascii_strdown(mg_detect_buffer(det, sniff, (size_t)n), -1);
-        pf_detect_give(det);
+        mg_detect_give(det);
         p->flags = item_flags(p->m, sniff, (size_t)n, p->detected);
     }
     g_free(sniff);
