@@ -13,13 +13,17 @@
  *	fed, with the body chunks as they arrive, into the same pipeline
  *	as `mugaika sanitize`; the work happens during DATA. At the end
  *	of the message the pipeline decides, commits the original to the
- *	quarantine and builds the new message; the milter then deletes
- *	every header field it was given, adds the rebuilt message's
- *	fields in order and replaces the body, so the MTA delivers
- *	exactly what `mugaika sanitize` writes (plus the MTA's own
- *	Received field). Any failure on that way is a temporary failure:
- *	the MTA keeps the mail and retries; nothing is accepted unchanged.
- * DIAGNOSTICS
+ *	quarantine and builds the new message; the milter then edits the
+ *	header and replaces the body, so the MTA delivers exactly what
+ *	`mugaika sanitize` writes (plus the MTA's own Received field).
+ *	The header edit (edit_header) leaves in place the fields that the
+ *	rebuilt header has unchanged, in the same order (Received, Date,
+ *	To, Message-ID...), changes in place those whose value was
+ *	re-encoded, deletes the others and appends what is left of the
+ *	rebuilt header. Each edit is a request the MTA must apply to its
+ *	queue file, and on typical mail this makes a fifth of the
+ *	requests that deleting and re-adding every field would. Any failure on that way is a
+ *temporary failure: the MTA keeps the mail and retries; nothing is accepted unchanged. DIAGNOSTICS
  *	One log line per message, "QUEUEID: key=value ...".
  */
 #include <errno.h>
@@ -38,10 +42,11 @@
 #define BODY_PIECE   65536   /* bytes read from the rebuilt message at a time */
 #define HEADER_LIMIT 1048576 /* the rebuilt header block; the writer makes far less */
 #define LOG_FIELD    200     /* bytes of message-derived text in a log field */
-/* Header fields one message may have. Each is deleted by its own request
- * at the end, and Postfix looks each one up from the start of its queue
- * file: beyond a few thousand the MTA's work grows with the square. Real
- * mail (long Received, DKIM and ARC chains) has a few hundred at most. */
+/* Header fields one message may have. Each may be deleted by its own
+ * request at the end, and Postfix looks each one up from the start of its
+ * queue file: beyond a few thousand the MTA's work grows with the square.
+ * Real mail (long Received, DKIM and ARC chains) has a few hundred at
+ * most. */
 #define MAX_FIELDS 1000
 
 struct mg_milter_settings mg_milter;
@@ -66,12 +71,14 @@ struct msg {
                                * be used by two at once */
     char *sender;
     GPtrArray *rcpts;  /* char *, NULL-terminated */
-    GPtrArray *names;  /* header names as received, first spelling, in order */
-    GHashTable *count; /* lower-case name -> occurrences */
+    GPtrArray *given;  /* struct mg_field: the MTA's header fields, as given */
+    GHashTable *count; /* lower-case name -> occurrences so far */
+    GArray *nth;       /* unsigned, per field: its index among those of its name */
     GString *line;     /* one header field as bytes */
     char *qid;
     uint64_t size;
     unsigned fields;
+    size_t given_bytes; /* of the values kept in given: at most max-header-bytes */
     bool too_big;
     bool too_many;  /* more than MAX_FIELDS header fields */
     bool failed;    /* the pipeline could not start: tempfail at the end */
@@ -111,8 +118,9 @@ static void msg_end(struct conn *c)
     mg_policy_unref(m->pol);
     g_free(m->sender);
     g_ptr_array_free(m->rcpts, TRUE);
-    g_ptr_array_free(m->names, TRUE);
+    g_ptr_array_free(m->given, TRUE);
     g_hash_table_destroy(m->count);
+    g_array_free(m->nth, TRUE);
     g_string_free(m->line, TRUE);
     g_free(m->qid);
     g_free(m);
@@ -187,8 +195,9 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
     m->pol = mg_policy_pin();
     m->sender = bare_address(argv != NULL ? argv[0] : NULL);
     m->rcpts = g_ptr_array_new_with_free_func(g_free);
-    m->names = g_ptr_array_new_with_free_func(g_free);
+    m->given = g_ptr_array_new_with_free_func(mg_field_free);
     m->count = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    m->nth = g_array_new(FALSE, FALSE, sizeof(unsigned));
     m->line = g_string_sized_new(256);
     note_qid(ctx, m);
     /* a message refused here ends here: it must not count as one in
@@ -267,7 +276,8 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
     struct msg *m = c->m;
     gint64 t0 = g_get_monotonic_time();
     char *lower;
-    gpointer n;
+    unsigned n;
+    struct mg_field *f;
 
     if (m == NULL || !msg_start(m))
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE; /* decided at the end */
@@ -276,10 +286,22 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     }
     lower = g_ascii_strdown(name, -1);
-    n = g_hash_table_lookup(m->count, lower);
-    if (n == NULL)
-        g_ptr_array_add(m->names, g_strdup(name));
-    g_hash_table_insert(m->count, lower, GUINT_TO_POINTER(GPOINTER_TO_UINT(n) + 1));
+    n = GPOINTER_TO_UINT(g_hash_table_lookup(m->count, lower)) + 1;
+    g_hash_table_insert(m->count, lower, GUINT_TO_POINTER(n));
+    f = g_new(struct mg_field, 1);
+    f->name = g_strdup(name);
+    /* values are kept up to max-header-bytes in all, as the parser keeps
+     * the header block: a field whose value is not kept is never left in
+     * place (deleted, the rebuilt one added), so memory stays bounded
+     * whatever the MTA passes, and past the parser's limit the rebuilt
+     * message has nothing of those fields anyway */
+    f->value = NULL;
+    if (m->given_bytes + strlen(value) <= mg_milter.cfg.limits.header_bytes) {
+        m->given_bytes += strlen(value);
+        f->value = g_strdup(value);
+    }
+    g_ptr_array_add(m->given, f);
+    g_array_append_val(m->nth, n);
 
     /* back to bytes: the value's inner line ends become CRLF */
     g_string_truncate(m->line, 0);
@@ -321,6 +343,75 @@ static sfsistat cb_body(SMFICTX *ctx, unsigned char *buf, size_t len)
     return c->nr_body ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
+/* Turns the MTA's header into the rebuilt one (fields: struct mg_field
+ * of the rebuilt header, values with their leading space). An MTA field
+ * is paired with the next rebuilt field when their names are spelled
+ * the same: it stays when the values are equal too, else its value is
+ * changed in place; an unpaired MTA field is deleted. The paired ones
+ * are then the first `next` rebuilt fields in order, and appending the
+ * others gives the rebuilt header. Changes go first (nothing has moved
+ * yet), then deletions, last first: a field is named by its index among
+ * the fields of its name, and deleting a later one moves no earlier
+ * one. Without SMFIP_HDR_LEADSPC the MTA drops the space after the
+ * colon, so an equal value does not prove an equal field: then every
+ * field is deleted and the rebuilt ones added. */
+static bool edit_header(SMFICTX *ctx, const struct conn *c, const struct msg *m,
+                        const GPtrArray *fields, GError **err)
+{
+    guint n = m->given->len, next = 0;
+    gint *pair = g_new(gint, n + 1); /* rebuilt field index, or -1: delete */
+    bool ok = false;
+
+    for (guint i = 0; i < n; i++) {
+        const struct mg_field *o = g_ptr_array_index(m->given, i);
+        const struct mg_field *f = next < fields->len ? g_ptr_array_index(fields, next) : NULL;
+        pair[i] = -1;
+        if (c->leadspc && f != NULL && o->value != NULL && strcmp(o->name, f->name) == 0 &&
+            (f->value[0] != '\0' || o->value[0] == '\0'))
+            pair[i] = (gint)next++;
+    }
+    for (guint i = 0; i < n; i++) {
+        const struct mg_field *o = g_ptr_array_index(m->given, i);
+        const struct mg_field *f;
+        if (pair[i] < 0)
+            continue;
+        f = g_ptr_array_index(fields, (guint)pair[i]);
+        if (strcmp(o->value, f->value) != 0 &&
+            smfi_chgheader(ctx, o->name, (int)g_array_index(m->nth, unsigned, i), f->value) !=
+                MI_SUCCESS) {
+            g_set_error(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                        "MTA refused to change header field %s", o->name);
+            goto out;
+        }
+    }
+    for (guint i = n; i-- > 0;) {
+        const struct mg_field *o = g_ptr_array_index(m->given, i);
+        if (pair[i] >= 0)
+            continue;
+        if (smfi_chgheader(ctx, o->name, (int)g_array_index(m->nth, unsigned, i), NULL) !=
+            MI_SUCCESS) {
+            g_set_error(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                        "MTA refused to remove header field %s", o->name);
+            goto out;
+        }
+    }
+    for (guint i = next; i < fields->len; i++) {
+        const struct mg_field *f = g_ptr_array_index(fields, i);
+        char *v = f->value;
+        if (!c->leadspc && *v == ' ')
+            v++;
+        if (smfi_addheader(ctx, f->name, v) != MI_SUCCESS) {
+            g_set_error(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                        "MTA refused to add header field %s", f->name);
+            goto out;
+        }
+    }
+    ok = true;
+out:
+    g_free(pair);
+    return ok;
+}
+
 /* Replaces the MTA's copy with the rebuilt message. False: nothing
  * may be delivered (the caller answers tempfail, which makes the MTA
  * drop every change made here). */
@@ -360,33 +451,8 @@ static bool apply(SMFICTX *ctx, struct conn *c, struct msg *m, GError **err)
         goto out;
     }
 
-    /* every field the MTA gave us goes (last first, so the indexes of
-     * the ones still to go do not move) */
-    for (guint i = 0; i < m->names->len; i++) {
-        const char *name = g_ptr_array_index(m->names, i);
-        char *lower = g_ascii_strdown(name, -1);
-        unsigned k = GPOINTER_TO_UINT(g_hash_table_lookup(m->count, lower));
-        g_free(lower);
-        for (; k > 0; k--) {
-            if (smfi_chgheader(ctx, (char *)name, (int)k, NULL) != MI_SUCCESS) {
-                g_set_error(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
-                            "MTA refused to remove header field %s", name);
-                goto out;
-            }
-        }
-    }
-    /* the rebuilt fields, in order */
-    for (guint i = 0; i < fields->len; i++) {
-        struct mg_field *f = g_ptr_array_index(fields, i);
-        char *v = f->value;
-        if (!c->leadspc && *v == ' ')
-            v++;
-        if (smfi_addheader(ctx, f->name, v) != MI_SUCCESS) {
-            g_set_error(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
-                        "MTA refused to add header field %s", f->name);
-            goto out;
-        }
-    }
+    if (!edit_header(ctx, c, m, fields, err))
+        goto out;
     /* the body, in pieces, CRLF */
     for (off = body; off < total;) {
         ssize_t n = mg_sanitize_pread(m->s, off, buf, BODY_PIECE, err);
