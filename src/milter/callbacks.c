@@ -16,14 +16,14 @@
  *	quarantine and builds the new message; the milter then edits the
  *	header and replaces the body, so the MTA delivers exactly what
  *	`mugaika sanitize` writes (plus the MTA's own Received field).
- *	The header edit (edit_header) leaves in place the fields that the
+ *	The header edit (edit_header) leaves alone the fields that the
  *	rebuilt header has unchanged, in the same order (Received, Date,
  *	To, Message-ID...), changes in place those whose value was
  *	re-encoded, deletes the others and appends what is left of the
- *	rebuilt header. Each edit is a request the MTA must apply to its
- *	queue file, and on typical mail this makes a fifth of the
- *	requests that deleting and re-adding every field would. Any failure on that way is a
- *temporary failure: the MTA keeps the mail and retries; nothing is accepted unchanged. DIAGNOSTICS
+ *	rebuilt header: each edit is a request the MTA applies to its
+ *	queue file. Any failure on that way is a temporary failure: the
+ *	MTA keeps the mail and retries; nothing is accepted unchanged.
+ * DIAGNOSTICS
  *	One log line per message, "QUEUEID: key=value ...".
  */
 #include <errno.h>
