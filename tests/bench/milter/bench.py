@@ -59,6 +59,7 @@ CONFIGS = collections.OrderedDict([
     ('A', 'Postfix alone'),
     ('B', 'Postfix + mugaika-milter'),
     ('C', 'Postfix + MIMEDefang'),
+    ('F', 'Postfix + floor-milter'),
 ])
 MD_USER = 'defang'  # made by the Debian package's postinst
 LOAD_WARN = 0.5  # 1- or 5-minute load average above this at the start: noisy
@@ -441,6 +442,11 @@ class Run:
         lat = sorted(r[3] for r in ok)
         wall = (max(r[4] for r in self.results) - self.t0) if self.results else 0.0
         codes = collections.Counter('%s %d' % (r[1], r[2]) for r in self.results)
+        p99 = pct(lat, 99)
+        # the corpus name is the Message-ID's last dotted part (payloads_for)
+        named = [(self.payloads[r[0]][0].split('@')[0].rsplit('.', 1)[-1], r[3]) for r in ok]
+        # which corpus messages make the tail
+        tail = collections.Counter(name for name, t in named if t >= p99)
         return {
             'label': self.label,
             'sent': len(self.results),
@@ -450,7 +456,9 @@ class Run:
             'wall': wall,
             'msgs': len(ok) / wall if wall > 0 else 0.0,
             'p50': pct(lat, 50),
-            'p99': pct(lat, 99),
+            'p99': p99,
+            'tail': dict(tail),
+            'latencies': named,
             'mean': statistics.mean(lat) if lat else None,
             'max': lat[-1] if lat else None,
             'cut': self.cut,
@@ -507,6 +515,8 @@ def check_delivered(cfg, sink, accepted_ids):
             untreated += 1
         if cfg == 'C' and any(t != 'text/plain' for t in types):
             untreated += 1
+        if cfg == 'F' and (m.get('X-Mugaika-Result') or '').strip() != 'floor':
+            untreated += 1
     missing = want - got
     extra = got - want
     if missing:
@@ -547,7 +557,7 @@ def save_samples(sink, outdir, count):
     for path in sink.dumps():
         with open(path, 'rb') as f:
             data = f.read()
-        m = re.search(rb'(?im)^message-id:\s*<bench\.[A-C]\.[^.]+\.(\d+)\.([^@>]+)@', data)
+        m = re.search(rb'(?im)^message-id:\s*<bench\.[A-CF]\.[^.]+\.(\d+)\.([^@>]+)@', data)
         if m and int(m.group(1)) < count:
             with open(os.path.join(outdir, m.group(2).decode() + '.eml'), 'wb') as f:
                 f.write(data)
@@ -732,6 +742,13 @@ def report(args, info, msgs_info, results, single, problems, notes, mugaika_vers
         w('  %s: %s' % (cfg, '; '.join('%.1f, %s, %s' % (r['msgs'], fmt_ms(r['p50']),
                                                           fmt_ms(r['p99']))
                                         for r in results[cfg])))
+    for cfg in args.configs:
+        tail = collections.Counter()
+        for r in results[cfg]:
+            tail.update(r.get('tail', {}))
+        if tail:
+            w('  %s at or above its round\'s p99: %s' % (cfg, ', '.join(
+                '%s %d' % (name, k) for name, k in tail.most_common(8))))
     for x, y in (('B', 'C'), ('B', 'A'), ('C', 'A')):
         if x in results and y in results and results[x] and results[y]:
             w('paired %s/%s msg/s per round: %s' % (x, y, ', '.join(
@@ -761,6 +778,17 @@ def report(args, info, msgs_info, results, single, problems, notes, mugaika_vers
                1000, '%.1f ms', '< 50 ms', lambda v: v < 0.050)
     for name, shown, text, met in targets:
         w('%-36s %9s  (target %s): %s' % (name, shown, text, met))
+    if 'F' in agg:
+        # the ceiling of any milter built on libmilter in this run
+        for name, v in (('floor-milter / Postfix alone', ratio(agg['F']['msgs'],
+                                                                agg.get('A', {}).get('msgs'))),
+                        ('floor-milter / MIMEDefang', ratio(agg['F']['msgs'],
+                                                             agg.get('C', {}).get('msgs'))),
+                        ('mugaika / floor-milter', ratio(agg.get('B', {}).get('msgs'),
+                                                          agg['F']['msgs']))):
+            if v is not None:
+                w('%-36s %8.2fx  (no target: the most a libmilter milter reaches here)' % (
+                    name, v))
     w('')
     if notes:
         w('NOTES:')
@@ -810,6 +838,10 @@ class Bench:
             md.start()
             self.groups['C'] = {md.mx.pid, md.md.pid}
             self.gws['C'] = h.gateway(self.sink, milter=md.postfix_socket, name='gw-mimedefang')
+        if 'F' in args.configs:
+            fl = self.start_milter(args.floor, [], 'floor')
+            self.groups['F'] = {fl.proc.pid}
+            self.gws['F'] = h.gateway(self.sink, milter=fl, name='gw-floor')
         h.start()
         log('gateways: %s; sink port %d' % (
             ', '.join('%s=%d' % (c, g.port) for c, g in self.gws.items()), self.sink.port))
@@ -831,13 +863,17 @@ class Bench:
                 f.write('audit = %s\n' % h.path('audit.jsonl'))
         os.makedirs(h.path('spool'))
         margs = ['--config', conf, '--quarantine', h.path('quarantine'), '--clamav-db', db]
-        if args.milter_socket == 'unix':
-            mug = UnixMilter(h.root, [args.milter], margs, name='mugaika')
-            h.milters.append(mug)
+        return self.start_milter(args.milter, margs, 'mugaika')
+
+    def start_milter(self, exe, margs, name):
+        """A libmilter program on the configured kind of socket."""
+        if self.args.milter_socket == 'unix':
+            m = UnixMilter(self.h.root, [exe], margs, name=name)
+            self.h.milters.append(m)
         else:
-            mug = h.milter([args.milter], margs, name='mugaika')
-        mug.start()
-        return mug
+            m = self.h.milter([exe], margs, name=name)
+        m.start()
+        return m
 
     def stop(self):
         # Postfix first: a milter waits for its open connections on SIGTERM
@@ -985,7 +1021,8 @@ def main():
                     help='then this many messages per configuration over one session '
                          '(latency without load; 0: none)')
     ap.add_argument('--seed', type=int, default=corpus.DEFAULT_SEED)
-    ap.add_argument('--configs', default='ABC', help='which of A, B, C (default ABC)')
+    ap.add_argument('--configs', default='ABCF', help='which of A, B, C, F (default ABCF)')
+    ap.add_argument('--floor', help='the floor-milter executable (configuration F)')
     ap.add_argument('--max-seconds', type=float, default=25,
                     help='a run stops taking new messages after this long')
     ap.add_argument('--drain-seconds', type=float, default=60)
@@ -1007,6 +1044,8 @@ def main():
                     'corpus in round 1 here, one directory per configuration')
     args = ap.parse_args()
     args.configs = [c for c in CONFIGS if c in args.configs.upper()]
+    if 'F' in args.configs and not args.floor:
+        ap.error('configuration F needs --floor')
     if (not args.configs or args.n < 1 or args.rounds < 1 or args.sessions < 1 or
             args.warmup < 0 or args.single < 0 or args.md_workers < 0):
         ap.error('bad --configs, -n, --rounds, --sessions, --warmup or --single')
