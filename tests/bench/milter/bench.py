@@ -209,14 +209,16 @@ class MIMEDefang:
         _stop.append(self)
         env = dict(os.environ, MUGAIKA_MD_SPOOL=self.dir)
         # -m 2: two workers kept warm; -x: at most this many workers (by
-        # default one per SMTP session); with fewer workers than sessions,
-        # -q queues the requests that find no free worker instead of
-        # refusing them ("No free workers"). The rest are MIMEDefang's
-        # defaults (500 requests per worker, 120 s busy limit, ...).
+        # default one per SMTP session); -q queues the requests that find
+        # no free worker instead of refusing them ("No free workers", a
+        # 451 to the client): with fewer workers than sessions, and while
+        # a worker that reached its 500 requests is being replaced, which
+        # with 8 workers happens in the third round. The rest are
+        # MIMEDefang's defaults (500 requests per worker, 120 s busy
+        # limit, ...).
         argv = ['mimedefang-multiplexor', '-D', '-U', MD_USER, '-z', self.dir, '-s', self.sock,
-                '-F', self.filter, '-m', str(min(2, self.workers)), '-x', str(self.workers)]
-        if self.workers < self.sessions:
-            argv += ['-q', str(self.sessions)]
+                '-F', self.filter, '-m', str(min(2, self.workers)), '-x', str(self.workers),
+                '-q', str(self.sessions)]
         self.mx = self._spawn(argv, env)
 
         def mx_up():
@@ -800,7 +802,8 @@ def report(args, info, msgs_info, results, single, problems, notes, mugaika_vers
             w('  ' + p)
     else:
         w('checks: every message accepted (250 at the end of DATA), every accepted message '
-          'reached the sink once, B and C left no text/html part')
+          'reached the sink once, B and C left no text/html part, every message of B, C '
+          'and F carries its milter\'s mark')
     return '\n'.join(lines) + '\n', agg
 
 
