@@ -79,8 +79,9 @@ struct msg {
     uint64_t size;
     unsigned fields;
     size_t given_bytes; /* of the values kept in given: at most max-header-bytes */
+    size_t name_bytes;  /* of the field names: at most max-header-bytes */
     bool too_big;
-    bool too_many;  /* more than MAX_FIELDS header fields */
+    bool too_many;  /* more than MAX_FIELDS header fields, or names past name_bytes */
     bool failed;    /* the pipeline could not start: tempfail at the end */
     gint64 busy_us; /* time spent in this milter's callbacks */
 };
@@ -281,7 +282,11 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 
     if (m == NULL || !msg_start(m))
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE; /* decided at the end */
-    if (++m->fields > MAX_FIELDS) {
+    /* names are kept for every field (a field is edited by name and
+     * index), so they are bounded too: by max-header-bytes in all, which
+     * no real header block comes near */
+    m->name_bytes += strlen(name);
+    if (++m->fields > MAX_FIELDS || m->name_bytes > mg_milter.cfg.limits.header_bytes) {
         m->too_many = true; /* refused at the end: nothing more is kept */
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     }
@@ -568,10 +573,15 @@ static sfsistat cb_eom(SMFICTX *ctx)
         g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT,
                     "message larger than %" G_GUINT64_FORMAT " bytes",
                     mg_milter.cfg.max_message_bytes);
-    } else if (m->too_many) {
+    } else if (m->too_many && m->fields > MAX_FIELDS) {
         v = MG_VERDICT_REJECT;
         g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT, "more than %d header fields",
                     MAX_FIELDS);
+    } else if (m->too_many) {
+        v = MG_VERDICT_REJECT;
+        g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT,
+                    "header field names longer than %" G_GUINT64_FORMAT " bytes in all",
+                    (guint64)mg_milter.cfg.limits.header_bytes);
     } else {
         v = mg_sanitize_finish(m->s, &e);
         m->busy_us += g_get_monotonic_time() - t0;

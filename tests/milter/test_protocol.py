@@ -865,6 +865,23 @@ def test_limits_and_stop(env):
                   'header fields' in res.final.text and not res.mods,
                   '8 a message of 1001 header fields: 552 5.3.4, nothing changed',
                   repr(res.final))
+            # field names are kept for every field, so they count too: up
+            # to max-header-bytes in all (names of exactly that size pass;
+            # From, To and Subject are 13 bytes of them)
+            for over, ok in ((0, True), (1, False)):
+                sizes = [60000] * 4 + [HEADER_LIMIT - 4 * 60000 - 13 + over]
+                raw = fields_message(3).replace(b'\r\n\r\n', b'\r\n' + b''.join(
+                    b'X%s: v\r\n' % (b'n' * (n - 1)) for n in sizes) + b'\r\n', 1)
+                qid, res = run_message(env, c, 'long-names-%d' % over, raw)
+                if ok:
+                    check(res.final is not None and res.final.cmd == mc.SMFIR_CONTINUE and
+                          res.mods, '8 field names of max-header-bytes in all: rebuilt',
+                          repr(res.final))
+                else:
+                    check(res.final is not None and res.final.text.startswith('552 5.3.4') and
+                          'header field names' in res.final.text and not res.mods,
+                          '8 field names 1 byte past max-header-bytes: 552 5.3.4, nothing '
+                          'changed', repr(res.final))
             # header values filling max-header-bytes but for 4 or 3 bytes,
             # then MIME-Version: 1.0 (a value of 4 bytes), which the rebuilt
             # message has first (the parser's limit cut what follows). With
