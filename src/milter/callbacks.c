@@ -47,7 +47,8 @@
  * queue file: beyond a few thousand the MTA's work grows with the square.
  * Real mail (long Received, DKIM and ARC chains) has a few hundred at
  * most. */
-#define MAX_FIELDS 1000
+#define MAX_FIELDS     1000
+#define MIN_NAME_BYTES (64 * 1024) /* names' bound when max-header-bytes is lower */
 
 struct mg_milter_settings mg_milter;
 
@@ -79,9 +80,9 @@ struct msg {
     uint64_t size;
     unsigned fields;
     size_t given_bytes; /* of the values kept in given: at most max-header-bytes */
-    size_t name_bytes;  /* of the field names: at most max-header-bytes */
+    size_t name_bytes;  /* of the field names so far: see name_limit() */
     bool too_big;
-    bool too_many;  /* more than MAX_FIELDS header fields, or names past name_bytes */
+    bool too_many;  /* more than MAX_FIELDS header fields, or names past name_limit() */
     bool failed;    /* the pipeline could not start: tempfail at the end */
     gint64 busy_us; /* time spent in this milter's callbacks */
 };
@@ -271,6 +272,15 @@ static bool msg_start(struct msg *m)
     return true;
 }
 
+/* Bytes the names of one message's fields may take in all: every name is
+ * kept (a field is edited by name and index), so they are bounded like
+ * the values, by max-header-bytes, but never below MIN_NAME_BYTES, which
+ * 1000 fields of ordinary names stay under. */
+static size_t name_limit(void)
+{
+    return MAX(mg_milter.cfg.limits.header_bytes, (size_t)MIN_NAME_BYTES);
+}
+
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 {
     struct conn *c = conn_of(ctx);
@@ -282,11 +292,8 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 
     if (m == NULL || !msg_start(m))
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE; /* decided at the end */
-    /* names are kept for every field (a field is edited by name and
-     * index), so they are bounded too: by max-header-bytes in all, which
-     * no real header block comes near */
     m->name_bytes += strlen(name);
-    if (++m->fields > MAX_FIELDS || m->name_bytes > mg_milter.cfg.limits.header_bytes) {
+    if (++m->fields > MAX_FIELDS || m->name_bytes > name_limit()) {
         m->too_many = true; /* refused at the end: nothing more is kept */
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     }
@@ -581,7 +588,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
         v = MG_VERDICT_REJECT;
         g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT,
                     "header field names longer than %" G_GUINT64_FORMAT " bytes in all",
-                    (guint64)mg_milter.cfg.limits.header_bytes);
+                    (guint64)name_limit());
     } else {
         v = mg_sanitize_finish(m->s, &e);
         m->busy_us += g_get_monotonic_time() - t0;

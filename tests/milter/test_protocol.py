@@ -870,9 +870,7 @@ def test_limits_and_stop(env):
             # From, To and Subject are 13 bytes of them)
             for over, ok in ((0, True), (1, False)):
                 sizes = [60000] * 4 + [HEADER_LIMIT - 4 * 60000 - 13 + over]
-                raw = fields_message(3).replace(b'\r\n\r\n', b'\r\n' + b''.join(
-                    b'X%s: v\r\n' % (b'n' * (n - 1)) for n in sizes) + b'\r\n', 1)
-                qid, res = run_message(env, c, 'long-names-%d' % over, raw)
+                qid, res = run_message(env, c, 'long-names-%d' % over, names_message(sizes))
                 if ok:
                     check(res.final is not None and res.final.cmd == mc.SMFIR_CONTINUE and
                           res.mods, '8 field names of max-header-bytes in all: rebuilt',
@@ -972,6 +970,47 @@ def fault_milter(env, label, fault):
     return m
 
 
+def names_message(sizes):
+    """From, To, Subject (13 bytes of names), then a field of each size
+    in sizes, named "X" and n-1 "n"s: names of 13 + sum(sizes) bytes."""
+    return fields_message(3).replace(b'\r\n\r\n', b'\r\n' + b''.join(
+        b'X%s: v\r\n' % (b'n' * (n - 1)) for n in sizes) + b'\r\n', 1)
+
+
+def test_name_floor(env):
+    """8: with max-header-bytes at 1K, field names may still take 64 KiB
+    in all (ordinary mail stays under that, and would otherwise be
+    refused); past that, 552."""
+    conf = os.path.join(env.work, 'mugaika-1k.conf')
+    with open(conf, 'w') as f:
+        f.write('[mugaika]\nmax-header-bytes = 1K\n')
+    os.chmod(conf, 0o644)
+    m = Milter(env.milter, env.work, 'milter8n', ['--config', conf, '--quarantine',
+                                                  os.path.join(env.work, 'q8n'),
+                                                  '--clamav-db', env.db])
+    m.start()
+    try:
+        c = m.client()
+        try:
+            for total, ok in ((2048, True), (65536, True), (65537, False)):
+                n, rest = divmod(total - 13, 1000)
+                qid, res = run_message(env, c, 'names-%d' % total,
+                                       names_message([1000] * n + ([rest] if rest else [])))
+                what = '8 max-header-bytes 1K, field names of %d bytes in all' % total
+                if ok:
+                    check(res.final is not None and res.final.cmd == mc.SMFIR_CONTINUE and
+                          res.mods, what + ': rebuilt', repr(res.final))
+                else:
+                    check(res.final is not None and res.final.text.startswith('552 5.3.4') and
+                          'header field names longer than 65536' in res.final.text and
+                          not res.mods, what + ': 552 5.3.4, nothing changed',
+                          repr(res.final))
+        finally:
+            c.quit()
+    finally:
+        m.stop(15.0)
+
+
 def test_faults(env):
     """9: libmagic cannot start for a message (fault.so makes the first
     magic_open fail): that message gets 451 4.7.1, nothing is changed or
@@ -1046,6 +1085,7 @@ def main(argv):
                  ('5', lambda: test_reject_tempfail(env)),
                  ('6', lambda: test_reload(env)),
                  ('8', lambda: test_limits_and_stop(env)),
+                 ('8n', lambda: test_name_floor(env)),
                  ('9', lambda: test_faults(env))]
         for label, fn in steps:
             t0 = time.monotonic()
