@@ -82,7 +82,6 @@ struct msg {
     size_t given_bytes; /* of the values kept in given: at most max-header-bytes */
     size_t name_bytes;  /* of the field names so far: see name_limit() */
     bool too_big;
-    bool too_many;  /* more than MAX_FIELDS header fields, or names past name_limit() */
     bool failed;    /* the pipeline could not start: tempfail at the end */
     gint64 busy_us; /* time spent in this milter's callbacks */
 };
@@ -281,6 +280,13 @@ static size_t name_limit(void)
     return MAX(mg_milter.cfg.limits.header_bytes, (size_t)MIN_NAME_BYTES);
 }
 
+/* More header fields than MAX_FIELDS, or names past name_limit(): the
+ * message is refused at the end, and nothing more of its header kept. */
+static bool too_many(const struct msg *m)
+{
+    return m->fields > MAX_FIELDS || m->name_bytes > name_limit();
+}
+
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 {
     struct conn *c = conn_of(ctx);
@@ -288,15 +294,15 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
     gint64 t0 = g_get_monotonic_time();
     char *lower;
     unsigned n;
+    size_t vlen;
     struct mg_field *f;
 
     if (m == NULL || !msg_start(m))
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE; /* decided at the end */
+    m->fields++;
     m->name_bytes += strlen(name);
-    if (++m->fields > MAX_FIELDS || m->name_bytes > name_limit()) {
-        m->too_many = true; /* refused at the end: nothing more is kept */
+    if (too_many(m))
         return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
-    }
     lower = g_ascii_strdown(name, -1);
     n = GPOINTER_TO_UINT(g_hash_table_lookup(m->count, lower)) + 1;
     g_hash_table_insert(m->count, lower, GUINT_TO_POINTER(n));
@@ -308,9 +314,10 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
      * whatever the MTA passes, and past the parser's limit the rebuilt
      * message has nothing of those fields anyway */
     f->value = NULL;
-    if (m->given_bytes + strlen(value) <= mg_milter.cfg.limits.header_bytes) {
-        m->given_bytes += strlen(value);
-        f->value = g_strdup(value);
+    vlen = strlen(value);
+    if (m->given_bytes + vlen <= mg_milter.cfg.limits.header_bytes) {
+        m->given_bytes += vlen;
+        f->value = g_strndup(value, vlen);
     }
     g_ptr_array_add(m->given, f);
     g_array_append_val(m->nth, n);
@@ -580,11 +587,11 @@ static sfsistat cb_eom(SMFICTX *ctx)
         g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT,
                     "message larger than %" G_GUINT64_FORMAT " bytes",
                     mg_milter.cfg.max_message_bytes);
-    } else if (m->too_many && m->fields > MAX_FIELDS) {
+    } else if (m->fields > MAX_FIELDS) {
         v = MG_VERDICT_REJECT;
         g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT, "more than %d header fields",
                     MAX_FIELDS);
-    } else if (m->too_many) {
+    } else if (too_many(m)) {
         v = MG_VERDICT_REJECT;
         g_set_error(&e, MG_SANITIZE_ERROR, MG_VERDICT_REJECT,
                     "header field names longer than %" G_GUINT64_FORMAT " bytes in all",
@@ -609,9 +616,9 @@ static sfsistat cb_eom(SMFICTX *ctx)
         break;
     case MG_VERDICT_REJECT:
         text = reply_text(
-            m->too_big || m->too_many ? "" : "refused by the sanitising gateway's policy: ",
+            m->too_big || too_many(m) ? "" : "refused by the sanitising gateway's policy: ",
             e != NULL ? e->message : "no reason given");
-        if (m->too_big || m->too_many)
+        if (m->too_big || too_many(m))
             smfi_setreply(ctx, "552", "5.3.4", text);
         else
             smfi_setreply(ctx, "550", "5.7.1", text);
