@@ -39,7 +39,11 @@
 
 #include "milter/milter.h"
 
-#define BODY_PIECE   65536   /* bytes read from the rebuilt message at a time */
+#define BODY_PIECE 65536 /* bytes read from the rebuilt message at a time */
+/* The body goes back in requests of MILTER_CHUNK_SIZE bytes, the most one
+ * packet carries (libmilter splits a longer request, so a piece of that
+ * size after CRLF would cost a full packet and a small one). */
+#define BODY_OUT     (MILTER_CHUNK_SIZE + 2 * BODY_PIECE)
 #define HEADER_LIMIT 1048576 /* the rebuilt header block; the writer makes far less */
 #define LOG_FIELD    200     /* bytes of message-derived text in a log field */
 /* Header fields one message may have. Each may be deleted by its own
@@ -431,6 +435,15 @@ out:
     return ok;
 }
 
+static bool replace_body(SMFICTX *ctx, char *p, size_t n, GError **err)
+{
+    if (smfi_replacebody(ctx, (unsigned char *)p, (int)n) == MI_SUCCESS)
+        return true;
+    g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
+                        "MTA refused the body replacement");
+    return false;
+}
+
 /* Replaces the MTA's copy with the rebuilt message. False: nothing
  * may be delivered (the caller answers tempfail, which makes the MTA
  * drop every change made here). */
@@ -439,7 +452,8 @@ static bool apply(SMFICTX *ctx, struct conn *c, struct msg *m, GError **err)
     GString *hdr = g_string_sized_new(4096);
     GPtrArray *fields = g_ptr_array_new_with_free_func(mg_field_free);
     uint64_t total = mg_sanitize_length(m->s), off = 0, body;
-    char *buf = g_malloc(BODY_PIECE), *crlf = g_malloc(2 * BODY_PIECE);
+    char *buf = g_malloc(BODY_PIECE), *crlf = g_malloc(BODY_OUT);
+    size_t have = 0; /* CRLF bytes in crlf not yet sent */
     const char *end = NULL;
     bool ok = false, cr = false;
 
@@ -472,29 +486,26 @@ static bool apply(SMFICTX *ctx, struct conn *c, struct msg *m, GError **err)
 
     if (!edit_header(ctx, c, m, fields, err))
         goto out;
-    /* the body, in pieces, CRLF */
+    /* the body, CRLF, in full packets and what is left at the end */
     for (off = body; off < total;) {
         ssize_t n = mg_sanitize_pread(m->s, off, buf, BODY_PIECE, err);
-        size_t k;
+        size_t sent = 0;
         if (n <= 0) {
             if (n == 0)
                 g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
                                     "rebuilt message shorter than its length");
             goto out;
         }
-        k = mg_crlf(buf, (size_t)n, crlf, &cr);
-        if (smfi_replacebody(ctx, (unsigned char *)crlf, (int)k) != MI_SUCCESS) {
-            g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
-                                "MTA refused the body replacement");
-            goto out;
-        }
+        have += mg_crlf(buf, (size_t)n, crlf + have, &cr);
         off += (uint64_t)n;
+        for (; have - sent >= MILTER_CHUNK_SIZE; sent += MILTER_CHUNK_SIZE)
+            if (!replace_body(ctx, crlf + sent, MILTER_CHUNK_SIZE, err))
+                goto out;
+        memmove(crlf, crlf + sent, have - sent);
+        have -= sent;
     }
-    if (body >= total && smfi_replacebody(ctx, (unsigned char *)"", 0) != MI_SUCCESS) {
-        g_set_error_literal(err, MG_SANITIZE_ERROR, MG_VERDICT_TEMPFAIL,
-                            "MTA refused the body replacement");
+    if ((have > 0 || body >= total) && !replace_body(ctx, crlf, have, err))
         goto out;
-    }
     ok = true;
 out:
     g_free(buf);

@@ -620,6 +620,12 @@ def test_chunks(env, m):
             took = time.monotonic() - t0
             verify(env, m, '7 chunks of %d bytes (%.1f s)' % (size, took), 'large', raw, res, qid)
             results[size] = normalise(res.message()[0])
+            # the rebuilt body comes back in full packets but the last
+            sizes = [len(x.data) for x in res.mods if x.kind == 'body']
+            check(len(sizes) >= 3 and all(n == mc.CHUNK_SIZE for n in sizes[:-1]) and
+                  0 < sizes[-1] <= mc.CHUNK_SIZE,
+                  '7 chunks of %d bytes: REPLBODY in packets of 65535 bytes but the last'
+                  % size, str(sizes))
         finally:
             c.quit()
     ref = results.get(65535)
