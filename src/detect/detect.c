@@ -27,11 +27,23 @@
  *	used by one caller at a time: given back, it may go to another
  *	thread, which is safe because libmagic keeps no per-thread state
  *	in a cookie. At most DETECT_POOL idle detectors are kept.
+ *
+ *	libmagic calls an SVG drawing text/plain when its root element
+ *	follows a comment or blank lines, or carries few attributes, and a
+ *	plain-text attachment is kept as it is. So a text/plain answer is
+ *	looked at once more: content whose first element, after a byte
+ *	order mark, blank space, the XML declaration, processing
+ *	instructions, comments and a document type declaration, is svg
+ *	(with or without a namespace prefix) is image/svg+xml; such a
+ *	prolog that runs to the end of a full sniff window, so that the
+ *	root cannot be seen, is application/xml. Both are types no rule
+ *	keeps. UTF-16 with a byte order mark is read through its ASCII.
  * DIAGNOSTICS
  *	mg_detect_new returns NULL and a reason when the magic database
  *	cannot be loaded. mg_detect_buffer never fails: a libmagic error
  *	reads as application/octet-stream (the most restrictive type).
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include <magic.h>
@@ -65,6 +77,99 @@ struct mg_detect *mg_detect_new(const char **why)
     return d;
 }
 
+/* Byte i of the text as ASCII: UTF-16 read through its low bytes (a
+ * code unit above 0x7f reads as 0x80, which no markup matches). */
+struct markup {
+    const unsigned char *p;
+    size_t n; /* characters */
+    int unit; /* 1, or 2 for UTF-16 */
+    int lo;   /* offset of the ASCII byte in a UTF-16 unit */
+};
+
+static int mk_at(const struct markup *m, size_t i)
+{
+    const unsigned char *u = m->p + i * (size_t)m->unit;
+
+    if (m->unit == 1)
+        return u[0];
+    return u[1 - m->lo] == 0 && u[m->lo] < 0x80 ? u[m->lo] : 0x80;
+}
+
+static bool mk_starts(const struct markup *m, size_t i, const char *s)
+{
+    for (; *s != '\0'; s++, i++)
+        if (i >= m->n || g_ascii_tolower(mk_at(m, i)) != *s)
+            return false;
+    return true;
+}
+
+/* Index just past the first `end` at or after i; m->n when none. */
+static size_t mk_past(const struct markup *m, size_t i, const char *end)
+{
+    for (; i < m->n; i++)
+        if (mk_starts(m, i, end))
+            return i + strlen(end);
+    return m->n;
+}
+
+enum markup_root { ROOT_NONE, ROOT_SVG, ROOT_UNSEEN };
+
+static bool mk_name_char(int c)
+{
+    return g_ascii_isalnum(c) || c == '-' || c == '_' || c == '.';
+}
+
+/* What the text's first element is (DESCRIPTION). */
+static enum markup_root markup_root(const unsigned char *buf, size_t len)
+{
+    struct markup m = {buf, len, 1, 0};
+    size_t i = 0;
+    bool prolog = false;
+
+    if (len >= 3 && buf[0] == 0xef && buf[1] == 0xbb && buf[2] == 0xbf) {
+        m.p += 3;
+        m.n -= 3;
+    } else if (len >= 2 &&
+               ((buf[0] == 0xff && buf[1] == 0xfe) || (buf[0] == 0xfe && buf[1] == 0xff))) {
+        m.lo = buf[0] == 0xff ? 0 : 1;
+        m.unit = 2;
+        m.p += 2;
+        m.n = (len - 2) / 2;
+    }
+    for (;;) {
+        while (i < m.n && g_ascii_isspace(mk_at(&m, i)))
+            i++;
+        if (mk_starts(&m, i, "<?"))
+            i = mk_past(&m, i + 2, "?>");
+        else if (mk_starts(&m, i, "<!--"))
+            i = mk_past(&m, i + 4, "-->");
+        else if (mk_starts(&m, i, "<!doctype")) {
+            /* an internal subset ends at "]>" */
+            size_t gt = mk_past(&m, i, ">"), sub = mk_past(&m, i, "[");
+            i = sub < gt ? mk_past(&m, mk_past(&m, sub, "]"), ">") : gt;
+        } else
+            break;
+        prolog = true;
+    }
+    if (i >= m.n)
+        return prolog && len >= MG_DETECT_SNIFF_BYTES ? ROOT_UNSEEN : ROOT_NONE;
+    if (mk_at(&m, i) != '<')
+        return ROOT_NONE;
+    /* a name, then an optional prefix's colon */
+    size_t name = ++i;
+    while (i < m.n && mk_name_char(mk_at(&m, i)))
+        i++;
+    if (i < m.n && mk_at(&m, i) == ':' && i > name) {
+        name = ++i;
+        while (i < m.n && mk_name_char(mk_at(&m, i)))
+            i++;
+    }
+    if (i - name == 3 && mk_starts(&m, name, "svg") &&
+        (i == m.n || g_ascii_isspace(mk_at(&m, i)) || mk_at(&m, i) == '>' || mk_at(&m, i) == '/'))
+        return ROOT_SVG;
+    return ROOT_NONE;
+}
+
 const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len)
 {
     const char *t;
@@ -74,7 +179,19 @@ const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len)
     if (len > MG_DETECT_SNIFF_BYTES)
         len = MG_DETECT_SNIFF_BYTES;
     t = magic_buffer(d->cookie, buf, len);
-    return t != NULL ? t : "application/octet-stream";
+    if (t == NULL)
+        return "application/octet-stream";
+    if (strcmp(t, "text/plain") == 0) {
+        switch (markup_root(buf, len)) {
+        case ROOT_SVG:
+            return "image/svg+xml";
+        case ROOT_UNSEEN:
+            return "application/xml";
+        case ROOT_NONE:
+            break;
+        }
+    }
+    return t;
 }
 
 const char *mg_detect_text(struct mg_detect *d, const void *buf, size_t len)

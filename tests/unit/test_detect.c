@@ -120,10 +120,79 @@ static void test_pool_threads(void)
     g_assert_cmpint(wrong, ==, 0);
 }
 
+/* libmagic's text/plain looked at once more for an SVG root. */
+static void test_svg(void)
+{
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        /* what libmagic calls text/plain: a comment or blank lines
+         * first, a root with few attributes */
+        {"<!-- drawing -->\n<svg xmlns=\"http://www.w3.org/2000/svg\"><rect/></svg>\n",
+         "image/svg+xml"},
+        {"   \n\n<svg onload=\"alert(1)\"><rect/></svg>\n", "image/svg+xml"},
+        {"\xef\xbb\xbf<!-- a -->\n<!-- b -->\n<SVG><rect/></SVG>\n", "image/svg+xml"},
+        {"<!-- a -->\n<s:svg xmlns:s=\"http://www.w3.org/2000/svg\"><s:rect/></s:svg>\n",
+         "image/svg+xml"},
+        {"<!-- a -->\n<svg/>", "image/svg+xml"},
+        {"<!-- a -->\n<svg", "image/svg+xml"},
+        /* text that only mentions markup, or another root */
+        {"plain words\n", "text/plain"},
+        {"hello\nhello\n<svg onload=\"alert(1)\"></svg>\n", "text/plain"},
+        {"<!-- a -->\n<svgx><rect/></svgx>\n", "text/plain"},
+        {"<!-- a -->\n<a:b:svg/>\n", "text/plain"},
+        {"<!-- a comment that never ends, in a short file\n", "text/plain"},
+    };
+    const char *why = NULL;
+    struct mg_detect *d = mg_detect_new(&why);
+
+    g_assert_nonnull(d);
+    for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const char *t = cases[i].text;
+        const char *got = mg_detect_buffer(d, t, strlen(t));
+        if (g_strcmp0(got, cases[i].want) != 0)
+            g_error("case %u %s: %s, not %s", i, g_strescape(t, NULL), got, cases[i].want);
+    }
+
+    /* a document type declaration with an internal subset */
+    const char *dt = "<!-- c -->\n<!DOCTYPE svg [\n<!ENTITY a \"b\">\n] >\n<svg>&a;</svg>\n";
+    g_assert_cmpstr(mg_detect_buffer(d, dt, strlen(dt)), ==, "image/svg+xml");
+
+    /* UTF-16 with a byte order mark, either order */
+    const char *ascii = "<!-- c -->\n<svg onload=\"x\"><rect/></svg>\n";
+    size_t n = strlen(ascii);
+    for (int be = 0; be <= 1; be++) {
+        GByteArray *u = g_byte_array_new();
+        guint8 bom[2] = {be ? 0xfe : 0xff, be ? 0xff : 0xfe};
+        g_byte_array_append(u, bom, 2);
+        for (size_t i = 0; i < n; i++) {
+            guint8 unit[2] = {be ? 0 : (guint8)ascii[i], be ? (guint8)ascii[i] : 0};
+            g_byte_array_append(u, unit, 2);
+        }
+        /* (libmagic: text/plain) */
+        g_assert_cmpstr(mg_detect_buffer(d, u->data, u->len), ==, "image/svg+xml");
+        g_byte_array_free(u, TRUE);
+    }
+
+    /* a prolog longer than the whole window: the root is not seen */
+    GString *g = g_string_new("<!--");
+    while (g->len < MG_DETECT_SNIFF_BYTES + 100)
+        g_string_append(g, " padding words in a long comment\n");
+    g_string_append(g, "-->\n<svg onload=\"alert(1)\"/>\n");
+    g_assert_cmpstr(mg_detect_buffer(d, g->str, g->len), ==, "application/xml");
+    g_string_free(g, TRUE);
+
+    /* a body part's text check is not affected */
+    g_assert_cmpstr(mg_detect_text(d, cases[0].text, strlen(cases[0].text)), ==, "text/plain");
+    g_assert_null(mg_detect_free(d));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/detect/buffer", test_buffer);
+    g_test_add_func("/detect/svg", test_svg);
     g_test_add_func("/detect/pool", test_pool);
     g_test_add_func("/detect/pool-threads", test_pool_threads);
     return g_test_run();
