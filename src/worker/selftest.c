@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -38,6 +39,87 @@ static void probe_result(struct mgw *w, const char *what, int rc)
         mgw_note(w, "info", "%s: allowed", what);
     else
         mgw_note(w, "info", "%s: refused: %s", what, g_strerror(errno));
+}
+
+/* What a failed attempt ended with, as the tests compare it: a string
+ * never to be freed (static, or g_strerror's). */
+static const char *errno_word(int e)
+{
+    switch (e) {
+    case 0:
+        return "a zero-byte write";
+    case EFBIG:
+        return "EFBIG";
+    case EMFILE:
+        return "EMFILE";
+    default:
+        return g_strerror(e);
+    }
+}
+
+/* RLIMIT_FSIZE, by trying: the seccomp filter refuses every open for
+ * writing and fd 1 and 2 are pipes (no size limit applies to them), but
+ * an anonymous memory file is still allowed, and the kernel checks its
+ * writes against RLIMIT_FSIZE like any regular file's (SIGXFSZ is
+ * ignored: the write fails with EFBIG). Grows it by 4 KiB writes, 1 MiB
+ * at most; a short write is the limit reached inside a chunk. */
+static void probe_fsize(struct mgw *w)
+{
+    static const char chunk[4096];
+    const uint64_t cap = 1u << 20;
+    uint64_t total = 0;
+    int fd = memfd_create("mugaika-selftest", MFD_CLOEXEC);
+    int err = 0;
+
+    if (fd < 0) {
+        mgw_note(w, "info", "fsize: no memfd: %s", g_strerror(errno));
+        return;
+    }
+    while (total < cap) {
+        ssize_t n = write(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = n < 0 ? errno : 0;
+            break;
+        }
+        total += (uint64_t)n;
+    }
+    close(fd);
+    if (total >= cap)
+        mgw_note(w, "info", "fsize: %" G_GUINT64_FORMAT " bytes, no limit reached", total);
+    else
+        mgw_note(w, "info", "fsize: %" G_GUINT64_FORMAT " bytes, then %s", total, errno_word(err));
+}
+
+/* RLIMIT_NOFILE, by trying: fd 0 duplicated until the kernel refuses.
+ * dup() takes the lowest free descriptor, so when it fails with EMFILE
+ * every descriptor below the limit is in use: the number open then is
+ * the limit (descriptors above it, left open by whoever started the
+ * worker, would be counted too: the parent leaves none). */
+static void probe_nofile(struct mgw *w)
+{
+    enum { CAP = 4096 };
+    static int fds[CAP];
+    int got = 0, open_now = 0, err = 0;
+
+    while (got < CAP) {
+        int fd = dup(0);
+        if (fd < 0) {
+            err = errno;
+            break;
+        }
+        fds[got++] = fd;
+    }
+    for (int fd = 0; fd < CAP + 64; fd++)
+        if (fcntl(fd, F_GETFD) != -1)
+            open_now++;
+    for (int i = 0; i < got; i++)
+        close(fds[i]);
+    if (got >= CAP)
+        mgw_note(w, "info", "nofile: %d open, no limit reached", open_now);
+    else
+        mgw_note(w, "info", "nofile: %d open, then %s", open_now, errno_word(err));
 }
 
 static void probe(struct mgw *w)
@@ -105,6 +187,8 @@ static void probe(struct mgw *w)
         probe_result(w, "setxattr", fsetxattr(0, "user.mugaika", "x", 1, 0));
         probe_result(w, "fcntl-setown", fcntl(0, F_SETOWN, getppid()));
     }
+    probe_fsize(w);
+    probe_nofile(w);
     mgw_note(w, "info", "asan: %s", mgw_sandbox_asan() ? "yes" : "no");
 }
 

@@ -8,6 +8,9 @@
    process left behind; a worker with no capability runs where a
    service manager's seccomp filter refuses capset. mugaika-flatten and
    mugaika-pdf (their own selftest handler) confine themselves alike.
+   RLIMIT_FSIZE and RLIMIT_NOFILE are tried from inside each of the
+   three: the file size and the number of descriptors each got are what
+   its parent asked for.
 2. mg_cdr_run (through tests/cdr/cdr_run) against fake workers that
    break the protocol in every way: garbage, a missing last record,
    bytes after it, oversized records, data outside an output, bad
@@ -18,9 +21,14 @@
    the message is still delivered, with a notice naming the file, and
    the original is in quarantine; when the workers cannot be found the
    command exits 78 before reading anything.
+4. Licences (docs/licensing.md): qpdf (Apache-2.0) is in mugaika-pdf
+   and in no other program of the build; libclamav (GPL-2.0-only) is in
+   none of the workers. Read from the symbol tables as well as the
+   libraries loaded, since the workers link their libraries statically.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -155,6 +163,54 @@ def landlock_abi():
     return v if v > 0 else 0
 
 
+def nm_names(exe, dynamic=False):
+    """The demangled names of exe's symbol table (nm -C), or of its dynamic one (nm -D -C)."""
+    p = subprocess.run(['nm', '-C'] + (['-D'] if dynamic else []) + [exe],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    names = []
+    for line in p.stdout.decode('utf-8', 'replace').splitlines():
+        m = re.match(r'^[0-9a-fA-F]*\s+\S\s(.*)$', line)  # address (none if undefined), type
+        if m:
+            names.append(m.group(1))
+    return names
+
+
+# the code of qpdf (classes QPDF, QPDFObjectHandle, QPDFWriter...; its C API qpdf_*) and of
+# libclamav (the engine and the scan calls), by demangled symbol name
+QPDF_SYMBOL = re.compile(r'(?:^|\W)QPDF\w*::|^qpdf_\w+(?:@\S*)?$')
+CLAMAV_SYMBOL = re.compile(r'^cl_(?:scan\w*|engine_\w+|init|load)(?:@\S*)?$')
+
+
+def holds(exe, lib, symbol):
+    """Evidence that exe contains the code of the library lib (e.g. 'libqpdf'): it names it
+    (readelf -d NEEDED), the loader would load it (ldd), or its symbols, static or dynamic,
+    match symbol. A list, empty when there is none."""
+    found = []
+    out = subprocess.run(['readelf', '-d', exe], stdout=subprocess.PIPE, check=True,
+                         timeout=60).stdout.decode()
+    found += [line.strip() for line in out.splitlines()
+              if '(NEEDED)' in line and '[' + lib in line]
+    out = subprocess.run(['ldd', exe], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         timeout=60).stdout.decode()
+    found += ['ldd: ' + line.strip() for line in out.splitlines() if line.strip().startswith(lib)]
+    for dynamic in (False, True):
+        found += [('nm -D: ' if dynamic else 'nm: ') + n
+                  for n in nm_names(exe, dynamic) if symbol.search(n)][:5]
+    return found
+
+
+def built_programs():
+    """The executables of this build by name, from meson's introspection (meson-info/ at the
+    root of the build tree that holds tests/cdr/cdr_run)."""
+    d = os.path.dirname(os.path.abspath(A.cdr_run))
+    while not os.path.isfile(os.path.join(d, 'meson-info', 'intro-targets.json')):
+        if os.path.dirname(d) == d:
+            return {}
+        d = os.path.dirname(d)
+    with open(os.path.join(d, 'meson-info', 'intro-targets.json')) as f:
+        return {t['name']: t['filename'][0] for t in json.load(f) if t['type'] == 'executable'}
+
+
 def main():
     item = os.path.join(TMP, 'item.txt')
     with open(item, 'wb') as f:
@@ -205,6 +261,34 @@ def main():
         'prlimit-parent') + (('read-outside',) if landlock_abi() > 0 else ())),
         'mugaika-pdf: the same sandbox (socket, fork, exec, file write, kill refused)', pnotes)
     check(not os.path.exists(os.path.join(TMP, 'w')), 'mugaika-pdf: no file was created')
+
+    # RLIMIT_FSIZE and RLIMIT_NOFILE, tried from inside each program once its sandbox is up
+    # (selftest probe): it grows a memfd, the one file a worker can still write, until the
+    # kernel refuses, and duplicates fd 0 until EMFILE. What it got must be what it was asked:
+    # a file size of 0 always (sandbox.c), nofile= as given, a number of its own for each
+    # program so that neither the default nor an inherited limit can pass for it.
+    for exe, nofile in ((A.worker, 37), (A.flatten, 41), (A.pdf, 43)):
+        name = os.path.basename(exe)
+        r = run(exe, 'selftest', item, opts={'do': 'probe', 'file': os.path.join(TMP, 'w'),
+                                             'nofile': str(nofile)})
+        lim = dict(n['text'].split(': ', 1) for n in r.notes)
+        check(r.status == 'ok' and lim.get('fsize') == '0 bytes, then EFBIG',
+              '%s: RLIMIT_FSIZE 0 in force (its first byte to a memfd fails with EFBIG)' % name,
+              (r.status, lim.get('fsize'), r.stderr[-300:]))
+        check(lim.get('nofile') == '%d open, then EMFILE' % nofile,
+              '%s: RLIMIT_NOFILE as asked (nofile=%d: %d descriptors, then EMFILE)'
+              % (name, nofile, nofile), lim.get('nofile'))
+    # started the daemon's way (mg_cdr_run, src/cdr/cdr.c), which passes no nofile=: the
+    # workers' default, 64 (src/worker/proto.c)
+    for prog in ('mugaika-worker', 'mugaika-flatten', 'mugaika-pdf'):
+        r = cdr_run(prog, 'selftest', item, ['do=probe', 'file=' + os.path.join(TMP, 'w')])
+        lim = dict(n.split(': ', 2)[1:] for n in r.get('notes') or [] if n.count(': ') >= 2)
+        check(r['status'] == 'ok' and lim.get('fsize') == '0 bytes, then EFBIG' and
+              lim.get('nofile') == '64 open, then EMFILE',
+              '%s started by mg_cdr_run: file size 0 (EFBIG), 64 descriptors (EMFILE)' % prog,
+              (r['status'], lim.get('fsize'), lim.get('nofile')))
+    check(not os.path.exists(os.path.join(TMP, 'w')), 'limits probes: no file was created')
+
     r = run(A.worker, 'pdf-flatten', item)
     check(r.returncode == 64, 'mugaika-worker has no pdf-flatten (it is mugaika-flatten)')
 
@@ -228,6 +312,31 @@ def main():
         other = [x for x in libs if not x.startswith(base + extra)]
         check(libs and not other, '%s: its parsing libraries are linked in, not loaded at start'
               % os.path.basename(exe), libs)
+
+    # --- 4. licences: qpdf only in mugaika-pdf, libclamav in no worker ----
+    progs = built_programs()
+    progs.update({'mugaika': A.cli, 'mugaika-worker': A.worker, 'mugaika-flatten': A.flatten,
+                  'mugaika-pdf': A.pdf})
+    for name in ('mugaika', 'mugaika-milter', 'mugaika-watch', 'mugaika-worker',
+                 'mugaika-flatten'):
+        exe = progs.get(name)
+        ok = exe is not None and os.path.isfile(exe) and 'main' in nm_names(exe)
+        ev = holds(exe, 'libqpdf', QPDF_SYMBOL) if ok else None
+        check(ok and ev == [], '%s: no qpdf code (Apache-2.0: only in mugaika-pdf)' % name,
+              ev if ok else 'no such program with a symbol table: %s' % exe)
+    # the same check finds qpdf where it is, linked statically (it is not blind)
+    ev = holds(A.pdf, 'libqpdf', QPDF_SYMBOL)
+    check(any(e.startswith('nm: ') for e in ev),
+          'the qpdf check finds the qpdf linked statically into mugaika-pdf', ev)
+    for name in ('mugaika-pdf', 'mugaika-worker', 'mugaika-flatten'):
+        exe = progs[name]
+        ok = 'main' in nm_names(exe)
+        ev = holds(exe, 'libclamav', CLAMAV_SYMBOL) if ok else None
+        check(ok and ev == [], '%s: no libclamav (GPL-2.0-only)' % name,
+              ev if ok else 'no symbol table: %s' % exe)
+    ev = holds(A.cli, 'libclamav', CLAMAV_SYMBOL)
+    check(any(e.startswith('nm') for e in ev) and any('NEEDED' in e for e in ev),
+          'the libclamav check finds libclamav in mugaika (NEEDED, cl_* symbols)', ev)
 
     r = run(A.worker, 'nosuchhandler', item)
     check(r.returncode == 64 and r.status is None, 'an unknown handler is a usage error')
