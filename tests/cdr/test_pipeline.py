@@ -28,7 +28,10 @@ documents, pictures and archives attached.
   removed.
 - Bombs (../shared/corpus/recursive-extractor/Bombs): each mail is done
   within 5 s, and no process of the run (the workers included) grows
-  past 256 MiB.
+  past 256 MiB; nothing of a bomb is delivered (the mail is the notice
+  and the text), the notice names it as removed, the original is in
+  quarantine. The zip-slip archives there are unpacked: only their text
+  members cross, under bare names.
 - Policy: a copy of the built-in rules plus rule high-risk-pdf (the
   example of docs/rules.md, word for word): a PDF from *@risky.example
   arrives image-only (pdffonts, pdfimages, pdfinfo), the same PDF from
@@ -41,6 +44,18 @@ documents, pictures and archives attached.
   OneNote, CHM, MSI, HTA, VHD, VHDX, ISO 9660, PE, ELF), each under its
   own extension and under a neutral name: dropped (audit and inspect),
   neither name nor content in the output; an HTA named .html becomes text.
+- SVG drawings that libmagic calls text/plain (a comment or blank lines
+  before the root, UTF-16), and one with the XML declaration: typed
+  image/svg+xml (inspect), removed, none of their markup in the output,
+  named as removed in the notice, the original in quarantine (`mugaika
+  quarantine export`). The same for a PDF header followed by noise (the
+  notice: could not be rebuilt), a script (.js, text) and a disk image
+  (.img, zeros), removed by their names.
+- An OLE2 file shaped like an Ichitaro document (書類.jtd), without and
+  with a VBA project (Macros/VBA, _VBA_PROJECT_CUR/VBA): never delivered
+  as it is (removed, or at most its text as a .txt), the macros flagged
+  and the file never kept when it has them, no macro source in the
+  output, the original in quarantine.
 - Every file of the CDR corpus sets (libarchive-testfiles,
   recursive-extractor, oletools, poi-testdata, corkami, tika,
   openpreserve-format-corpus, eicar) attached to a mail, ten per mail:
@@ -62,7 +77,7 @@ import zipfile
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mails import attachments, body_text, parse  # noqa: E402
+from mails import attachments, body_text, notice_line, parse  # noqa: E402
 from pdfs import pdf_file, stream  # noqa: E402
 from tap import args, check, done, need_shared  # noqa: E402
 
@@ -230,6 +245,22 @@ def carries(out, needle):
                for part in parse(out).walk() if not part.is_multipart())
 
 
+def quarantined(out, name, data):
+    """Whether the quarantine holds the original of the mail sanitize wrote
+    as out (its ID is in X-Mugaika-Result) with an attachment name whose
+    bytes are data (`mugaika quarantine export`)."""
+    try:
+        qid = re.search(r'quarantine=([^;\s]+)', str(parse(out)['X-Mugaika-Result'] or ''))
+    except Exception:  # noqa: BLE001 (an unparsable output has no quarantine ID)
+        return False
+    if not qid:
+        return False
+    p = subprocess.run([A.cli, 'quarantine', '--quarantine', Q, 'export', qid.group(1)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    return p.returncode == 0 and (name, data) in [(a[0], a[2])
+                                                  for a in attachments(parse(p.stdout))]
+
+
 # --- 1. flatten for high-risk senders ------------------------------------------
 # The rule of docs/rules.md ("Example: flatten PDFs from high-risk senders")
 # and docs/rules.ja.md, word for word: a file that sorts before
@@ -390,31 +421,48 @@ def test_eicar_set():
 # --- 4. types that must be dropped -------------------------------------------------
 
 def ole2(root_clsid, streams):
-    """A minimal OLE2 (CFB version 3) file: one FAT sector, one directory
-    sector, each stream in regular sectors (>= 4096 bytes)."""
+    """A minimal OLE2 (CFB version 3) file: one FAT sector, the directory
+    (four entries a sector), each stream in regular sectors (>= 4096
+    bytes). A stream named "a/b" is stream b of storage a; the storages
+    are made as their streams need them. The children of a storage are
+    linked through their right siblings (a tree that leans one way)."""
     import struct
     S, FREE, END, FATSECT = 512, 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
-    fat, body, ents = [FATSECT, END], b'', []
-
-    def entry(name, typ, clsid=b'\0' * 16, child=FREE, right=FREE, start=END, size=0):
+    nodes, index = [['Root Entry', 5, [], None]], {'': 0}  # [name, type, children, data]
+    for path, data in streams:
+        names = path.split('/')
+        for k in range(1, len(names) + 1):
+            key = '/'.join(names[:k])
+            if key not in index:
+                index[key] = len(nodes)
+                nodes[index['/'.join(names[:k - 1])]][2].append(len(nodes))
+                leaf = k == len(names)
+                nodes.append([names[k - 1], 2 if leaf else 1, [], data if leaf else None])
+    right = {}
+    for _, _, kids, _ in nodes:
+        right.update(zip(kids, kids[1:]))
+    ndir = -(-len(nodes) // 4)
+    fat, body, ents = [FATSECT] + list(range(2, ndir + 1)) + [END], b'', []
+    for i, (name, typ, kids, data) in enumerate(nodes):
+        start, size = (END if typ == 5 else 0), 0
+        if typ == 2:
+            data = data.ljust(max(4096, -(-len(data) // S) * S), b'\0')
+            start, k = len(fat), len(data) // S
+            fat += [start + j + 1 for j in range(k - 1)] + [END]
+            body, size = body + data, len(data)
         n = name.encode('utf-16-le') + b'\0\0'
-        return (n.ljust(64, b'\0') + struct.pack('<HBBIII', len(n), typ, 1, FREE, right, child)
-                + clsid + b'\0' * 20 + struct.pack('<III', start, size, 0))
-    for i, (name, data) in enumerate(streams):
-        data = data.ljust(max(4096, -(-len(data) // S) * S), b'\0')
-        first, k = len(fat), len(data) // S
-        fat += [first + j + 1 for j in range(k - 1)] + [END]
-        body += data
-        ents.append(entry(name, 2, start=first, size=len(data),
-                          right=i + 2 if i + 1 < len(streams) else FREE))
-    ents.insert(0, entry('Root Entry', 5, root_clsid, child=1 if streams else FREE))
-    assert len(fat) <= 128 and len(ents) <= 4
+        ents.append(n.ljust(64, b'\0')
+                    + struct.pack('<HBBIII', len(n), typ, 1, FREE, right.get(i, FREE),
+                                  kids[0] if kids else FREE)
+                    + (root_clsid if typ == 5 else b'\0' * 16) + b'\0' * 20
+                    + struct.pack('<III', start, size, 0))
+    assert len(fat) <= 128
     hdr = (b'\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1' + b'\0' * 16
            + struct.pack('<HHHHH6xIIIIIIIII', 0x3E, 3, 0xFFFE, 9, 6, 0, 1, 1, 0, 4096, END, 0,
                          END, 0)
            + struct.pack('<109I', 0, *[FREE] * 108))
     return (hdr + struct.pack('<128I', *fat + [FREE] * (128 - len(fat)))
-            + b''.join(ents).ljust(S, b'\0') + body)
+            + b''.join(ents).ljust(ndir * S, b'\0') + body)
 
 
 def summary_information(title):
@@ -558,6 +606,174 @@ def test_drop_types():
           'name at most a .txt text file' % a.get('detected_type'),
           ([x[:2] for x in atts], a.get('rule'), a.get('action'),
            rec.get('notes.dat', {}).get('action')))
+
+
+# --- 5. SVG drawings, a broken PDF, Ichitaro, scripts and disk images -----------
+
+def gone(p, name, data, needles):
+    """What is wrong with the attachment name (bytes data) that the run p
+    must have removed: exit 0, no attachment named name or name.*, none
+    of needles in the output (raw, decoded parts, zip members), the
+    notice's line about name says it was removed, the original is in
+    quarantine. [] when all of that holds."""
+    if p.returncode != 0:
+        return ['exit %d: %s' % (p.returncode, p.stderr[-300:])]
+    m = parse(p.stdout)
+    bad = ['delivered as %s' % a[0] for a in attachments(m)
+           if a[0] == name or a[0].startswith(name + '.')]
+    bad += ['%r in the output' % x for x in needles if carries(p.stdout, x)]
+    line = notice_line(m, name)
+    if 'removed' not in line:
+        bad.append('notice: %r' % (line or body_text(m)[:300]))
+    if not quarantined(p.stdout, name, data):
+        bad.append('the original is not in quarantine')
+    return bad
+
+
+def svg_samples():
+    """(label, name, bytes, needle): SVG drawings with a script that
+    names its file (the needle). libmagic calls the first two text/plain
+    (a comment, or blank lines, before the root), which rule
+    attachment-text used to keep as they were."""
+    ns = b'xmlns="http://www.w3.org/2000/svg"'
+    u16 = '<svg onload="alert(\'f.svg\')"><rect/></svg>\n'.encode('utf-16-le')
+    return [('a comment before the root', 'c.svg',
+             b'<!-- drawing -->\n<svg ' + ns + b' onload="alert(\'c.svg\')"><rect/></svg>\n',
+             b"alert('c.svg')"),
+            ('blank lines before the root, a neutral name', 'd.dat',
+             b'   \n\n<svg onload="alert(\'d.dat\')"><rect/></svg>\n', b"alert('d.dat')"),
+            ('the XML declaration before the root', 'e.svg',
+             b'<?xml version="1.0" encoding="UTF-8"?>\n<svg ' + ns + b' width="16" height="16">'
+             b'<script>alert(\'e.svg\')</script><rect width="8" height="8"/></svg>\n',
+             b"alert('e.svg')"),
+            ('UTF-16 with a byte order mark', 'f.svg', b'\xff\xfe' + u16,
+             "alert('f.svg')".encode('utf-16-le'))]
+
+
+def test_svg():
+    samples = svg_samples()
+    data = mail([(n, d) for _, n, d, _ in samples] + [('after.txt', b'clean text\n')])
+    p = sanitize(data)
+    atts = attachments(parse(p.stdout)) if p.returncode == 0 else []
+    markup = [x for w in ('<svg', 'onload', '<script', 'alert(')
+              for x in (w.encode(), w.encode('utf-16-le')) if carries(p.stdout, x)]
+    check(p.returncode == 0 and [(a[0], a[2]) for a in atts] == [('after.txt', b'clean text\n')]
+          and not markup,
+          'svg: the mail is delivered with the text attachment only, no SVG markup in it (raw, '
+          'decoded parts; ASCII and UTF-16)',
+          (p.returncode, [a[:2] for a in atts], markup, p.stderr[-300:]))
+    insp = inspect_parts(data)
+    for label, name, d, needle in samples:
+        i = insp.get(name, {})
+        bad = gone(p, name, d, [needle])
+        check(i.get('detected_type') == 'image/svg+xml' and i.get('action') == 'drop' and not bad,
+              'svg: %s (%s) is typed image/svg+xml and removed: nothing of it delivered, named in '
+              'the notice, the original in quarantine' % (name, label),
+              (i.get('detected_type'), i.get('rule'), i.get('action'), bad))
+
+
+def test_unparsable_pdf():
+    """A PDF header and then noise: no objects, no xref, no trailer."""
+    noise = random_bytes(4096)
+    assert b'trailer' not in noise and b'xref' not in noise and b'obj' not in noise
+    d = b'%PDF-1.7\n%\xe2\xe3\xcf\xd3\n' + noise
+    data = mail([('broken.pdf', d), ('after.txt', b'clean text\n')])
+    audit = os.path.join(TMP, 'audit-broken-pdf.jsonl')
+    p = sanitize(data, audit=audit)
+    m = parse(p.stdout) if p.returncode == 0 else None
+    a = last_audit(audit).get('broken.pdf', {}) if m else {}
+    i = inspect_parts(data).get('broken.pdf', {})
+    bad = gone(p, 'broken.pdf', d, [b'%PDF', noise[:64]])
+    line = notice_line(m, 'broken.pdf') if m else ''
+    check(not bad and [x[0] for x in attachments(m)] == ['after.txt']
+          and 'could not be rebuilt in a safe form' in line
+          and a.get('rule') == 'pdf' and a.get('action') == 'drop' and i.get('action') == 'drop',
+          'unparsable PDF: removed (rule pdf, the handler fails), the notice says it could not '
+          'be made safe, nothing of it delivered, the original in quarantine',
+          (bad, line, a.get('rule'), a.get('action'), a.get('forced'), a.get('cdr')))
+
+
+def test_ichitaro():
+    """An OLE2 file shaped like an Ichitaro document (.jtd), without and
+    with a VBA project. ole-text reads only Word, Excel and PowerPoint:
+    the built-in policy may turn such a file into its text (rule
+    legacy-office) or remove it, never deliver it as it is; with a VBA
+    project it is never kept, and its macro source never crosses."""
+    import uuid
+    clsid = uuid.UUID('8f1e6a52-3b7d-4c1e-9a0f-2d5c7b9e4a31').bytes_le  # made up
+    words = '会議の資料です。一太郎で作りました。\n'.encode('utf-16-le')
+    base = [('DocumentText', words), ('JSRV_SegmentList', b'\x01\0\0\0\x10\0\0\0' * 8),
+            ('DocumentViewStyles', b'\x02\0' * 32)]
+    source = b'Attribute VB_Name = "Module1"\r\nSub AutoOpen()\r\n  Shell "calc.exe"\r\nEnd Sub\r\n'
+
+    def vba(top):
+        return [(top + '/PROJECT', b'ID="{11111111-2222-3333-4444-555555555555}"\r\n'
+                 b'Module=Module1\r\n'),
+                (top + '/VBA/dir', b'\x01\x10\x00\x00\x03\x00\x00\x00'),
+                (top + '/VBA/_VBA_PROJECT', b'\xcc\x61\xff\xff\x00\x00\x00'),
+                (top + '/VBA/Module1', source)]
+    name = '書類.jtd'
+    audit = os.path.join(TMP, 'audit-jtd.jsonl')
+    for label, streams in (('without macros', base),
+                           ('with a VBA project (Macros/VBA)', base + vba('Macros')),
+                           ('with a VBA project (_VBA_PROJECT_CUR/VBA)',
+                            base + vba('_VBA_PROJECT_CUR'))):
+        macros = streams is not base
+        d = ole2(clsid, streams)
+        data = mail([(name, d), ('after.txt', b'clean text\n')])
+        p = sanitize(data, audit=audit)
+        m = parse(p.stdout) if p.returncode == 0 else None
+        a = last_audit(audit).get(name, {}) if m else {}
+        i = inspect_parts(data).get(name, {})
+        atts = attachments(m) if m else []
+        mine = [x for x in atts if x[0] != 'after.txt']
+        line = notice_line(m, name) if m else ''
+        # delivered at most as a text file: no OLE2 signature, no stream
+        # name, no macro source anywhere in it
+        bad = [x for x in (d[:512], b'\xd0\xcf\x11\xe0', 'JSRV_SegmentList'.encode('utf-16-le'),
+                           b'Shell "calc.exe"', b'Attribute VB_Name') if carries(p.stdout, x)]
+        check(m is not None and a.get('action') in ('text', 'drop')
+              and i.get('action') == a.get('action')
+              and all(x[1] == 'text/plain' and x[0].endswith('.txt') for x in mine)
+              and len(mine) == (a.get('action') == 'text') and not bad
+              and ('removed' in line if not mine else 'text file' in line)
+              and quarantined(p.stdout, name, d) and ('after.txt', b'clean text\n') in
+              [(x[0], x[2]) for x in atts],
+              'Ichitaro-like OLE2 %s: %s (rule %s), never delivered as it is, the notice says so, '
+              'the original in quarantine' % (label, a.get('action'), a.get('rule')),
+              (p.returncode, a.get('rule'), a.get('action'), a.get('forced'), i.get('action'),
+               [x[:2] for x in atts], bad, line))
+        if macros:
+            check(a.get('action') not in (None, 'keep') and i.get('action') not in (None, 'keep')
+                  and 'macros' in (a.get('flags') or []) and not bad,
+                  'Ichitaro-like OLE2 %s: the macros are found (flag macros), the file is not '
+                  'kept, no macro source crosses' % label,
+                  (a.get('action'), i.get('action'), a.get('flags'), bad))
+
+
+def test_script_and_disk_image():
+    """A script that libmagic calls text (which rule attachment-text
+    would keep) and a disk image of zeros: removed by their names."""
+    js = b'var sh = new ActiveXObject("WScript.Shell");\nsh.Run("cmd /c calc.exe");\n'
+    img = b'\0' * (1 << 16)
+    items = [('invoice.js', js, [b'ActiveXObject', b'WScript.Shell']),
+             ('disk.img', img, [b'\0' * 512])]
+    data = mail([(n, d) for n, d, _ in items] + [('after.txt', b'clean text\n')])
+    audit = os.path.join(TMP, 'audit-script.jsonl')
+    p = sanitize(data, audit=audit)
+    m = parse(p.stdout) if p.returncode == 0 else None
+    atts = attachments(m) if m else []
+    check(m is not None and [(a[0], a[2]) for a in atts] == [('after.txt', b'clean text\n')],
+          'script and disk image: the mail is delivered with the text attachment only',
+          (p.returncode, [a[:2] for a in atts], p.stderr[-300:]))
+    rec = last_audit(audit) if m else {}
+    for name, d, needles in items:
+        a = rec.get(name, {})
+        bad = gone(p, name, d, needles)
+        check(a.get('rule') == 'attachment-executable-name' and a.get('action') == 'drop'
+              and not bad and 'may run as a program' in notice_line(m, name),
+              '%s (%s): removed by its name, not delivered, named in the notice, the original in '
+              'quarantine' % (name, a.get('detected_type')), (a.get('rule'), a.get('action'), bad))
 
 
 def main():
@@ -901,20 +1117,42 @@ def main():
     test_pdf_links_remove()
     test_eicar_set()
     test_drop_types()
+    test_svg()
+    test_unparsable_pdf()
+    test_ichitaro()
+    test_script_and_disk_image()
 
     # --- bombs ------------------------------------------------------------
     bombs = os.path.join(CORPUS, 'recursive-extractor', 'Bombs')
     for b in sorted(os.listdir(bombs)):
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        p = sanitize(mail([(b, corpus('recursive-extractor', 'Bombs', b))]))
+        data = corpus('recursive-extractor', 'Bombs', b)
+        p = sanitize(mail([(b, data)]))
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         check(p.returncode == 0 and p.wall < 5.0,
               'bomb %s: done in %.2f s (exit %d)' % (b, p.wall, p.returncode), p.stderr)
         check(rss < 256 * 1024, 'bomb %s: every process under 256 MiB (%d KiB peak so far, '
               'before %d)' % (b, rss, before))
-        atts = attachments(parse(p.stdout))
+        m = parse(p.stdout)
+        atts = attachments(m)
         check(all('..' not in a[0] and not a[0].startswith('/') for a in atts),
               'bomb %s: no traversal in delivered names' % b, [a[0] for a in atts])
+        leaves = [x.get_content_type() for x in m.walk() if not x.is_multipart()]
+        line = notice_line(m, b)
+        if b.startswith('zip-slip'):
+            # not a bomb: an archive whose members' names climb out of the
+            # directory; it is unpacked, its text members cross under
+            # their bare names
+            check(atts and all(a[1] == 'text/plain' and '/' not in a[0] and '\\' not in a[0]
+                               for a in atts) and 'unpacked' in line,
+                  'bomb %s: unpacked, only its text members delivered, under bare names' % b,
+                  ([a[:2] for a in atts], line))
+            continue
+        check(p.returncode == 0 and not atts and leaves == ['text/plain'] and 'removed' in line
+              and not carries(p.stdout, data[:64]) and quarantined(p.stdout, b, data),
+              'bomb %s: nothing of it delivered (the notice and the text only), the notice names '
+              'it as removed, the original in quarantine' % b,
+              (leaves, [a[:2] for a in atts], line))
 
     # --- the corpus sets --------------------------------------------------
     files = []
