@@ -320,8 +320,8 @@ struct words {
     const char *title, *intro, *rule_line, *quarantine, *held, *body, *noname, *attachment;
     const char *html_body, *html_active, *text_file, *infected, *opaque, *no_handler, *dropped,
         *dropped_body, *unscanned, *output_infected, *html_cut, *forwarded, *from, *subject, *date,
-        *more, *disarmed, *flattened, *text_doc, *unpacked, *cdr_failed, *too_deep, *held_part,
-        *repacked;
+        *more, *disarmed, *flattened, *text_doc, *unpacked, *cdr_failed, *too_deep, *macros,
+        *held_part, *repacked;
 };
 
 static const struct words ja = {
@@ -360,6 +360,7 @@ static const struct words ja = {
     .cdr_failed = "・添付ファイル「{1}」（{2}、{3}）は安全な形に作り直せなかったため、削除"
                   "しました。",
     .too_deep = "・圧縮ファイル「{1}」は何重にも圧縮されているため、展開せずに削除しました。",
+    .macros = "・添付ファイル「{1}」（{2}、{3}）にはマクロが含まれているため、削除しました。",
     .held_part = "・添付ファイル「{1}」（{2}、{3}）はお届けせず、隔離して保管しています。",
     .repacked = "・圧縮ファイル「{1}」を展開して中のファイル {2} 件を一つずつ確認し、お届けできる"
                 "ものを圧縮ファイル「{3}」にまとめ直しました。",
@@ -404,6 +405,7 @@ static const struct words en = {
     .cdr_failed = "- The attachment \"{1}\" ({2}, {3}) could not be rebuilt in a safe form; it "
                   "was removed.",
     .too_deep = "- The archive \"{1}\" is nested too deeply; it was removed without unpacking.",
+    .macros = "- The attachment \"{1}\" ({2}, {3}) contains macros; it was removed.",
     .held_part = "- The attachment \"{1}\" ({2}, {3}) is held in quarantine, not delivered.",
     .repacked = "- The archive \"{1}\" was unpacked, its {2} files were checked one by one, and "
                 "those delivered were packed again into \"{3}\".",
@@ -572,6 +574,10 @@ static char *notice(struct mg_sanitize *s)
             break;
         case SZ_FORCED_TOO_DEEP:
             fill(n, w->too_deep, name, NULL, NULL);
+            extra = NULL;
+            break;
+        case SZ_FORCED_MACROS:
+            fill(n, w->macros, name, it->detected, size);
             extra = NULL;
             break;
         case SZ_FORCED_INFECTED:

@@ -1273,6 +1273,11 @@ static bool decide(struct mg_sanitize *s, int index)
     } else if (is_opaque(it) && it->action != MG_ACTION_REJECT && it->action != MG_ACTION_HOLD) {
         it->action = MG_ACTION_DROP;
         it->forced = SZ_FORCED_OPAQUE;
+    } else if ((it->flags & MG_ITEM_MACROS) && it->action == MG_ACTION_KEEP) {
+        /* a document with a macro project is rebuilt without it, or
+         * turned into text, or dropped: never passed on as it is */
+        it->action = MG_ACTION_DROP;
+        it->forced = SZ_FORCED_MACROS;
     } else if (it->action == MG_ACTION_DISARM || it->action == MG_ACTION_FLATTEN ||
                it->action == MG_ACTION_UNPACK ||
                (it->action == MG_ACTION_TEXT && mg_cdr_find(MG_ACTION_TEXT, it->detected))) {
@@ -2448,10 +2453,10 @@ const char *mg_sanitize_result(const struct mg_sanitize *s)
 
 static const char *forced_name(enum sz_forced f)
 {
-    static const char *const names[] = {NULL,          "infected",       "not-understood",
-                                        "no-handler",  "no-text-form",   "alternative",
-                                        "not-scanned", "handler-failed", "too-deep"};
-    G_STATIC_ASSERT(G_N_ELEMENTS(names) == SZ_FORCED_TOO_DEEP + 1);
+    static const char *const names[] = {
+        NULL,          "infected",    "not-understood", "no-handler", "no-text-form",
+        "alternative", "not-scanned", "handler-failed", "too-deep",   "macros"};
+    G_STATIC_ASSERT(G_N_ELEMENTS(names) == SZ_FORCED_MACROS + 1);
     return (unsigned)f < G_N_ELEMENTS(names) ? names[f] : NULL;
 }
 

@@ -34,6 +34,7 @@ enum sz_forced {
     SZ_FORCED_UNSCANNED,   /* the AV engine could not look at all of it */
     SZ_FORCED_CDR_FAILED,  /* the handler failed, crashed, timed out or hit a limit */
     SZ_FORCED_TOO_DEEP,    /* an archive nested deeper than the archive depth limit */
+    SZ_FORCED_MACROS,      /* its rule keeps it, but it carries macros: never kept */
 };
 
 struct sz_extent {

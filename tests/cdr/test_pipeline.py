@@ -751,6 +751,72 @@ def test_ichitaro():
                   (a.get('action'), i.get('action'), a.get('flags'), bad))
 
 
+def test_macros_never_kept():
+    """A policy that keeps OLE2 and OOXML files as they are (a rule an
+    administrator might write before rule legacy-office): a file without
+    macros is kept, one with a macro project is removed all the same
+    (forced "macros"), in either language's notice. A rule that names
+    the macros flag cannot keep at all (the policy does not load)."""
+    import uuid
+    keep = ('[rule keep-office]\n'
+            'description = OLE2 files kept as they are (a test policy)\n'
+            'part = attachment\n'
+            'detected-type = application/x-ole-storage\n'
+            'action = keep\n\n'
+            '[rule keep-xlsm]\n'
+            'description = Macro-enabled workbooks kept as they are (a test policy)\n'
+            'part = attachment\n'
+            'detected-type = application/vnd.openxmlformats-officedocument.*\n'
+            'extension = xlsm\n'
+            'action = keep\n')
+    rules = policy_dir('policy-keep-office', {'35-keep-office.rules': keep})
+    clsid = uuid.UUID('8f1e6a52-3b7d-4c1e-9a0f-2d5c7b9e4a31').bytes_le  # made up
+    base = [('DocumentText', '資料です。\n'.encode('utf-16-le') * 300)]
+    vba = [('Macros/VBA/dir', b'\x01\x10\x00\x00\x03\x00\x00\x00'),
+           ('Macros/VBA/Module1', b'Attribute VB_Name = "Module1"\r\nSub AutoOpen()\r\nEnd Sub\r\n')]
+    plain, macro = ole2(clsid, base), ole2(clsid, base + vba)
+    xlsm = corpus('poi-testdata', 'spreadsheet', 'SimpleMacro.xlsm')
+    audit = os.path.join(TMP, 'audit-keep-office.jsonl')
+    data = mail([('plain.jtd', plain), ('macro.jtd', macro), ('SimpleMacro.xlsm', xlsm)])
+    for lang, says in (('en', 'contains macros'), ('ja', 'マクロが含まれている')):
+        p = sanitize(data, rules=rules, audit=audit, lang=lang)
+        m = parse(p.stdout) if p.returncode == 0 else None
+        rec = last_audit(audit) if m else {}
+        atts = [(a[0], a[2]) for a in attachments(m)] if m else []
+        out = rec.get('plain.jtd', {}).get('output')  # renamed: .jtd is not an OLE2 name
+        check(m is not None and (out, plain) in atts
+              and rec.get('plain.jtd', {}).get('action') == 'keep',
+              'keep-office policy (%s): the OLE2 file without macros is kept as it is' % lang,
+              (p.returncode, [a[0] for a in atts], rec.get('plain.jtd')))
+        for name, d in (('macro.jtd', macro), ('SimpleMacro.xlsm', xlsm)):
+            a = rec.get(name, {})
+            bad = ['delivered as %s' % n for n, _ in atts if n.startswith(name)]
+            bad += ['macro bytes in the output'] if carries(p.stdout, d[-4096:]) else []
+            line = notice_line(m, name) if m else ''
+            check(m is not None and a.get('rule') in ('keep-office', 'keep-xlsm')
+                  and a.get('action') == 'drop'
+                  and a.get('forced') == 'macros' and 'macros' in (a.get('flags') or [])
+                  and says in line and not bad and quarantined(p.stdout, name, d),
+                  'keep-office policy (%s): %s, which has macros, is removed all the same '
+                  '(forced macros, the notice says why, the original in quarantine)'
+                  % (lang, name), (a.get('rule'), a.get('action'), a.get('forced'),
+                                   a.get('flags'), line, bad))
+    i = inspect_parts(data, rules=rules)
+    check(i.get('macro.jtd', {}).get('action') == 'drop'
+          and i.get('plain.jtd', {}).get('action') == 'keep',
+          'keep-office policy: inspect shows the file with macros removed',
+          (i.get('macro.jtd'), i.get('plain.jtd')))
+    bad_rule = policy_dir('policy-keep-macros', {'35-keep-macros.rules': (
+        '[rule keep-macros]\npart = attachment\nflags = macros\naction = keep\n')})
+    p = subprocess.run([A.cli, 'rules', 'check', bad_rule], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    err = p.stderr.decode('utf-8', 'replace')
+    check(p.returncode == 78 and '35-keep-macros.rules:4: [rule keep-macros] action: keep is not '
+          'allowed' in err,
+          'a rule with flags = macros and action = keep does not load (file, line, key named)',
+          (p.returncode, err[-400:]))
+
+
 def test_script_and_disk_image():
     """A script that libmagic calls text (which rule attachment-text
     would keep) and a disk image of zeros: removed by their names."""
@@ -1121,6 +1187,7 @@ def main():
     test_unparsable_pdf()
     test_ichitaro()
     test_script_and_disk_image()
+    test_macros_never_kept()
 
     # --- bombs ------------------------------------------------------------
     bombs = os.path.join(CORPUS, 'recursive-extractor', 'Bombs')

@@ -121,7 +121,7 @@ static const char *match_id(const struct mg_rules *r, const struct mg_rule_subje
 /* Match keys. */
 
 struct match_case {
-    const char *keys; /* lines of [rule r] before "action = keep" */
+    const char *keys; /* lines of [rule r] before "action = drop" */
     const char *detected, *declared, *filename, *sender;
     const char *rcpt[3];
     uint64_t size;
@@ -234,7 +234,7 @@ static void test_match_keys(void)
 {
     for (unsigned i = 0; i < G_N_ELEMENTS(match_cases); i++) {
         const struct match_case *c = &match_cases[i];
-        char *text = g_strdup_printf("[rule r]\n%s\naction = keep\n", c->keys);
+        char *text = g_strdup_printf("[rule r]\n%s\naction = drop\n", c->keys);
         struct mg_rules *r = load_ok(text);
         struct mg_rule_subject s = subject(c->detected);
         const char *rcpt[4] = {c->rcpt[0], c->rcpt[1], c->rcpt[2], NULL};
@@ -402,7 +402,7 @@ static const struct error_case error_cases[] = {
     {"[rule a]\naction = keep\nflags = macro\n",
      "D/10-a.rules:3: [rule a] flags: bad value \"macro\" (expected encrypted, macros, mismatch, "
      "infected or name-mismatch)"},
-    {"[rule a]\naction = keep\nflags = macros\nwithout-flags = macros\n",
+    {"[rule a]\naction = drop\nflags = macros\nwithout-flags = macros\n",
      "D/10-a.rules:4: [rule a] without-flags: bad value: flags and without-flags name the same "
      "flag, so the rule can never match"},
     {"[rule a]\naction = keep\npart = attachments\n",
@@ -432,6 +432,10 @@ static const struct error_case error_cases[] = {
     {"[rule a]\nflags = infected\naction = keep\n",
      "D/10-a.rules:3: [rule a] action: keep is not allowed: a rule that can match infected items "
      "(flags includes infected) may only drop, hold or reject"},
+    {"[rule a]\nflags = encrypted;macros\naction = keep\n",
+     "D/10-a.rules:3: [rule a] action: keep is not allowed: a rule for items with macros (flags "
+     "includes macros) may disarm, text, drop, hold or reject them; an item with macros is never "
+     "kept"},
     {"[rule a]\naction = keep\nurls = plain\n",
      "D/10-a.rules:3: [rule a] urls: only allowed with action text"},
     {"[rule a]\naction = text\nurls = clickable\n",
@@ -607,7 +611,7 @@ static void test_unreachable(void)
 {
     for (unsigned i = 0; i < G_N_ELEMENTS(reach_cases); i++) {
         const struct reach_case *c = &reach_cases[i];
-        char *text = g_strdup_printf("[rule a]\n%s\naction = drop\n[rule b]\n%s\naction = keep\n",
+        char *text = g_strdup_printf("[rule a]\n%s\naction = drop\n[rule b]\n%s\naction = hold\n",
                                      c->a, c->b);
         const char *files[] = {"10-a.rules", text, NULL};
         char *msg = NULL;
