@@ -93,8 +93,11 @@
  *	objects in the order it reaches them from the trailer, keeps the
  *	grouping of object streams and writes an xref stream exactly when
  *	there are object streams, so a second pass reproduces all of it;
- *	the flat page tree, the pushed-down attributes, the '#' written
- *	"#23" and the /Size read back as they were written. The ID is
+ *	the flat page tree, the pushed-down attributes, a name's '#' and
+ *	the /Size read back as they were written (qpdf 11 writes a '#' in
+ *	a name as it is, not "#23": a name that came with a stray '#'
+ *	leaves with one, and qpdf --check warns of it in the output as it
+ *	did in the input; viewers read it as the '#' it stands for). The ID is
  *	deterministic: its second half is a digest of the objects written
  *	and the strings of /Info, its first half is kept from the input's
  *	/ID when there is one (as the PDF reference asks), else the same

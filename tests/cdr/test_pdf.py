@@ -20,7 +20,10 @@ poppler and qpdf tools:
   /OpenAction /AA /Launch /SubmitForm /ImportData /GoToR /GoToE
   /RichMedia /EmbeddedFile(s) /FileAttachment /XFA followed by a PDF
   delimiter is left outside stream data (in the samples written here,
-  the whole file is searched, scripts' text included);
+  the whole file is searched, scripts' text included); each of those
+  names is in at least one sample written here as qpdf reads it (its
+  qdf expansion), so that search is never vacuous, and each such
+  sample's output passes `qpdf --check` and keeps its page text;
 - the pages qpdf finds (qpdf --show-pages) are as many as in the input
   and the output's /Count (qpdf --show-npages) says so; pdftotext gives
   the same text (whitespace folded) when it gives text for the input;
@@ -308,18 +311,61 @@ def write(name, data):
     return path
 
 
+# name -> (input path, output path, expanded output), None for what a
+# sample did not give; crafted_coverage checks them all
+CRAFTED = {}
+
+
 def run_crafted(name, data, opts=None):
-    """Runs the handler on data; returns (result, expanded output or
-    None). An ok result is checked to be a fixed point (three passes)."""
+    """Runs the handler on data, which must end ok; returns (result,
+    expanded output or None). An ok result is checked to be a fixed
+    point (three passes)."""
     path = write(name + '.in.pdf', data)
     r = disarm(path, opts=opts)
+    CRAFTED[name] = (path, None, None)
     if r is None or r.status != 'ok' or len(r.outputs) != 1:
         return r, None
     bad = fixed_point_problems(path, r, opts, third=True)
     check(not bad, '%s: a fixed point (same bytes on a second run and on passes 2 and 3)' % name,
           '; '.join(bad))
     out = write(name + '.out.pdf', bytes(r.outputs[0].data))
-    return r, expanded(out)
+    x = expanded(out)
+    CRAFTED[name] = (path, out, x)
+    return r, x
+
+
+def crafted_coverage():
+    """Every name of ACTIVE is in at least one sample written here, as
+    qpdf reads the input (its qdf expansion, outside stream data, so
+    only the objects reachable in its last revision count), so the
+    "none left" checks are not vacuous; and no sample that holds it
+    keeps it (qdf expansion of the output, the whole file). Then every
+    sample's output passes `qpdf --check`: 0, or 3 (warnings) when the
+    input has warnings too (qpdf 11 writes a '#' in a name as it is, so
+    a name that came with a stray '#' leaves with one: see
+    src/pdf/disarm.c), and keeps the page text of its input."""
+    held = {}
+    for name, (inp, _, _) in sorted(CRAFTED.items()):
+        x_in = expanded(inp)
+        if x_in is not None:
+            held[name] = set(m.group(0) for m in ACTIVE_RE.finditer(without_stream_data(x_in)))
+    for key in ACTIVE:
+        holders = sorted(n for n in held if b'/' + key in held[n])
+        kept = [n if CRAFTED[n][2] is not None else n + ' (no expanded output)'
+                for n in holders if CRAFTED[n][2] is None or
+                re.search(rb'/' + key + DELIM, CRAFTED[n][2])]
+        check(holders and not kept, '/%s: in crafted inputs (%s), gone from their outputs' % (
+            key.decode(), ', '.join(holders)), 'kept by %r' % kept if holders else 'in no input')
+    for name, (inp, out, x) in sorted(CRAFTED.items()):
+        rc_in, rc, t_in = tool(['qpdf', '--check', inp])[0], None, text(inp)
+        if out is not None:
+            rc = tool(['qpdf', '--check', out])[0]
+        check(name in held and x is not None and not ACTIVE_RE.search(x) and
+              (rc == 0 or rc == rc_in == 3) and t_in and text(out) == t_in,
+              'crafted %s: input expanded, output without active names, qpdf --check %s, '
+              'page text kept' % (name, rc),
+              (name in held, x is not None and ACTIVE_RE.findall(x), rc, rc_in, t_in,
+               out and text(out)))
 
 
 def has_note(r, kind, *words):
@@ -425,6 +471,94 @@ def crafted_links():
     r3 = disarm(write('links.in.pdf', data), opts={'uri': 'maybe'})
     check(r3 is not None and r3.status == 'fail' and 'uri=maybe' in (r3.reason or ''),
           'uri=maybe: refused', r3 and (r3.status, r3.reason))
+
+
+def crafted_actions():
+    """What crafted_links leaves out: /GoToR and /GoToE link actions, a
+    script and a /Launch reached only through a /Next chain, /SubmitForm
+    and /ImportData as the actions of form widgets, /AA on the catalog,
+    on the page, on a widget, on its parent field and on a field with
+    no widget (only /AcroForm lists it), a /RichMedia annotation with
+    its embedded asset and a /RichMediaExecute link to it, a /GoToR
+    open action."""
+    annots = (
+        b'/Annots [20 0 R 21 0 R 22 0 R 10 0 R 11 0 R 13 0 R 23 0 R 26 0 R] '
+        b'/AA << /C << /S /GoToR /F (closed.pdf) /D [0 /Fit] >> >> ')
+    objs = base_objects(annots, (
+        b'/OpenAction << /S /GoToR /F (opened.pdf) /D [0 /Fit] >> '
+        b'/AA << /WC << /S /JavaScript /JS (app.alert\\("closing"\\)) >> '
+        b'       /DP << /S /Launch /F (printed.exe) >> >> '
+        b'/AcroForm << /Fields [10 0 R 11 0 R 12 0 R 14 0 R] >> '))
+    objs.update({
+        # a form: two push buttons, a text field with a widget, a field
+        # without one
+        10: (b'<< /Type /Annot /Subtype /Widget /Rect [0 0 10 10] /P 3 0 R /FT /Btn '
+             b'/Ff 65536 /T (send) /A << /S /SubmitForm /F << /FS /URL '
+             b'/F (http://collect.example/) >> /Flags 4 >> >>'),
+        11: (b'<< /Type /Annot /Subtype /Widget /Rect [0 0 10 10] /P 3 0 R /FT /Btn '
+             b'/Ff 65536 /T (load) /A << /S /ImportData /F (data.fdf) >> >>'),
+        12: (b'<< /FT /Tx /T (total) /Kids [13 0 R] '
+             b'/AA << /K << /S /JavaScript /JS (AFNumber_Keystroke\\(2\\)) >> '
+             b'       /C << /S /JavaScript /JS (AFSimple_Calculate\\("SUM"\\)) >> >> >>'),
+        13: (b'<< /Type /Annot /Subtype /Widget /Rect [0 0 10 10] /P 3 0 R /Parent 12 0 R '
+             b'/AA << /Fo << /S /SubmitForm /F << /FS /URL /F (http://focus.example/) >> >> '
+             b'       /Bl << /S /Hide /T (total) >> >> >>'),
+        14: (b'<< /FT /Tx /T (hidden) /V (1) '
+             b'/AA << /V << /S /JavaScript /JS (this.submitForm\\(\\)) >> >> >>'),
+        20: (b'<< /Type /Annot /Subtype /Link /Rect [0 0 10 10] '
+             b'/A << /S /GoToR /F (other.pdf) /D [0 /Fit] >> >>'),
+        21: (b'<< /Type /Annot /Subtype /Link /Rect [0 0 10 10] '
+             b'/A << /S /GoToE /D [0 /Fit] /T << /R /C /N (inner.pdf) >> >> >>'),
+        # GoTo, then Named, then an array of a Named action whose /Next
+        # is a script and a Launch
+        22: (b'<< /Type /Annot /Subtype /Link /Rect [0 0 10 10] '
+             b'/A << /S /GoTo /D [3 0 R /Fit] /Next << /S /Named /N /FirstPage '
+             b'  /Next [<< /S /Named /N /LastPage '
+             b'           /Next << /S /JavaScript /JS (app.alert\\("chained"\\)) >> >> '
+             b'         << /S /Launch /Win << /F (calc.exe) /P (/c) >> >>] >> >> >>'),
+        23: (b'<< /Type /Annot /Subtype /RichMedia /Rect [0 0 10 10] '
+             b'/RichMediaContent << /Assets << /Names [(movie.swf) 24 0 R] >> '
+             b'  /Configurations [<< /Type /RichMediaConfiguration /Subtype /Flash '
+             b'    /Instances [<< /Type /RichMediaInstance /Subtype /Flash '
+             b'                    /Asset 24 0 R >>] >>] >> '
+             b'/RichMediaSettings << /Activation << /Condition /PO >> >> >>'),
+        24: b'<< /Type /Filespec /F (movie.swf) /UF (movie.swf) /EF << /F 25 0 R >> >>',
+        25: stream(b'FWS flash payload', b'/Type /EmbeddedFile '),
+        26: (b'<< /Type /Annot /Subtype /Link /Rect [0 0 10 10] '
+             b'/A << /S /RichMediaExecute /TA 23 0 R /CMD << /C (play) >> >> >>'),
+    })
+    data, _, _ = pdf_file(objs)
+    r, x = run_crafted('actions', data)
+    check(r is not None and r.status == 'ok' and x is not None, 'actions: ok',
+          r and (r.status, r.reason, r.stderr))
+    if x is None:
+        return
+    check(not ACTIVE_RE.search(x), 'actions: no active names left', ACTIVE_RE.findall(x))
+    gone = [w for w in [b'closed.pdf', b'opened.pdf', b'app.alert', b'printed.exe',
+                        b'collect.example', b'data.fdf', b'AFNumber', b'AFSimple',
+                        b'focus.example', b'submitForm', b'other.pdf', b'inner.pdf', b'calc.exe',
+                        b'movie.swf', b'FWS flash', b'/RichMediaExecute', b'/RichMediaContent']
+            if w in x]
+    check(not gone, 'actions: targets, scripts, programs, the asset and its player all gone',
+          gone)
+    check(re.search(rb'/S\s*/GoTo' + DELIM, x) and b'/FirstPage' in x and b'/LastPage' in x and
+          all(b'(%s)' % t in x for t in (b'send', b'load', b'total', b'hidden')),
+          'actions: the GoTo link with its Named /Next actions and the four fields stay')
+    want = ['GoToR action (/A) on page 1', 'GoToE action (/A) on page 1',
+            'JavaScript action (/Next) on page 1', 'Launch action (/Next) on page 1',
+            'SubmitForm action (/A) on page 1', 'ImportData action (/A) on page 1',
+            'RichMedia annotation on page 1', 'RichMediaExecute action (/A) on page 1',
+            'additional actions (C: GoToR) on page 1',
+            'additional actions (Bl: Hide, Fo: SubmitForm) on page 1',
+            'additional actions (C: JavaScript, K: JavaScript) on page 1',
+            'additional actions (V: JavaScript) in the document',
+            'open action (GoToR) in the document',
+            'additional actions (DP: Launch, WC: JavaScript) in the document']
+    missing = [w for w in want if not has_note(r, 'removed', w)]
+    check(not missing, 'actions: one note per removed item', (missing, r.notes))
+    out = os.path.join(TMP.name, 'actions.out.pdf')
+    check(npages(out) == 1 and text(out) == b'Hello mugaika',
+          'actions: the page and its text stay', (npages(out), text(out)))
 
 
 def crafted_objstm():
@@ -660,12 +794,14 @@ def named_corpus(results):
 def main():
     crafted_incremental()
     crafted_links()
+    crafted_actions()
     crafted_objstm()
     crafted_stray_hash()
     crafted_page_tree()
     crafted_limits()
     crafted_passwords()
     crafted_streams()
+    crafted_coverage()
 
     paths = []
     for root, _, files in os.walk(CORPUS):
