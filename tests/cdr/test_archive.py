@@ -15,8 +15,11 @@ Drives the worker directly (mgw.run) and checks what comes out:
     the audit record and a rule can match it);
   - symlinks, hard links, FIFOs and devices are not emitted (one note each);
   - encrypted archives of every kind give "encrypted";
-  - max-members, max-total and max-ratio give "limit"; every bomb of
-    recursive-extractor/Bombs ends in "limit" within 5 s under a 256 MiB
+  - max-members, max-total and max-ratio give "limit"; max-ratio both per
+    member and for the whole item: 16 members that each pass their own
+    check are refused together, a zip exactly 1/100 of its expansion is
+    accepted and one a byte smaller refused (the whole-item reason);
+    every bomb of recursive-extractor/Bombs ends in "limit" within 5 s under a 256 MiB
     address-space cap (the outer .bz2 layer is unpacked by a first run with
     max-ratio=0, since that layer alone expands 5000 times and more);
     overlapping-entry zips (zbsm style and duplicate offsets) too;
@@ -435,6 +438,94 @@ check(r.status == 'ok' and len(r.outputs) == 1 and len(r.outputs[0].data) == 512
 r = run(data=gzip.compress(b'\0' * (8 << 20)), name='z.gz')
 check(r.status == 'limit' and 'max-ratio' in (r.reason or ''),
       'bare gzip of zeros: max-ratio limit', desc(r))
+
+# max-ratio per member and for the whole item. A member is measured
+# against the input bytes read while it was read plus one 64 KiB read
+# block (AR_BLOCK) of slack, the whole against the item's size
+# (mgw_input_size: the zip file, its directory and comment included).
+# The 4 MiB member of zeros above trips the whole-item check (4 MiB
+# over 4 KB), not the member one (4 MiB over 4 KB + 64 KiB).
+AR_BLOCK = 64 << 10
+MEMBER_RATIO = 'max-ratio: member %r expands more than 100 times'
+ITEM_RATIO = 'max-ratio: the archive expands more than 100 times'
+
+# per member: 40 MiB of zeros (about 40 KB deflated) after 3 MiB of
+# random bytes, so the item as a whole expands 14 times only
+pad = random.Random(20240602).randbytes(3 << 20)
+r = run(data=py_zip([('pad.bin', pad), ('zeros.bin', b'\0' * (40 << 20))]))
+check(r.status == 'limit' and r.reason == MEMBER_RATIO % 'zeros.bin',
+      'a 40 MiB member of zeros after 3 MiB of random bytes (the item 14:1): the member '
+      'max-ratio limit', desc(r))
+
+
+def runs_data(seed, size):
+    """size bytes of runs of one random byte, each 256 to 4095 long: some
+    450 times smaller deflated (fixed seed)."""
+    rng = random.Random(seed)
+    out = bytearray()
+    while len(out) < size:
+        out += bytes([rng.randrange(256)]) * rng.randrange(256, 4096)
+    return bytes(out[:size])
+
+
+# The whole item: 16 members of 4 MiB each, every one of them deflated
+# to some 9 KB. No member trips its own check: 4 MiB is less than 100
+# times the 64 KiB of slack alone. Together they expand some 450 times
+# the zip's size, which only the whole-item check sees. (Were every
+# member at most 100:1 against its own deflated bytes, so would be the
+# whole zip, which holds them all: the whole-item check exists for
+# members that hide under the per-member slack.)
+RUN_MEMBERS = [('r%02d.bin' % i, runs_data(3000 + i, 4 << 20)) for i in range(16)]
+runs_zip = py_zip(RUN_MEMBERS)
+runs_total = sum(len(d) for _, d in RUN_MEMBERS)
+check(all(100 * len(zlib.compress(d)) < len(d) < 70 * AR_BLOCK for _, d in RUN_MEMBERS),
+      'each 4 MiB member: over 100 times its deflated size, under 70 times 64 KiB')
+r = run(data=runs_zip)
+check(r.status == 'limit' and r.reason == ITEM_RATIO,
+      '16 members of 4 MiB, each under the member max-ratio, the zip %d:1 in all: the '
+      'whole-item max-ratio limit' % (runs_total // len(runs_zip)), desc(r))
+
+
+def padded_runs_zip(comment_len):
+    """RUN_MEMBERS and a stored member of random bytes (fixed seed) sized
+    so that the zip with a comment of about 1000 bytes is 1/100 of what
+    it expands to, a multiple of 100; the comment (comment_len bytes)
+    adds to the item's size only."""
+    # a stored entry adds its data and 2 * (len(name) + 38) header bytes
+    name = 'padding.bin'
+    fixed = len(runs_zip) + 2 * (len(name) + 38) + 1000
+    n = (runs_total - 100 * fixed) // 99
+    n -= (runs_total + n) % 100  # what it all expands to: a multiple of 100
+    members = RUN_MEMBERS + [(name, random.Random(20240603).randbytes(n))]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as z:
+        for mname, data in members:
+            z.writestr(zipfile.ZipInfo(mname), data,
+                       compress_type=zipfile.ZIP_STORED if mname == name else
+                       zipfile.ZIP_DEFLATED)
+        z.comment = b'c' * comment_len
+    return buf.getvalue(), dict(members)
+
+
+# exactly at the limit (expanded bytes == 100 * item size): accepted; one
+# byte of comment less (expanded just over 100 times): refused
+blob, want = padded_runs_zip(0)
+expanded = sum(len(d) for d in want.values())
+at_limit = expanded // 100 - len(blob)  # comment bytes that bring the item to 1/100
+check(expanded % 100 == 0 and 0 < at_limit < 65536,
+      'the padded zip expands to a multiple of 100 and leaves room for a comment (%d bytes)'
+      % at_limit)
+blob, _ = padded_runs_zip(at_limit)
+r = run(data=blob)
+check(r.status == 'ok' and outs(r) == want,
+      'the same 16 members and %d bytes of stored random data, %d bytes expanding to %d '
+      '(%.4f:1): ok, every member byte-exact' % (
+          len(want['padding.bin']), len(blob), expanded, expanded / len(blob)), desc(r))
+blob, _ = padded_runs_zip(at_limit - 1)
+r = run(data=blob)
+check(r.status == 'limit' and r.reason == ITEM_RATIO,
+      'one byte smaller (%d bytes, %.4f:1): the whole-item max-ratio limit' % (
+          len(blob), expanded / len(blob)), desc(r))
 
 # --- 8. bombs ---------------------------------------------------------------------
 
