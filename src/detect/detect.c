@@ -29,15 +29,17 @@
  *	in a cookie. At most DETECT_POOL idle detectors are kept.
  *
  *	libmagic calls an SVG drawing text/plain when its root element
- *	follows a comment or blank lines, or carries few attributes, and a
- *	plain-text attachment is kept as it is. So a text/plain answer is
- *	looked at once more: content whose first element, after a byte
- *	order mark, blank space, the XML declaration, processing
- *	instructions, comments and a document type declaration, is svg
- *	(with or without a namespace prefix) is image/svg+xml; such a
- *	prolog that runs to the end of a full sniff window, so that the
- *	root cannot be seen, is application/xml. Both are types no rule
- *	keeps. UTF-16 with a byte order mark is read through its ASCII.
+ *	follows a comment or blank lines, or carries few attributes (and
+ *	text/csv when its lines hold as many commas each), and plain-text
+ *	and CSV attachments are kept as they are. So a text answer other
+ *	than text/html is looked at once more: content whose first
+ *	element, after a byte order mark, blank space, the XML
+ *	declaration, processing instructions, comments and a document
+ *	type declaration, is svg (with or without a namespace prefix) is
+ *	image/svg+xml; such a prolog that runs to the end of a full sniff
+ *	window, so that the root cannot be seen, is application/xml. Both
+ *	are types no rule keeps. UTF-16 and UTF-32 with a byte order mark
+ *	are read through their ASCII.
  * DIAGNOSTICS
  *	mg_detect_new returns NULL and a reason when the magic database
  *	cannot be loaded. mg_detect_buffer never fails: a libmagic error
@@ -77,22 +79,24 @@ struct mg_detect *mg_detect_new(const char **why)
     return d;
 }
 
-/* Byte i of the text as ASCII: UTF-16 read through its low bytes (a
- * code unit above 0x7f reads as 0x80, which no markup matches). */
+/* Character i of the text as ASCII: UTF-16 and UTF-32 read through
+ * their low bytes (a code unit above 0x7f reads as 0x80, which no
+ * markup matches). */
 struct markup {
     const unsigned char *p;
     size_t n; /* characters */
-    int unit; /* 1, or 2 for UTF-16 */
-    int lo;   /* offset of the ASCII byte in a UTF-16 unit */
+    int unit; /* bytes a character: 1, 2 (UTF-16) or 4 (UTF-32) */
+    int lo;   /* offset of the low byte in a unit */
 };
 
 static int mk_at(const struct markup *m, size_t i)
 {
     const unsigned char *u = m->p + i * (size_t)m->unit;
 
-    if (m->unit == 1)
-        return u[0];
-    return u[1 - m->lo] == 0 && u[m->lo] < 0x80 ? u[m->lo] : 0x80;
+    for (int k = 0; k < m->unit; k++)
+        if (k != m->lo && u[k] != 0)
+            return 0x80;
+    return u[m->lo] < 0x80 ? u[m->lo] : 0x80;
 }
 
 static bool mk_starts(const struct markup *m, size_t i, const char *s)
@@ -112,6 +116,33 @@ static size_t mk_past(const struct markup *m, size_t i, const char *end)
     return m->n;
 }
 
+/* The text after its byte order mark, if any. */
+static struct markup mk_open(const unsigned char *b, size_t len)
+{
+    static const struct {
+        unsigned char bom[4];
+        int size, unit, lo;
+    } boms[] = {
+        /* UTF-32 first: its little-endian mark starts like UTF-16's */
+        {{0xff, 0xfe, 0, 0}, 4, 4, 0},    {{0, 0, 0xfe, 0xff}, 4, 4, 3},
+        {{0xef, 0xbb, 0xbf, 0}, 3, 1, 0}, {{0xff, 0xfe, 0, 0}, 2, 2, 0},
+        {{0xfe, 0xff, 0, 0}, 2, 2, 1},
+    };
+    struct markup m = {b, len, 1, 0};
+
+    for (size_t k = 0; k < G_N_ELEMENTS(boms); k++) {
+        size_t n = (size_t)boms[k].size;
+        if (len >= n && memcmp(b, boms[k].bom, n) == 0) {
+            m.p = b + n;
+            m.unit = boms[k].unit;
+            m.lo = boms[k].lo;
+            m.n = (len - n) / (size_t)m.unit;
+            break;
+        }
+    }
+    return m;
+}
+
 enum markup_root { ROOT_NONE, ROOT_SVG, ROOT_UNSEEN };
 
 static bool mk_name_char(int c)
@@ -122,20 +153,10 @@ static bool mk_name_char(int c)
 /* What the text's first element is (DESCRIPTION). */
 static enum markup_root markup_root(const unsigned char *buf, size_t len)
 {
-    struct markup m = {buf, len, 1, 0};
+    struct markup m = mk_open(buf, len);
     size_t i = 0;
     bool prolog = false;
 
-    if (len >= 3 && buf[0] == 0xef && buf[1] == 0xbb && buf[2] == 0xbf) {
-        m.p += 3;
-        m.n -= 3;
-    } else if (len >= 2 &&
-               ((buf[0] == 0xff && buf[1] == 0xfe) || (buf[0] == 0xfe && buf[1] == 0xff))) {
-        m.lo = buf[0] == 0xff ? 0 : 1;
-        m.unit = 2;
-        m.p += 2;
-        m.n = (len - 2) / 2;
-    }
     for (;;) {
         while (i < m.n && g_ascii_isspace(mk_at(&m, i)))
             i++;
@@ -181,7 +202,8 @@ const char *mg_detect_buffer(struct mg_detect *d, const void *buf, size_t len)
     t = magic_buffer(d->cookie, buf, len);
     if (t == NULL)
         return "application/octet-stream";
-    if (strcmp(t, "text/plain") == 0) {
+    /* any text but HTML (turned into text, never kept) */
+    if (g_str_has_prefix(t, "text/") && strcmp(t, "text/html") != 0) {
         switch (markup_root(buf, len)) {
         case ROOT_SVG:
             return "image/svg+xml";

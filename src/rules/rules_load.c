@@ -704,10 +704,10 @@ static void check_rule(struct loader *ld)
                   "%s is not allowed: a rule that can match infected items (flags includes "
                   "infected) may only drop, hold or reject",
                   mg_action_name(r->action));
-    if ((r->flags & MG_ITEM_MACROS) && r->action == MG_ACTION_KEEP)
+    else if ((r->flags & MG_ITEM_MACROS) && r->action == MG_ACTION_KEEP)
         KEY_ERROR(ld, K_ACTION,
-                  "keep is not allowed: a rule for items with macros (flags includes macros) may "
-                  "disarm, text, drop, hold or reject them; an item with macros is never kept");
+                  "keep is not allowed: a rule for items with macros (flags includes macros) "
+                  "cannot keep them; an item with macros is never kept");
 }
 
 static void group_end(struct loader *ld)

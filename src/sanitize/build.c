@@ -427,6 +427,7 @@ static const struct words ja_file = {
                  "コピーはできません）。",
     .text_doc = "・ファイル「{1}」を、文字だけのテキストファイル「{2}」に変換しました。",
     .cdr_failed = "・ファイル「{1}」（{2}、{3}）は安全な形に作り直せなかったため、削除しました。",
+    .macros = "・ファイル「{1}」（{2}、{3}）にはマクロが含まれているため、削除しました。",
     .held_part = "・ファイル「{1}」（{2}、{3}）はお届けせず、隔離して保管しています。",
 };
 
@@ -451,6 +452,7 @@ static const struct words en_file = {
     .text_doc = "- The file \"{1}\" was converted to the text file \"{2}\".",
     .cdr_failed = "- The file \"{1}\" ({2}, {3}) could not be rebuilt in a safe form; it was "
                   "removed.",
+    .macros = "- The file \"{1}\" ({2}, {3}) contains macros; it was removed.",
     .held_part = "- The file \"{1}\" ({2}, {3}) is held in quarantine, not delivered.",
 };
 

@@ -6,6 +6,8 @@
  *	findings about an item that rules match on
  * SYNOPSIS
  *	unsigned sz_sniff_flags(const unsigned char *buf, size_t len, const char *detected);
+ *	enum sz_container sz_container_of(const unsigned char *buf, size_t len);
+ *	bool sz_macro_marker(const unsigned char *buf, size_t len, enum sz_container kind);
  *	bool sz_type_mismatch(const char *declared, const char *detected);
  * DESCRIPTION
  *	sz_sniff_flags looks at the first bytes of decoded content (the
@@ -15,6 +17,13 @@
  *	document, a PDF /Encrypt dictionary) and macros (an OOXML
  *	vbaProject.bin, an OLE2 VBA storage or Excel 4 macro sheet). It is
  *	a cheap early signal: the CDR handlers decide on the full parse.
+ *
+ *	sz_container_of says whether content starts as a zip or an OLE2
+ *	compound file; sz_macro_marker whether buf holds one of the macro
+ *	markers of that kind of container (the same as sz_sniff_flags'),
+ *	for a look at the whole content of an item a rule would keep (the
+ *	markers are stored names: a zip's entry names, an OLE2 directory's
+ *	UTF-16 names).
  *
  *	sz_type_mismatch: the declared type disagrees with what the bytes
  *	are. Declared application/octet-stream (or nothing) says nothing;
@@ -57,22 +66,40 @@ static bool zip_encrypted(const unsigned char *buf, size_t len)
     return false;
 }
 
+static const unsigned char ole_magic[8] = {0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1};
+
+enum sz_container sz_container_of(const unsigned char *buf, size_t len)
+{
+    if (len >= 4 && buf[0] == 'P' && buf[1] == 'K' && buf[2] == 3 && buf[3] == 4)
+        return SZ_CONTAINER_ZIP;
+    if (len >= 8 && memcmp(buf, ole_magic, 8) == 0)
+        return SZ_CONTAINER_OLE2;
+    return SZ_CONTAINER_NONE;
+}
+
+bool sz_macro_marker(const unsigned char *buf, size_t len, enum sz_container kind)
+{
+    if (kind == SZ_CONTAINER_ZIP)
+        return has_bytes(buf, len, "vbaProject.bin", 14) || has_bytes(buf, len, "vbaData.xml", 11);
+    if (kind == SZ_CONTAINER_OLE2)
+        return has_utf16(buf, len, "_VBA_PROJECT") || has_utf16(buf, len, "VBA") ||
+               has_utf16(buf, len, "Macros") || has_utf16(buf, len, "_VBA_PROJECT_CUR");
+    return false;
+}
+
 unsigned sz_sniff_flags(const unsigned char *buf, size_t len, const char *detected)
 {
-    static const unsigned char ole_magic[8] = {0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1};
+    enum sz_container kind = sz_container_of(buf, len);
     unsigned flags = 0;
 
-    if (len >= 4 && buf[0] == 'P' && buf[1] == 'K' && buf[2] == 3 && buf[3] == 4) {
+    if (sz_macro_marker(buf, len, kind))
+        flags |= MG_ITEM_MACROS;
+    if (kind == SZ_CONTAINER_ZIP) {
         if (zip_encrypted(buf, len))
             flags |= MG_ITEM_ENCRYPTED;
-        if (has_bytes(buf, len, "vbaProject.bin", 14) || has_bytes(buf, len, "vbaData.xml", 11))
-            flags |= MG_ITEM_MACROS;
-    } else if (len >= 8 && memcmp(buf, ole_magic, 8) == 0) {
+    } else if (kind == SZ_CONTAINER_OLE2) {
         if (has_utf16(buf, len, "EncryptedPackage") || has_utf16(buf, len, "EncryptionInfo"))
             flags |= MG_ITEM_ENCRYPTED;
-        if (has_utf16(buf, len, "_VBA_PROJECT") || has_utf16(buf, len, "VBA") ||
-            has_utf16(buf, len, "Macros") || has_utf16(buf, len, "_VBA_PROJECT_CUR"))
-            flags |= MG_ITEM_MACROS;
     } else if (len >= 5 && memcmp(buf, "%PDF-", 5) == 0) {
         if (has_bytes(buf, len, "/Encrypt", 8))
             flags |= MG_ITEM_ENCRYPTED;

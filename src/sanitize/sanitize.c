@@ -1111,6 +1111,7 @@ static void cdr_reset(struct mg_sanitize *s, struct sz_item *it)
     content_forget(s, &it->cdr);
     memset(&it->cdr, 0, sizeof it->cdr);
     it->cdr_ready = false;
+    it->cdr_not_text = false;
     it->cdr_handler = NULL;
     it->cdr_status = 0;
     g_clear_pointer(&it->cdr_reason, g_free);
@@ -1236,6 +1237,48 @@ static bool classify(struct mg_sanitize *s, int index)
     return decide(s, index);
 }
 
+/* Whether a zip or OLE2 content longer than the sniff window holds a
+ * macro marker past it (sz_sniff_flags looked at the window only): 1
+ * yes, 0 no, -1 a read failed (s failed). Read in SZ_BUF pieces that
+ * overlap by more than the longest marker. */
+static int macros_past_sniff(struct mg_sanitize *s, const struct sz_content *c)
+{
+    enum { OVERLAP = 64 };
+    unsigned char head[8];
+    unsigned char *buf;
+    enum sz_container kind;
+    uint64_t off = MG_DETECT_SNIFF_BYTES - OVERLAP;
+    int found = 0;
+
+    if (c->size <= MG_DETECT_SNIFF_BYTES)
+        return 0;
+    if (sz_content_read(s, c, 0, head, sizeof head) != (gssize)sizeof head)
+        return -1;
+    if ((kind = sz_container_of(head, sizeof head)) == SZ_CONTAINER_NONE)
+        return 0;
+    buf = g_malloc(SZ_BUF);
+    while (found == 0 && off < c->size) {
+        size_t n = 0;
+        while (n < SZ_BUF && off + n < c->size) {
+            gssize r = sz_content_read(s, c, off + n, buf + n, SZ_BUF - n);
+            if (r <= 0) {
+                if (r == 0)
+                    sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: short");
+                found = -1;
+                break;
+            }
+            n += (size_t)r;
+        }
+        if (found == 0 && sz_macro_marker(buf, n, kind))
+            found = 1;
+        if (off + n >= c->size)
+            break;
+        off += n - OVERLAP;
+    }
+    g_free(buf);
+    return found;
+}
+
 /* The item's rule, what is forced on it, and its handler: after the
  * detection, the flags and the scan. */
 static bool decide(struct mg_sanitize *s, int index)
@@ -1244,6 +1287,18 @@ static bool decide(struct mg_sanitize *s, int index)
 
     it->rule = match(s, it);
     it->action = mg_rule_action(it->rule);
+    if (it->action == MG_ACTION_KEEP && !(it->flags & MG_ITEM_MACROS)) {
+        /* what a rule keeps is looked at whole for macros: a zip's or an
+         * OLE2 file's names may come after the sniff window */
+        int r = macros_past_sniff(s, &it->c);
+        if (r < 0)
+            return false;
+        if (r > 0) {
+            it->flags |= MG_ITEM_MACROS;
+            it->rule = match(s, it);
+            it->action = mg_rule_action(it->rule);
+        }
+    }
     if (s->o.password != NULL && it->action == MG_ACTION_HOLD && (it->flags & MG_ITEM_ENCRYPTED) &&
         !(it->flags & MG_ITEM_INFECTED) && !it->unscanned && it->role == MG_ROLE_ATTACHMENT) {
         /* A release with a password: an encrypted archive the rules
@@ -1802,7 +1857,14 @@ static bool check_output(struct mg_sanitize *s, int index, const struct mg_cdr_h
     g_free(it->cdr_type);
     it->cdr_type = g_ascii_strdown(t, -1);
     if (!mg_cdr_type_in(h->out_types, it->cdr_type)) {
-        it->cdr_reason = g_strdup_printf("the handler made %s, not what it should", it->cdr_type);
+        /* a text whose first element is <svg>, say: it would not pass
+         * the policy as text (see output_kept in build.c) */
+        it->cdr_not_text = h->action == MG_ACTION_TEXT;
+        if (it->cdr_not_text)
+            it->cdr_reason = g_strdup_printf("its text reads as %s", it->cdr_type);
+        else
+            it->cdr_reason =
+                g_strdup_printf("the handler made %s, not what it should", it->cdr_type);
         it->cdr_status = MG_CDR_FAIL;
         return true;
     }
@@ -2007,7 +2069,7 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
         reason = NULL;
     } else if (st != MG_CDR_OK || it->cdr_status != MG_CDR_OK) {
         it->action = MG_ACTION_DROP;
-        it->forced = SZ_FORCED_CDR_FAILED;
+        it->forced = it->cdr_not_text ? SZ_FORCED_NOT_TEXT : SZ_FORCED_CDR_FAILED;
         if (it->cdr_reason == NULL) {
             it->cdr_reason = reason;
             reason = NULL;

@@ -92,6 +92,7 @@ struct sz_item {
     int cdr_status;               /* enum mg_cdr_status, when cdr_handler is set */
     char *cdr_reason;             /* why it failed */
     bool cdr_ready;               /* cdr holds the handler's output */
+    bool cdr_not_text;            /* a text handler's output is typed as something else */
     struct sz_content cdr;        /* the output (disarm, flatten, text) */
     char *cdr_name, *cdr_type;    /* the worker's name for it, its detected type */
     char cdr_sha_hex[65];         /* SHA-256 of the output */
@@ -191,6 +192,9 @@ bool sz_extension_mismatch(const char *filename, const char *detected);
 
 /* classify.c */
 unsigned sz_sniff_flags(const unsigned char *buf, size_t len, const char *detected);
+enum sz_container { SZ_CONTAINER_NONE, SZ_CONTAINER_ZIP, SZ_CONTAINER_OLE2 };
+enum sz_container sz_container_of(const unsigned char *buf, size_t len);
+bool sz_macro_marker(const unsigned char *buf, size_t len, enum sz_container kind);
 bool sz_type_mismatch(const char *declared, const char *detected);
 
 #endif

@@ -672,6 +672,27 @@ def test_svg():
               (i.get('detected_type'), i.get('rule'), i.get('action'), bad))
 
 
+def test_text_reads_as_svg():
+    """An RTF whose text begins with an SVG root: its text would be typed
+    image/svg+xml, which no rule keeps as text, so it is removed as
+    having no text form (not as a failed handler), with the reason in
+    the audit record."""
+    d = b'{\\rtf1\\ansi <svg onload="alert(1)"/> hello\\par}'
+    data = mail([('s.rtf', d), ('after.txt', b'clean text\n')])
+    audit = os.path.join(TMP, 'audit-rtf-svg.jsonl')
+    p = sanitize(data, audit=audit)
+    m = parse(p.stdout) if p.returncode == 0 else None
+    a = last_audit(audit).get('s.rtf', {}) if m else {}
+    bad = gone(p, 's.rtf', d, [b'onload', b'<svg'])
+    line = notice_line(m, 's.rtf') if m else ''
+    check(not bad and [x[0] for x in attachments(m)] == ['after.txt']
+          and a.get('action') == 'drop' and a.get('forced') == 'no-text-form'
+          and (a.get('cdr') or {}).get('reason') == 'its text reads as image/svg+xml'
+          and 'cannot be made safe yet' in line,
+          'RTF whose text begins with <svg>: removed as having no text form, nothing delivered',
+          (bad, line, a.get('action'), a.get('forced'), a.get('cdr')))
+
+
 def test_unparsable_pdf():
     """A PDF header and then noise: no objects, no xref, no trailer."""
     noise = random_bytes(4096)
@@ -776,8 +797,24 @@ def test_macros_never_kept():
            ('Macros/VBA/Module1', b'Attribute VB_Name = "Module1"\r\nSub AutoOpen()\r\nEnd Sub\r\n')]
     plain, macro = ole2(clsid, base), ole2(clsid, base + vba)
     xlsm = corpus('poi-testdata', 'spreadsheet', 'SimpleMacro.xlsm')
+    # the same workbook with 300 KiB of picture before its parts: its
+    # macro project's name first comes past the 256 KiB libmagic sees
+    src = zipfile.ZipFile(io.BytesIO(xlsm))
+    head = ['[Content_Types].xml', '_rels/.rels']
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as z:
+        for n in head:
+            z.writestr(n, src.read(n))
+        z.writestr(zipfile.ZipInfo('xl/media/image9.png'), random_bytes(300 * 1024),
+                   compress_type=zipfile.ZIP_STORED)
+        for n in src.namelist():
+            if n not in head:
+                z.writestr(n, src.read(n))
+    late = buf.getvalue()
+    assert late.find(b'vbaProject.bin') > 256 * 1024
     audit = os.path.join(TMP, 'audit-keep-office.jsonl')
-    data = mail([('plain.jtd', plain), ('macro.jtd', macro), ('SimpleMacro.xlsm', xlsm)])
+    data = mail([('plain.jtd', plain), ('macro.jtd', macro), ('SimpleMacro.xlsm', xlsm),
+                 ('Late.xlsm', late)])
     for lang, says in (('en', 'contains macros'), ('ja', 'マクロが含まれている')):
         p = sanitize(data, rules=rules, audit=audit, lang=lang)
         m = parse(p.stdout) if p.returncode == 0 else None
@@ -788,7 +825,7 @@ def test_macros_never_kept():
               and rec.get('plain.jtd', {}).get('action') == 'keep',
               'keep-office policy (%s): the OLE2 file without macros is kept as it is' % lang,
               (p.returncode, [a[0] for a in atts], rec.get('plain.jtd')))
-        for name, d in (('macro.jtd', macro), ('SimpleMacro.xlsm', xlsm)):
+        for name, d in (('macro.jtd', macro), ('SimpleMacro.xlsm', xlsm), ('Late.xlsm', late)):
             a = rec.get(name, {})
             bad = ['delivered as %s' % n for n, _ in atts if n.startswith(name)]
             bad += ['macro bytes in the output'] if carries(p.stdout, d[-4096:]) else []
@@ -1188,6 +1225,7 @@ def main():
     test_ichitaro()
     test_script_and_disk_image()
     test_macros_never_kept()
+    test_text_reads_as_svg()
 
     # --- bombs ------------------------------------------------------------
     bombs = os.path.join(CORPUS, 'recursive-extractor', 'Bombs')

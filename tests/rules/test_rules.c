@@ -434,8 +434,11 @@ static const struct error_case error_cases[] = {
      "(flags includes infected) may only drop, hold or reject"},
     {"[rule a]\nflags = encrypted;macros\naction = keep\n",
      "D/10-a.rules:3: [rule a] action: keep is not allowed: a rule for items with macros (flags "
-     "includes macros) may disarm, text, drop, hold or reject them; an item with macros is never "
-     "kept"},
+     "includes macros) cannot keep them; an item with macros is never kept"},
+    /* one error for the key, the first that applies */
+    {"[rule a]\nflags = infected;macros\naction = keep\n",
+     "D/10-a.rules:3: [rule a] action: keep is not allowed: a rule that can match infected items "
+     "(flags includes infected) may only drop, hold or reject"},
     {"[rule a]\naction = keep\nurls = plain\n",
      "D/10-a.rules:3: [rule a] urls: only allowed with action text"},
     {"[rule a]\naction = text\nurls = clickable\n",

@@ -609,6 +609,7 @@ static void test_notice_file(void)
         const char *mail_dropped, *file_dropped; /* line prefixes */
         const char *mail_held_part, *file_held_part;
         const char *mail_infected, *file_infected;
+        const char *mail_macros, *file_macros;
         const char *mail_words[2]; /* in the mail's notice, never in the file's */
     } langs[] = {
         {
@@ -625,6 +626,12 @@ static void test_notice_file(void)
             .file_held_part = "・ファイル「a.bin」（",
             .mail_infected = "・添付ファイル「e.com」からウイルス（",
             .file_infected = "・ファイル「e.com」からウイルス（",
+            .mail_macros = "・添付ファイル「m.xlsm」（application/octet-stream、26 "
+                           "B）にはマクロが含まれているため、"
+                           "削除しました。",
+            .file_macros = "・ファイル「m.xlsm」（application/octet-stream、26 "
+                           "B）にはマクロが含まれているため、"
+                           "削除しました。",
             .mail_words = {"メール", "添付"},
         },
         {
@@ -640,6 +647,12 @@ static void test_notice_file(void)
             .file_held_part = "- The file \"a.bin\" (",
             .mail_infected = "was found in the attachment \"e.com\"",
             .file_infected = "was found in the file \"e.com\"",
+            .mail_macros =
+                "- The attachment \"m.xlsm\" (application/octet-stream, 26 B) contains macros; it "
+                "was removed.",
+            .file_macros =
+                "- The file \"m.xlsm\" (application/octet-stream, 26 B) contains macros; it was "
+                "removed.",
             .mail_words = {"mail", "attachment"},
         },
     };
@@ -648,15 +661,20 @@ static void test_notice_file(void)
     g_string_append(eicar, "X5O!P%@AP[4\\PZX54(P^)7CC)7}$");
     g_string_append(eicar, "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*");
     char *infected = g_strdup_printf(AROUND_FILE("e.com", "%s"), eicar->str);
+    /* a zip's first bytes naming a macro project: kept by rule all,
+     * dropped all the same */
+    const char *macros = AROUND_FILE("m.xlsm", "PK\x03\x04\x14\x01\x02\x02vbaProject.bin....");
 
     for (size_t i = 0; i < G_N_ELEMENTS(langs); i++) {
         const char *lang = langs[i].lang;
-        char *mail[3] = {notice_as(drop, plain, lang, false), notice_as(hold, plain, lang, false),
-                         notice_as(keep, infected, lang, false)};
-        char *file[3] = {notice_as(drop, plain, lang, true), notice_as(hold, plain, lang, true),
-                         notice_as(keep, infected, lang, true)};
+        char *mail[4] = {notice_as(drop, plain, lang, false), notice_as(hold, plain, lang, false),
+                         notice_as(keep, infected, lang, false),
+                         notice_as(keep, macros, lang, false)};
+        char *file[4] = {notice_as(drop, plain, lang, true), notice_as(hold, plain, lang, true),
+                         notice_as(keep, infected, lang, true),
+                         notice_as(keep, macros, lang, true)};
 
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             char *low = g_ascii_strdown(file[k], -1);
             g_test_message("%s mail notice:\n%s", lang, mail[k]);
             g_test_message("%s file notice:\n%s", lang, file[k]);
@@ -681,13 +699,16 @@ static void test_notice_file(void)
         /* infected */
         g_assert_nonnull(strstr(mail[2], langs[i].mail_infected));
         g_assert_nonnull(strstr(file[2], langs[i].file_infected));
+        /* kept by its rule, but with macros */
+        g_assert_true(has_line(mail[3], langs[i].mail_macros));
+        g_assert_true(has_line(file[3], langs[i].file_macros));
         /* the title does not depend on the subject */
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             size_t len = strcspn(mail[k], "\n");
             g_assert_cmpint(len, ==, strcspn(file[k], "\n"));
             g_assert_cmpint(memcmp(mail[k], file[k], len), ==, 0);
         }
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             g_free(mail[k]);
             g_free(file[k]);
         }

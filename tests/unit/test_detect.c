@@ -137,6 +137,10 @@ static void test_svg(void)
          "image/svg+xml"},
         {"<!-- a -->\n<svg/>", "image/svg+xml"},
         {"<!-- a -->\n<svg", "image/svg+xml"},
+        /* what libmagic calls text/csv: as many commas on every line */
+        {"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\">,a,b\nx,0,y\nq,1,z\n"
+         "</svg>,c,d\n",
+         "image/svg+xml"},
         /* text that only mentions markup, or another root */
         {"plain words\n", "text/plain"},
         {"hello\nhello\n<svg onload=\"alert(1)\"></svg>\n", "text/plain"},
@@ -159,21 +163,37 @@ static void test_svg(void)
     const char *dt = "<!-- c -->\n<!DOCTYPE svg [\n<!ENTITY a \"b\">\n] >\n<svg>&a;</svg>\n";
     g_assert_cmpstr(mg_detect_buffer(d, dt, strlen(dt)), ==, "image/svg+xml");
 
-    /* UTF-16 with a byte order mark, either order */
+    /* UTF-16 and UTF-32 with a byte order mark, either order (libmagic:
+     * text/plain); a UTF-16 text cut inside its last unit */
     const char *ascii = "<!-- c -->\n<svg onload=\"x\"><rect/></svg>\n";
     size_t n = strlen(ascii);
-    for (int be = 0; be <= 1; be++) {
-        GByteArray *u = g_byte_array_new();
-        guint8 bom[2] = {be ? 0xfe : 0xff, be ? 0xff : 0xfe};
-        g_byte_array_append(u, bom, 2);
-        for (size_t i = 0; i < n; i++) {
-            guint8 unit[2] = {be ? 0 : (guint8)ascii[i], be ? (guint8)ascii[i] : 0};
-            g_byte_array_append(u, unit, 2);
+    for (unsigned width = 2; width <= 4; width += 2) {
+        for (int be = 0; be <= 1; be++) {
+            GByteArray *u = g_byte_array_new();
+            guint8 unit[4] = {0};
+            if (width == 2) {
+                guint8 bom[2] = {be ? 0xfe : 0xff, be ? 0xff : 0xfe};
+                g_byte_array_append(u, bom, 2);
+            } else {
+                guint8 bom[4] = {be ? 0 : 0xff, be ? 0 : 0xfe, be ? 0xfe : 0, be ? 0xff : 0};
+                g_byte_array_append(u, bom, 4);
+            }
+            for (size_t i = 0; i < n; i++) {
+                unit[be ? width - 1 : 0] = (guint8)ascii[i];
+                g_byte_array_append(u, unit, width);
+            }
+            if (width == 2 && be)
+                g_byte_array_append(u, (const guint8 *)"\0", 1);
+            if (g_strcmp0(mg_detect_buffer(d, u->data, u->len), "image/svg+xml") != 0)
+                g_error("UTF-%u%s: %s", width * 8, be ? "BE" : "LE",
+                        mg_detect_buffer(d, u->data, u->len));
+            g_byte_array_free(u, TRUE);
         }
-        /* (libmagic: text/plain) */
-        g_assert_cmpstr(mg_detect_buffer(d, u->data, u->len), ==, "image/svg+xml");
-        g_byte_array_free(u, TRUE);
     }
+    /* a byte order mark alone, and one followed by half a unit */
+    g_assert_cmpstr(mg_detect_buffer(d, "\xff\xfe", 2), !=, "image/svg+xml");
+    g_assert_cmpstr(mg_detect_buffer(d, "\xff\xfe<", 3), !=, "image/svg+xml");
+    g_assert_cmpstr(mg_detect_buffer(d, "\xef\xbb\xbf", 3), !=, "image/svg+xml");
 
     /* a prolog longer than the whole window: the root is not seen */
     GString *g = g_string_new("<!--");
