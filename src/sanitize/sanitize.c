@@ -1252,8 +1252,15 @@ static int macros_past_sniff(struct mg_sanitize *s, const struct sz_content *c)
 
     if (c->size <= MG_DETECT_SNIFF_BYTES)
         return 0;
-    if (sz_content_read(s, c, 0, head, sizeof head) != (gssize)sizeof head)
-        return -1;
+    for (size_t got = 0; got < sizeof head;) {
+        gssize r = sz_content_read(s, c, got, head + got, sizeof head - got);
+        if (r <= 0) {
+            if (r == 0)
+                sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: short");
+            return -1;
+        }
+        got += (size_t)r;
+    }
     if ((kind = sz_container_of(head, sizeof head)) == SZ_CONTAINER_NONE)
         return 0;
     buf = g_malloc(SZ_BUF);
