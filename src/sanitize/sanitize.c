@@ -1111,7 +1111,6 @@ static void cdr_reset(struct mg_sanitize *s, struct sz_item *it)
     content_forget(s, &it->cdr);
     memset(&it->cdr, 0, sizeof it->cdr);
     it->cdr_ready = false;
-    it->cdr_not_text = false;
     it->cdr_handler = NULL;
     it->cdr_status = 0;
     g_clear_pointer(&it->cdr_reason, g_free);
@@ -1237,6 +1236,25 @@ static bool classify(struct mg_sanitize *s, int index)
     return decide(s, index);
 }
 
+/* Reads len bytes of c at off (fewer only at its end): the count, or -1
+ * when a read failed (s failed). */
+static gssize content_read_full(struct mg_sanitize *s, const struct sz_content *c, uint64_t off,
+                                unsigned char *buf, size_t len)
+{
+    size_t n = 0;
+
+    while (n < len && off + n < c->size) {
+        gssize r = sz_content_read(s, c, off + n, buf + n, len - n);
+        if (r <= 0) {
+            if (r == 0)
+                sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: short");
+            return -1;
+        }
+        n += (size_t)r;
+    }
+    return (gssize)n;
+}
+
 /* Whether a zip or OLE2 content longer than the sniff window holds a
  * macro marker past it (sz_sniff_flags looked at the window only): 1
  * yes, 0 no, -1 a read failed (s failed). Read in SZ_BUF pieces that
@@ -1252,35 +1270,21 @@ static int macros_past_sniff(struct mg_sanitize *s, const struct sz_content *c)
 
     if (c->size <= MG_DETECT_SNIFF_BYTES)
         return 0;
-    for (size_t got = 0; got < sizeof head;) {
-        gssize r = sz_content_read(s, c, got, head + got, sizeof head - got);
-        if (r <= 0) {
-            if (r == 0)
-                sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: short");
-            return -1;
-        }
-        got += (size_t)r;
-    }
+    if (content_read_full(s, c, 0, head, sizeof head) < 0)
+        return -1;
     if ((kind = sz_container_of(head, sizeof head)) == SZ_CONTAINER_NONE)
         return 0;
     buf = g_malloc(SZ_BUF);
-    while (found == 0 && off < c->size) {
-        size_t n = 0;
-        while (n < SZ_BUF && off + n < c->size) {
-            gssize r = sz_content_read(s, c, off + n, buf + n, SZ_BUF - n);
-            if (r <= 0) {
-                if (r == 0)
-                    sz_fail(s, MG_VERDICT_TEMPFAIL, "spool read: short");
-                found = -1;
-                break;
-            }
-            n += (size_t)r;
-        }
-        if (found == 0 && sz_macro_marker(buf, n, kind))
+    while (found == 0) {
+        gssize n = content_read_full(s, c, off, buf, SZ_BUF);
+        if (n < 0)
+            found = -1;
+        else if (sz_macro_marker(buf, (size_t)n, kind))
             found = 1;
-        if (off + n >= c->size)
+        else if (off + (uint64_t)n >= c->size)
             break;
-        off += n - OVERLAP;
+        else
+            off += (uint64_t)n - OVERLAP;
     }
     g_free(buf);
     return found;
@@ -1866,8 +1870,7 @@ static bool check_output(struct mg_sanitize *s, int index, const struct mg_cdr_h
     if (!mg_cdr_type_in(h->out_types, it->cdr_type)) {
         /* a text whose first element is <svg>, say: it would not pass
          * the policy as text (see output_kept in build.c) */
-        it->cdr_not_text = h->action == MG_ACTION_TEXT;
-        if (it->cdr_not_text)
+        if (h->action == MG_ACTION_TEXT)
             it->cdr_reason = g_strdup_printf("its text reads as %s", it->cdr_type);
         else
             it->cdr_reason =
@@ -2076,7 +2079,10 @@ static bool run_cdr(struct mg_sanitize *s, int index, const struct mg_cdr_handle
         reason = NULL;
     } else if (st != MG_CDR_OK || it->cdr_status != MG_CDR_OK) {
         it->action = MG_ACTION_DROP;
-        it->forced = it->cdr_not_text ? SZ_FORCED_NOT_TEXT : SZ_FORCED_CDR_FAILED;
+        /* a text handler's output typed as something else (check_output) */
+        bool not_text = h->action == MG_ACTION_TEXT && it->cdr_type != NULL &&
+                        !mg_cdr_type_in(h->out_types, it->cdr_type);
+        it->forced = not_text ? SZ_FORCED_NOT_TEXT : SZ_FORCED_CDR_FAILED;
         if (it->cdr_reason == NULL) {
             it->cdr_reason = reason;
             reason = NULL;

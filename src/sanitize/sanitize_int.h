@@ -92,7 +92,6 @@ struct sz_item {
     int cdr_status;               /* enum mg_cdr_status, when cdr_handler is set */
     char *cdr_reason;             /* why it failed */
     bool cdr_ready;               /* cdr holds the handler's output */
-    bool cdr_not_text;            /* a text handler's output is typed as something else */
     struct sz_content cdr;        /* the output (disarm, flatten, text) */
     char *cdr_name, *cdr_type;    /* the worker's name for it, its detected type */
     char cdr_sha_hex[65];         /* SHA-256 of the output */
